@@ -1,0 +1,16 @@
+//! Schema migrations for Model Hub: append-only, reversible, and portable between SQLite and
+//! PostgreSQL. Each file owns one step; `Migrator` lists them in order.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261130_000001_initial_schema;
+
+/// Runs Model Hub's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261130_000001_initial_schema::Migration)]
+    }
+}

@@ -1,0 +1,139 @@
+//! HS256 JSON Web Tokens: access tokens for sessions and short-lived signed download tokens.
+//! Validation is pinned to HS256, the issuer, and an audience per token kind.
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    entities::enums::Role,
+    error::{AppError, AppResult, AuthFailure},
+};
+
+const ISSUER: &str = "modelhub";
+const ACCESS_AUDIENCE: &str = "modelhub:api";
+const DOWNLOAD_AUDIENCE: &str = "modelhub:download";
+
+/// The claims of an access token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user id.
+    pub sub: Uuid,
+    /// The role when the token was issued (the database's current role is what counts).
+    pub role: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// The claims of a signed download link.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DownloadClaims {
+    /// The version id.
+    pub sub: Uuid,
+    /// The user the link was made for, if any.
+    pub uid: Option<Uuid>,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+}
+
+/// Signing and verification keys, built once from the configured secret.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl JwtKeys {
+    /// Builds keys from the HS256 secret.
+    pub fn new(secret: &SecretString) -> Result<Self, jsonwebtoken::errors::Error> {
+        let bytes = secret.expose_secret().as_bytes();
+        Ok(Self {
+            encoding: EncodingKey::from_secret(bytes)?,
+            decoding: DecodingKey::from_secret(bytes)?,
+        })
+    }
+
+    fn validation(audience: &str) -> Validation {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        validation
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> AppResult<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(AppError::internal)
+    }
+
+    /// Issues an access token for a user, valid until `expires_at`.
+    pub fn issue_access(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        expires_at: DateTime<Utc>,
+    ) -> AppResult<String> {
+        self.sign(&AccessClaims {
+            sub: user_id,
+            role: match role {
+                Role::User => "user".into(),
+                Role::Admin => "admin".into(),
+            },
+            iss: ISSUER.into(),
+            aud: ACCESS_AUDIENCE.into(),
+            iat: Utc::now().timestamp(),
+            exp: expires_at.timestamp(),
+        })
+    }
+
+    /// Verifies an access token and returns its claims.
+    pub fn verify_access(&self, token: &str) -> AppResult<AccessClaims> {
+        jsonwebtoken::decode::<AccessClaims>(
+            token,
+            &self.decoding,
+            &Self::validation(ACCESS_AUDIENCE),
+        )
+        .map(|data| data.claims)
+        .map_err(token_error)
+    }
+
+    /// Signs a download link for one version.
+    pub fn issue_download(
+        &self,
+        version_id: Uuid,
+        user_id: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+    ) -> AppResult<String> {
+        self.sign(&DownloadClaims {
+            sub: version_id,
+            uid: user_id,
+            iss: ISSUER.into(),
+            aud: DOWNLOAD_AUDIENCE.into(),
+            exp: expires_at.timestamp(),
+        })
+    }
+
+    /// Verifies a download token and returns its claims.
+    pub fn verify_download(&self, token: &str) -> AppResult<DownloadClaims> {
+        jsonwebtoken::decode::<DownloadClaims>(
+            token,
+            &self.decoding,
+            &Self::validation(DOWNLOAD_AUDIENCE),
+        )
+        .map(|data| data.claims)
+        .map_err(token_error)
+    }
+}
+
+fn token_error(err: jsonwebtoken::errors::Error) -> AppError {
+    match err.kind() {
+        ErrorKind::ExpiredSignature => AppError::Unauthenticated(AuthFailure::ExpiredToken),
+        _ => AppError::Unauthenticated(AuthFailure::InvalidToken),
+    }
+}

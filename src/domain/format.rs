@@ -1,0 +1,202 @@
+//! Recognising model file formats from their first bytes, and checking a declared format
+//! against them.
+
+use crate::{
+    entities::enums::ModelFormat,
+    error::{AppError, AppResult},
+};
+
+const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+const GGUF_MAGIC: &[u8] = b"GGUF";
+
+/// Compressed containers joblib writes (zlib, gzip, bz2, xz, lzma, lz4).
+const JOBLIB_COMPRESSED: &[&[u8]] = &[
+    b"\x78\x01",
+    b"\x78\x5e",
+    b"\x78\x9c",
+    b"\x78\xda",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"\x5d\x00\x00",
+    b"\x04\x22\x4d\x18",
+];
+
+fn is_hdf5(head: &[u8]) -> bool {
+    // HDF5 allows a user block of 512, 1024, 2048 … bytes before the superblock.
+    [0usize, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+        .iter()
+        .any(|&at| head.get(at..at + HDF5_MAGIC.len()) == Some(HDF5_MAGIC))
+}
+
+fn is_pickle(head: &[u8]) -> bool {
+    match head {
+        // Protocol 2+ starts with PROTO and the protocol number.
+        [0x80, proto, ..] => *proto <= 5,
+        // Protocols 0 and 1 start with an opcode such as MARK, GLOBAL or EMPTY_DICT.
+        [first, ..] => b"(c]}NIFSVJKLUX".contains(first),
+        [] => false,
+    }
+}
+
+fn is_safetensors(head: &[u8], size: u64) -> bool {
+    let Some(len) = head.get(..8) else {
+        return false;
+    };
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(len);
+    let header_len = u64::from_le_bytes(bytes);
+    header_len >= 2 && header_len.saturating_add(8) <= size && head.get(8) == Some(&b'{')
+}
+
+/// Whether the file's first bytes fit `format`. ONNX and OTHER are accepted as declared.
+fn matches(format: ModelFormat, head: &[u8], size: u64) -> bool {
+    match format {
+        ModelFormat::Pickle => is_pickle(head),
+        ModelFormat::Joblib => {
+            is_pickle(head) || JOBLIB_COMPRESSED.iter().any(|m| head.starts_with(m))
+        }
+        ModelFormat::H5 => is_hdf5(head),
+        ModelFormat::Keras => head.starts_with(ZIP_MAGIC) || is_hdf5(head),
+        ModelFormat::Pth => head.starts_with(ZIP_MAGIC) || is_pickle(head),
+        ModelFormat::Safetensors => is_safetensors(head, size),
+        ModelFormat::Gguf => head.starts_with(GGUF_MAGIC),
+        ModelFormat::Onnx | ModelFormat::Other => true,
+    }
+}
+
+fn extension(filename: Option<&str>) -> String {
+    filename
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Guesses the format from the content, using the file name's extension where the content
+/// alone is ambiguous (a zip may be PyTorch or Keras; a pickle may be joblib).
+pub fn detect(head: &[u8], size: u64, filename: Option<&str>) -> ModelFormat {
+    let ext = extension(filename);
+    if head.starts_with(GGUF_MAGIC) {
+        ModelFormat::Gguf
+    } else if is_hdf5(head) {
+        if ext == "keras" {
+            ModelFormat::Keras
+        } else {
+            ModelFormat::H5
+        }
+    } else if head.starts_with(ZIP_MAGIC) {
+        if ext == "keras" {
+            ModelFormat::Keras
+        } else {
+            ModelFormat::Pth
+        }
+    } else if is_safetensors(head, size) {
+        ModelFormat::Safetensors
+    } else if is_pickle(head) {
+        match ext.as_str() {
+            "joblib" => ModelFormat::Joblib,
+            "pth" | "pt" | "bin" => ModelFormat::Pth,
+            _ => ModelFormat::Pickle,
+        }
+    } else if JOBLIB_COMPRESSED.iter().any(|m| head.starts_with(m)) && ext == "joblib" {
+        ModelFormat::Joblib
+    } else if ext == "onnx" {
+        ModelFormat::Onnx
+    } else {
+        ModelFormat::Other
+    }
+}
+
+/// The format to record: the declared one if the content fits it, else `BAD_USER_INPUT`;
+/// detected from the content when none is declared.
+pub fn resolve(
+    declared: Option<ModelFormat>,
+    head: &[u8],
+    size: u64,
+    filename: Option<&str>,
+) -> AppResult<ModelFormat> {
+    match declared {
+        None => Ok(detect(head, size, filename)),
+        Some(format) if matches(format, head, size) => Ok(format),
+        Some(format) => Err(AppError::bad_input(
+            "format",
+            format!(
+                "the file's content is not {} (it looks like {})",
+                label(format),
+                label(detect(head, size, filename))
+            ),
+        )),
+    }
+}
+
+/// The format's name as in the API.
+pub fn label(format: ModelFormat) -> &'static str {
+    match format {
+        ModelFormat::Joblib => "JOBLIB",
+        ModelFormat::Pickle => "PICKLE",
+        ModelFormat::H5 => "H5",
+        ModelFormat::Keras => "KERAS",
+        ModelFormat::Pth => "PTH",
+        ModelFormat::Safetensors => "SAFETENSORS",
+        ModelFormat::Onnx => "ONNX",
+        ModelFormat::Gguf => "GGUF",
+        ModelFormat::Other => "OTHER",
+    }
+}
+
+/// The usual file extension of a format, for download file names.
+pub fn file_extension(format: ModelFormat) -> &'static str {
+    match format {
+        ModelFormat::Joblib => "joblib",
+        ModelFormat::Pickle => "pkl",
+        ModelFormat::H5 => "h5",
+        ModelFormat::Keras => "keras",
+        ModelFormat::Pth => "pth",
+        ModelFormat::Safetensors => "safetensors",
+        ModelFormat::Onnx => "onnx",
+        ModelFormat::Gguf => "gguf",
+        ModelFormat::Other => "bin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats_from_magic_bytes() {
+        assert_eq!(detect(b"GGUF\x03\x00", 6, None), ModelFormat::Gguf);
+        assert_eq!(
+            detect(b"\x89HDF\r\n\x1a\n....", 12, Some("m.h5")),
+            ModelFormat::H5
+        );
+        assert_eq!(
+            detect(b"PK\x03\x04....", 8, Some("m.pth")),
+            ModelFormat::Pth
+        );
+        assert_eq!(
+            detect(b"PK\x03\x04....", 8, Some("m.keras")),
+            ModelFormat::Keras
+        );
+        assert_eq!(
+            detect(b"\x80\x04\x95", 3, Some("m.joblib")),
+            ModelFormat::Joblib
+        );
+        assert_eq!(
+            detect(b"\x80\x04\x95", 3, Some("m.pkl")),
+            ModelFormat::Pickle
+        );
+        let mut st = 2u64.to_le_bytes().to_vec();
+        st.extend_from_slice(b"{}");
+        assert_eq!(detect(&st, 10, None), ModelFormat::Safetensors);
+        assert_eq!(detect(b"\x08\x07", 2, Some("m.onnx")), ModelFormat::Onnx);
+    }
+
+    #[test]
+    fn rejects_a_declared_format_the_content_contradicts() {
+        assert!(resolve(Some(ModelFormat::Gguf), b"\x80\x04", 2, None).is_err());
+        assert!(resolve(Some(ModelFormat::H5), b"PK\x03\x04", 4, None).is_err());
+        assert!(resolve(Some(ModelFormat::Onnx), b"anything", 8, None).is_ok());
+    }
+}

@@ -1,0 +1,7 @@
+//! Parse-don't-validate newtypes for what users type: each `parse` returns a value that is
+//! known to be valid, or a `BAD_USER_INPUT` error naming the field.
+
+pub mod account;
+pub mod format;
+pub mod model;
+pub mod version;

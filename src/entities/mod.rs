@@ -1,0 +1,11 @@
+//! SeaORM entities: one module per table, mirroring `migrations/`. They carry no rules; the
+//! services own those.
+
+pub mod api_token;
+pub mod audit_log;
+pub mod download_event;
+pub mod enums;
+pub mod model;
+pub mod model_tag;
+pub mod model_version;
+pub mod user;

@@ -1,0 +1,37 @@
+//! `model_versions`: one uploaded file of a model, identified by its semantic version.
+
+use sea_orm::entity::prelude::*;
+
+use super::enums::{InspectionStatus, ModelFormat};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "model_versions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub model_id: Uuid,
+    /// The version as the user wrote it, e.g. `v1.0.0`.
+    pub version: String,
+    /// A string whose byte order is semver precedence (see `domain::version`).
+    pub version_key: String,
+    pub format: ModelFormat,
+    pub size_bytes: i64,
+    /// Hex SHA-256 of the file: also its blob's address.
+    pub sha256: String,
+    pub filename: Option<String>,
+    pub changelog: Option<String>,
+    pub metadata: Json,
+    pub performance_metrics: Json,
+    pub downloads: i64,
+    pub uploaded_by: Uuid,
+    pub inspection_status: InspectionStatus,
+    pub inspection: Option<Json>,
+    pub withdrawn_at: Option<DateTimeUtc>,
+    pub withdrawn_reason: Option<String>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,230 @@
+//! The one error type of the request path, and its stable codes.
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql converts any `Display`
+//! error into a message with no code, so only the explicit conversion below reaches clients —
+//! with `extensions.code`, and without internals for `INTERNAL`.
+
+use async_graphql::ErrorExtensions;
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use sea_orm::{DbErr, SqlErr};
+
+/// A stable, machine-readable error code (`extensions.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as clients see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The HTTP status for plain (non-GraphQL) routes.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadUserInput => StatusCode::BAD_REQUEST,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Why a caller is not authenticated (`extensions.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials where some are needed.
+    Missing,
+    /// Wrong username or password (the same for an unknown user).
+    InvalidCredentials,
+    /// A token that is not well formed or whose signature does not verify.
+    InvalidToken,
+    /// A token past its expiry.
+    ExpiredToken,
+    /// An API token that was revoked.
+    RevokedToken,
+    /// The account is disabled.
+    AccountDisabled,
+}
+
+impl AuthFailure {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "MISSING_CREDENTIALS",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::InvalidToken => "INVALID_TOKEN",
+            Self::ExpiredToken => "EXPIRED_TOKEN",
+            Self::RevokedToken => "REVOKED_TOKEN",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "authentication required",
+            Self::InvalidCredentials => "invalid username or password",
+            Self::InvalidToken => "invalid access token",
+            Self::ExpiredToken => "the access token has expired",
+            Self::RevokedToken => "the API token has been revoked",
+            Self::AccountDisabled => "this account is disabled",
+        }
+    }
+}
+
+/// Every failure a request can end with.
+#[derive(Debug)]
+pub enum AppError {
+    /// The caller is not (validly) authenticated.
+    Unauthenticated(AuthFailure),
+    /// The caller is known but may not do this.
+    Forbidden(String),
+    /// The thing does not exist, or the caller may not know it does.
+    NotFound(&'static str),
+    /// An input value is wrong; `field` names it.
+    BadInput { field: String, message: String },
+    /// The request clashes with the current state (duplicate, wrong workflow state).
+    Conflict(String),
+    /// An upload or body is over its limit.
+    PayloadTooLarge { limit: u64 },
+    /// Too many requests; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
+    /// Anything unexpected. The cause is logged, never sent.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    /// A `BAD_USER_INPUT` error about one field.
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An unexpected failure with its cause.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::BadInput { .. } => ErrorCode::BadUserInput,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The message clients see. `INTERNAL` says nothing about its cause.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated(failure) => failure.message().to_owned(),
+            Self::Forbidden(message) | Self::Conflict(message) => message.clone(),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::BadInput { field, message } => format!("{field}: {message}"),
+            Self::PayloadTooLarge { limit } => {
+                format!("the upload exceeds the limit of {limit} bytes")
+            }
+            Self::RateLimited { retry_after_secs } => {
+                format!("too many requests; retry in {retry_after_secs} s")
+            }
+            Self::Internal(_) => "internal server error".to_owned(),
+        }
+    }
+
+    /// Logs unexpected errors with their cause chain; the others are the caller's business.
+    fn log(&self) {
+        if let Self::Internal(cause) = self {
+            let mut chain = cause.to_string();
+            let mut source = cause.source();
+            while let Some(inner) = source {
+                chain.push_str(": ");
+                chain.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            tracing::error!(error = %chain, "internal error");
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Self::Conflict("an item with the same unique value already exists".into())
+            }
+            _ => Self::internal(err),
+        }
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.log();
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", err.code().as_str());
+            match &err {
+                AppError::Unauthenticated(failure) => ext.set("reason", failure.reason()),
+                AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::PayloadTooLarge { limit } => ext.set("limit", *limit),
+                AppError::RateLimited { retry_after_secs } => {
+                    ext.set("retryAfter", *retry_after_secs)
+                }
+                _ => {}
+            }
+        })
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let body = serde_json::json!({
+            "error": { "code": self.code().as_str(), "message": self.message() }
+        });
+        let mut response = (self.code().status(), axum::Json(body)).into_response();
+        if let Self::RateLimited { retry_after_secs } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if matches!(self, Self::Unauthenticated(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The result of a service call.
+pub type AppResult<T> = Result<T, AppError>;

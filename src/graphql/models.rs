@@ -1,0 +1,561 @@
+//! Models and versions in GraphQL: the types, the queries (lists, lookups) and the mutations
+//! (uploads, changes, deletions).
+
+use async_graphql::{
+    Context, ID, InputObject, Json, Object, Result, SimpleObject,
+    connection::{Connection, Edge},
+};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{
+    RequestContext,
+    accounts::User,
+    context::loaders,
+    scalars::{BigInt, parse_id},
+    upload::Upload,
+};
+use crate::{
+    entities::{
+        enums::{ApprovalStatus, ModelFormat, Visibility},
+        model, model_version,
+    },
+    error::AppError,
+    services::{
+        downloads,
+        models::{self, ModelChanges, ModelFilter, ModelSortField, SortDirection},
+        pagination::{Cursor, Page, page_size},
+        versions::{self, NewModel, NewVersion},
+    },
+};
+
+/// The total size of a list, beside its page.
+#[derive(SimpleObject)]
+pub struct ListTotal {
+    /// How many items the whole list has.
+    total_count: BigInt,
+}
+
+/// A page of a list, as a Relay connection.
+pub type ConnectionOf<N> = Connection<String, N, ListTotal>;
+
+/// Turns a service page into a connection.
+pub fn connection<T, N: async_graphql::OutputType>(
+    page: Page<T>,
+    node: impl Fn(T) -> N,
+) -> ConnectionOf<N> {
+    let mut connection = Connection::with_additional_fields(
+        page.has_previous,
+        page.has_next,
+        ListTotal {
+            total_count: BigInt(page.total as i64),
+        },
+    );
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|(cursor, item)| Edge::new(cursor.encode(), node(item))),
+    );
+    connection
+}
+
+fn load_error(err: std::sync::Arc<sea_orm::DbErr>) -> AppError {
+    AppError::internal(err.to_string())
+}
+
+/// A stored model: its metadata, owner, publication state and versions.
+pub struct Model(pub model::Model);
+
+#[Object]
+impl Model {
+    /// The model's id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The display name, unique among its owner's models.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// What the model does.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// The ML framework, e.g. `scikit-learn`, `pytorch`.
+    async fn framework(&self) -> &str {
+        &self.0.framework
+    }
+
+    /// The ML task, e.g. `classification`.
+    async fn task_type(&self) -> Option<&str> {
+        self.0.task_type.as_deref()
+    }
+
+    /// Lower-case tags.
+    async fn tags(&self) -> Vec<String> {
+        serde_json::from_value(self.0.tags.clone()).unwrap_or_default()
+    }
+
+    /// The license, e.g. `mit`.
+    async fn license(&self) -> Option<&str> {
+        self.0.license.as_deref()
+    }
+
+    /// The account that owns the model.
+    async fn owner(&self, ctx: &Context<'_>) -> Result<User> {
+        let owner = loaders(ctx)?
+            .users
+            .load_one(self.0.owner_id)
+            .await
+            .map_err(load_error)?
+            .ok_or_else(|| AppError::internal("a model's owner is missing"))?;
+        Ok(User::new(owner))
+    }
+
+    /// PRIVATE (owner and administrators) or PUBLIC (everyone).
+    async fn visibility(&self) -> Visibility {
+        self.0.visibility
+    }
+
+    /// Where the model stands in the publication workflow.
+    async fn approval_status(&self) -> ApprovalStatus {
+        self.0.approval_status
+    }
+
+    /// The reviewer's note or rejection reason (owner and administrators).
+    async fn review_note(&self, ctx: &Context<'_>) -> Option<&str> {
+        let viewer = ctx.viewer();
+        (viewer.user_id() == Some(self.0.owner_id) || viewer.is_admin())
+            .then_some(self.0.review_note.as_deref())
+            .flatten()
+    }
+
+    /// The newest version (highest semver) that is not withdrawn.
+    async fn current_version(&self, ctx: &Context<'_>) -> Result<Option<ModelVersion>> {
+        let Some(id) = self.0.current_version_id else {
+            return Ok(None);
+        };
+        let version = loaders(ctx)?
+            .versions
+            .load_one(id)
+            .await
+            .map_err(load_error)?;
+        Ok(version.map(ModelVersion))
+    }
+
+    /// The versions, newest semver first.
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ConnectionOf<ModelVersion>> {
+        let size = page_size(first)?;
+        let after = after.map(|a| Cursor::decode("after", &a)).transpose()?;
+        let all = loaders(ctx)?
+            .versions_of_model
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        let page = Page::from_sorted(all, size, after.as_ref(), |v| v.id);
+        Ok(connection(page, ModelVersion))
+    }
+
+    /// One version by its label (`v1.0.0` and `1.0.0` are the same version).
+    async fn version(&self, ctx: &Context<'_>, version: String) -> Result<Option<ModelVersion>> {
+        let key = crate::domain::version::Version::parse("version", &version)?.sort_key();
+        let all = loaders(ctx)?
+            .versions_of_model
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .find(|v| v.version_key == key)
+            .map(ModelVersion))
+    }
+
+    /// Downloads of all versions.
+    async fn downloads(&self) -> BigInt {
+        BigInt(self.0.downloads)
+    }
+
+    /// When the model was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When the model or its versions last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// One uploaded file of a model.
+pub struct ModelVersion(pub model_version::Model);
+
+#[Object]
+impl ModelVersion {
+    /// The version's id (also in its download URL).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The model it belongs to.
+    async fn model(&self, ctx: &Context<'_>) -> Result<Model> {
+        let model = loaders(ctx)?
+            .models
+            .load_one(self.0.model_id)
+            .await
+            .map_err(load_error)?
+            .ok_or(AppError::NotFound("model"))?;
+        Ok(Model(model))
+    }
+
+    /// The version label, e.g. `v1.0.0`; unique per model, ordered as semver.
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+
+    /// The file format.
+    async fn format(&self) -> ModelFormat {
+        self.0.format
+    }
+
+    /// The file size in bytes.
+    async fn size_bytes(&self) -> BigInt {
+        BigInt(self.0.size_bytes)
+    }
+
+    /// The file size in megabytes (MiB), as the seed API reported it.
+    async fn size_mb(&self) -> f64 {
+        (self.0.size_bytes as f64 / (1024.0 * 1024.0) * 100.0).round() / 100.0
+    }
+
+    /// The SHA-256 of the file (lower-case hex); also the download's `ETag`.
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    /// The name of the uploaded file.
+    async fn filename(&self) -> Option<&str> {
+        self.0.filename.as_deref()
+    }
+
+    /// What changed in this version.
+    async fn changelog(&self) -> Option<&str> {
+        self.0.changelog.as_deref()
+    }
+
+    /// Free-form metadata (parameters, training data…).
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0.metadata.clone())
+    }
+
+    /// Evaluation results, e.g. `{"accuracy": 0.975}`.
+    async fn performance_metrics(&self) -> Json<Value> {
+        Json(self.0.performance_metrics.clone())
+    }
+
+    /// A signed link to the file that works without an Authorization header, for a limited
+    /// time (`MODELHUB_DOWNLOAD_URL_TTL_SECS`).
+    async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(downloads::signed_url(
+            ctx.state(),
+            self.0.id,
+            ctx.viewer().user_id(),
+        )?)
+    }
+
+    /// Downloads of this version.
+    async fn downloads(&self) -> BigInt {
+        BigInt(self.0.downloads)
+    }
+
+    /// Who uploaded it.
+    async fn uploaded_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?
+            .users
+            .load_one(self.0.uploaded_by)
+            .await
+            .map_err(load_error)?;
+        Ok(user.map(User::new))
+    }
+
+    /// When it was uploaded.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A new model and its first version (sent with the file).
+#[derive(InputObject)]
+pub struct CreateModelInput {
+    /// Display name, unique among the owner's models.
+    name: String,
+    description: Option<String>,
+    /// e.g. `scikit-learn`, `pytorch`, `tensorflow`.
+    framework: String,
+    /// The first version, e.g. `v1.0.0`.
+    version: String,
+    /// Checked against the file's content; detected from it when omitted.
+    format: Option<ModelFormat>,
+    /// e.g. `classification`.
+    task_type: Option<String>,
+    #[graphql(default)]
+    tags: Vec<String>,
+    license: Option<String>,
+    changelog: Option<String>,
+    /// A JSON object (at most 64 KiB).
+    metadata: Option<Json<Value>>,
+    /// A JSON object (at most 64 KiB).
+    performance_metrics: Option<Json<Value>>,
+}
+
+/// A new version (sent with the file).
+#[derive(InputObject)]
+pub struct CreateVersionInput {
+    /// e.g. `v1.1.0`; must be new for the model.
+    version: String,
+    /// Checked against the file's content; detected from it when omitted.
+    format: Option<ModelFormat>,
+    changelog: Option<String>,
+    /// A JSON object (at most 64 KiB).
+    metadata: Option<Json<Value>>,
+    /// A JSON object (at most 64 KiB).
+    performance_metrics: Option<Json<Value>>,
+}
+
+/// Changes to a model; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateModelInput {
+    name: Option<String>,
+    description: Option<String>,
+    framework: Option<String>,
+    task_type: Option<String>,
+    /// Replaces all tags.
+    tags: Option<Vec<String>>,
+    license: Option<String>,
+}
+
+/// What to narrow a model list to; all given conditions apply.
+#[derive(InputObject, Default)]
+#[graphql(name = "ModelFilter")]
+pub struct ModelFilterInput {
+    /// Text in the name or description (case-insensitive).
+    search: Option<String>,
+    framework: Option<String>,
+    task_type: Option<String>,
+    /// Models with all of these tags.
+    #[graphql(default)]
+    tags: Vec<String>,
+    /// The owner's username.
+    owner: Option<String>,
+    license: Option<String>,
+    /// Models with a version in this format.
+    format: Option<ModelFormat>,
+}
+
+/// The order of a model list.
+#[derive(InputObject)]
+pub struct ModelSort {
+    #[graphql(default_with = "ModelSortField::CreatedAt")]
+    field: ModelSortField,
+    #[graphql(default_with = "SortDirection::Desc")]
+    direction: SortDirection,
+}
+
+impl From<ModelFilterInput> for ModelFilter {
+    fn from(input: ModelFilterInput) -> Self {
+        Self {
+            search: input.search,
+            framework: input.framework,
+            task_type: input.task_type,
+            tags: input.tags,
+            owner: input.owner,
+            license: input.license,
+            format: input.format,
+        }
+    }
+}
+
+fn new_version(
+    version: String,
+    format: Option<ModelFormat>,
+    changelog: Option<String>,
+    metadata: Option<Json<Value>>,
+    performance_metrics: Option<Json<Value>>,
+) -> NewVersion {
+    NewVersion {
+        version,
+        format,
+        changelog,
+        metadata: metadata.map(|j| j.0),
+        performance_metrics: performance_metrics.map(|j| j.0),
+    }
+}
+
+/// Lists a page of models for the viewer.
+pub async fn list_models(
+    ctx: &Context<'_>,
+    filter: ModelFilter,
+    sort: Option<ModelSort>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<ConnectionOf<Model>> {
+    let size = page_size(first)?;
+    let after = after.map(|a| Cursor::decode("after", &a)).transpose()?;
+    let order = sort.map_or((ModelSortField::CreatedAt, SortDirection::Desc), |s| {
+        (s.field, s.direction)
+    });
+    let page = models::list(ctx.state(), ctx.viewer(), &filter, order, size, after).await?;
+    Ok(connection(page, Model))
+}
+
+/// Model queries.
+#[derive(Default)]
+pub struct ModelQuery;
+
+#[Object]
+impl ModelQuery {
+    /// Models the caller may see: approved public models, the caller's own, and (for
+    /// administrators) all.
+    async fn models(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ModelFilterInput>,
+        sort: Option<ModelSort>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ConnectionOf<Model>> {
+        list_models(ctx, filter.unwrap_or_default().into(), sort, first, after).await
+    }
+
+    /// A model by id; null if it does not exist or the caller may not see it.
+    async fn model(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Model>> {
+        let id = parse_id("id", &id)?;
+        Ok(models::find(ctx.state(), ctx.viewer(), id)
+            .await?
+            .map(Model))
+    }
+
+    /// A model by its owner's username and its name.
+    async fn model_by_name(
+        &self,
+        ctx: &Context<'_>,
+        owner: String,
+        name: String,
+    ) -> Result<Option<Model>> {
+        Ok(
+            models::find_by_name(ctx.state(), ctx.viewer(), &owner, &name)
+                .await?
+                .map(Model),
+        )
+    }
+
+    /// A version by id; null if it does not exist or the caller may not see its model.
+    async fn model_version(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ModelVersion>> {
+        let id = parse_id("id", &id)?;
+        Ok(versions::find(ctx.state(), ctx.viewer(), id)
+            .await?
+            .map(|(version, _)| ModelVersion(version)))
+    }
+}
+
+/// Model mutations.
+#[derive(Default)]
+pub struct ModelMutation;
+
+#[Object]
+impl ModelMutation {
+    /// Uploads a new model with its first version (multipart request). The model starts
+    /// PRIVATE and DRAFT.
+    async fn create_model(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateModelInput,
+        file: Upload,
+    ) -> Result<Model> {
+        let file = file.file(ctx)?;
+        let new = NewModel {
+            name: input.name,
+            description: input.description,
+            framework: input.framework,
+            task_type: input.task_type,
+            tags: input.tags,
+            license: input.license,
+            version: new_version(
+                input.version,
+                input.format,
+                input.changelog,
+                input.metadata,
+                input.performance_metrics,
+            ),
+        };
+        Ok(Model(
+            versions::create_model(ctx.state(), ctx.viewer(), new, &file).await?,
+        ))
+    }
+
+    /// Uploads a new version of a model (owner or administrator; multipart request).
+    async fn create_model_version(
+        &self,
+        ctx: &Context<'_>,
+        model_id: ID,
+        input: CreateVersionInput,
+        file: Upload,
+    ) -> Result<ModelVersion> {
+        let model_id = parse_id("modelId", &model_id)?;
+        let file = file.file(ctx)?;
+        let new = new_version(
+            input.version,
+            input.format,
+            input.changelog,
+            input.metadata,
+            input.performance_metrics,
+        );
+        Ok(ModelVersion(
+            versions::create_version(ctx.state(), ctx.viewer(), model_id, new, &file).await?,
+        ))
+    }
+
+    /// Changes a model's metadata (owner or administrator).
+    async fn update_model(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateModelInput,
+    ) -> Result<Model> {
+        let id = parse_id("id", &id)?;
+        let changes = ModelChanges {
+            name: input.name,
+            description: input.description,
+            framework: input.framework,
+            task_type: input.task_type,
+            tags: input.tags,
+            license: input.license,
+        };
+        Ok(Model(
+            models::update(ctx.state(), ctx.viewer(), id, changes).await?,
+        ))
+    }
+
+    /// Deletes a model, its versions and their files (owner or administrator).
+    async fn delete_model(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let id = parse_id("id", &id)?;
+        models::delete(ctx.state(), ctx.viewer(), id).await?;
+        Ok(true)
+    }
+
+    /// Deletes one version and its file unless another version shares it (owner or
+    /// administrator). The current version moves to the newest remaining one.
+    async fn delete_model_version(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let id = parse_id("id", &id)?;
+        versions::delete(ctx.state(), ctx.viewer(), id).await?;
+        Ok(true)
+    }
+}

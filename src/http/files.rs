@@ -1,0 +1,267 @@
+//! `GET /files/{versionId}` and `GET /api/v1/models/{modelId}/download`: a model file's bytes,
+//! streamed from the blob store, with `ETag`, `Range` and `If-None-Match`.
+
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{HttpState, graphql::bearer_token};
+use crate::{
+    domain::format,
+    error::{AppError, AppResult},
+    services::{
+        accounts,
+        downloads::{self, Credentials, Grant},
+    },
+    storage::StorageError,
+};
+
+/// Query parameters of the download routes.
+#[derive(Debug, Deserialize)]
+pub struct DownloadParams {
+    /// A signed token from `ModelVersion.downloadUrl`.
+    token: Option<String>,
+}
+
+fn parse_uuid(raw: &str, what: &'static str) -> AppResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound(what))
+}
+
+/// `GET /files/{versionId}`.
+pub async fn by_version(
+    State(state): State<HttpState>,
+    Path(version_id): Path<String>,
+    Query(params): Query<DownloadParams>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let result: AppResult<Response> = async {
+        let version_id = parse_uuid(&version_id, "model version")?;
+        let grant = match params.token.as_deref() {
+            Some(token) => {
+                downloads::authorize_version(&state.app, Credentials::SignedLink(token), version_id)
+                    .await?
+            }
+            None => {
+                let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
+                downloads::authorize_version(&state.app, Credentials::Viewer(&viewer), version_id)
+                    .await?
+            }
+        };
+        serve(&state, grant, &method, &headers).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/v1/models/{modelId}/download`: the model's current version.
+pub async fn by_model(
+    State(state): State<HttpState>,
+    Path(model_id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let result: AppResult<Response> = async {
+        let model_id = parse_uuid(&model_id, "model")?;
+        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
+        let grant = downloads::authorize_current(&state.app, &viewer, model_id).await?;
+        serve(&state, grant, &method, &headers).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A requested byte range, resolved against the file size.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// No (usable) range: the whole file.
+    Full,
+    /// Bytes `start..end` (end exclusive).
+    Partial(u64, u64),
+    /// A range that lies outside the file.
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range; several ranges or other units are served whole.
+fn parse_range(value: &str, size: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let parsed = if start.is_empty() {
+        // A suffix: the last N bytes.
+        match end.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) => Some((size.saturating_sub(n), size)),
+            Err(_) => None,
+        }
+    } else {
+        match (start.parse::<u64>(), end) {
+            (Ok(s), "") => Some((s, size)),
+            (Ok(s), e) => match e.parse::<u64>() {
+                Ok(e) if e >= s => Some((s, e.saturating_add(1).min(size))),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    match parsed {
+        None => RangeRequest::Full,
+        Some((start, _)) if start >= size => RangeRequest::Unsatisfiable,
+        Some((start, end)) => RangeRequest::Partial(start, end),
+    }
+}
+
+/// Whether an `If-None-Match` header matches the entity tag.
+fn etag_matches(header: Option<&HeaderValue>, etag: &str) -> bool {
+    header.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        })
+    })
+}
+
+/// A file name safe for `Content-Disposition`: the model's name and version, with anything but
+/// letters, digits, `-`, `_` and `.` replaced.
+fn download_filename(grant: &Grant) -> String {
+    let stem = format!("{}-{}", grant.model.name, grant.version.version);
+    let safe: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{}.{}",
+        safe.trim_matches('.'),
+        format::file_extension(grant.version.format)
+    )
+}
+
+async fn serve(
+    state: &HttpState,
+    grant: Grant,
+    method: &Method,
+    headers: &HeaderMap,
+) -> AppResult<Response> {
+    let version = &grant.version;
+    let size = u64::try_from(version.size_bytes).map_err(AppError::internal)?;
+    let etag = format!("\"{}\"", version.sha256);
+    let filename = download_filename(&grant);
+    let common = [
+        (header::ETAG, etag.clone()),
+        (header::ACCEPT_RANGES, "bytes".to_owned()),
+        (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+    ];
+    if etag_matches(headers.get(header::IF_NONE_MATCH), &etag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        for (name, value) in &common {
+            response.headers_mut().insert(name, header_value(value)?);
+        }
+        return Ok(response);
+    }
+    // A Range applies only if an If-Range (when sent) still names this content.
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(value) if if_range_ok => parse_range(value, size),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, end) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, size),
+        RangeRequest::Partial(start, end) => (StatusCode::PARTIAL_CONTENT, start, end),
+        RangeRequest::Unsatisfiable => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes */{size}"))?,
+            );
+            return Ok(response);
+        }
+    };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        let range = (status == StatusCode::PARTIAL_CONTENT).then_some(start..end);
+        let stream = state
+            .app
+            .blobs
+            .read(&version.sha256, range)
+            .await
+            .map_err(|e| match e {
+                StorageError::NotFound(_) => AppError::internal(format!(
+                    "the file of version {} is missing from the blob store",
+                    version.id
+                )),
+                other => AppError::internal(other),
+            })?;
+        if start == 0 {
+            downloads::record(&state.app, &grant).await?;
+        }
+        Body::from_stream(stream)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers_out = response.headers_mut();
+    for (name, value) in &common {
+        headers_out.insert(name, header_value(value)?);
+    }
+    headers_out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers_out.insert(
+        header::CONTENT_LENGTH,
+        header_value(&(end - start).to_string())?,
+    );
+    headers_out.insert(
+        header::CONTENT_DISPOSITION,
+        header_value(&format!("attachment; filename=\"{filename}\""))?,
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        headers_out.insert(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes {start}-{}/{size}", end - 1))?,
+        );
+    }
+    tracing::info!(version_id = %version.id, start, end, "download");
+    Ok(response)
+}
+
+fn header_value(value: &str) -> AppResult<HeaderValue> {
+    HeaderValue::from_str(value).map_err(AppError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RangeRequest::*, parse_range};
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        assert_eq!(parse_range("bytes=0-9", 100), Partial(0, 10));
+        assert_eq!(parse_range("bytes=90-", 100), Partial(90, 100));
+        assert_eq!(parse_range("bytes=-10", 100), Partial(90, 100));
+        assert_eq!(parse_range("bytes=95-200", 100), Partial(95, 100));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Full);
+        assert_eq!(parse_range("items=0-1", 100), Full);
+        assert_eq!(parse_range("bytes=9-3", 100), Full);
+    }
+}

@@ -1,0 +1,121 @@
+//! `GET|POST /graphql`: authenticates the caller once, parses the request (JSON, query string,
+//! or a multipart upload), and executes it.
+
+use async_graphql::{BatchRequest, ParseRequestError, ServerError};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use axum::{
+    body::Body,
+    extract::{FromRequest, Request, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use http_body_util::Limited;
+
+use super::HttpState;
+use crate::{auth::Viewer, error::AppError, graphql::Loaders, services::accounts};
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Handles one GraphQL request (or batch).
+pub async fn handle(State(state): State<HttpState>, request: Request) -> Response {
+    let viewer = match accounts::authenticate(&state.app, bearer_token(request.headers())).await {
+        Ok(viewer) => viewer,
+        Err(err) => return error_response(StatusCode::OK, err.into()),
+    };
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    if is_multipart {
+        return match super::multipart::read(&state.app, request).await {
+            Ok((batch, files)) => {
+                let response = execute(&state, batch.data(files.clone()), viewer).await;
+                files.discard_all(&state.app.blobs).await;
+                response
+            }
+            Err(err) => error_response(err.code().status(), err.into()),
+        };
+    }
+    let limit = state.app.config.max_request_bytes;
+    let (parts, body) = request.into_parts();
+    let limited = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
+    let batch = match GraphQLBatchRequest::<Rejection>::from_request(limited, &()).await {
+        Ok(batch) => batch.into_inner(),
+        Err(rejection) => return rejection.respond(limit as u64),
+    };
+    execute(&state, batch, viewer).await
+}
+
+async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer) -> Response {
+    let loaders = std::sync::Arc::new(Loaders::new(&state.app.db));
+    let batch = batch.data(viewer).data(loaders);
+    GraphQLResponse(state.schema.execute_batch(batch).await).into_response()
+}
+
+/// A GraphQL-shaped error answer with no data.
+pub fn error_response(status: StatusCode, error: async_graphql::Error) -> Response {
+    let server_error: ServerError = error.into_server_error(async_graphql::Pos::default());
+    let body = serde_json::json!({ "errors": [server_error] });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/graphql-response+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A request that could not be parsed: answered as GraphQL errors with a code.
+pub struct Rejection(ParseRequestError);
+
+impl From<ParseRequestError> for Rejection {
+    fn from(err: ParseRequestError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        self.respond(0)
+    }
+}
+
+impl Rejection {
+    /// The error answer; `limit` is the body limit that applied.
+    fn respond(self, limit: u64) -> Response {
+        let too_large = match &self.0 {
+            ParseRequestError::PayloadTooLarge => true,
+            ParseRequestError::Io(e) => e.to_string().contains("length limit exceeded"),
+            _ => false,
+        };
+        let err = if too_large {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                AppError::PayloadTooLarge { limit },
+            )
+        } else {
+            let message = match &self.0 {
+                ParseRequestError::InvalidRequest(e) => format!("invalid GraphQL request: {e}"),
+                ParseRequestError::UnsupportedBatch => "batch requests are not supported".into(),
+                other => format!("invalid GraphQL request: {other}"),
+            };
+            (
+                StatusCode::BAD_REQUEST,
+                AppError::bad_input("body", message),
+            )
+        };
+        error_response(err.0, err.1.into())
+    }
+}

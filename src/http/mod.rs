@@ -1,0 +1,93 @@
+//! The HTTP surface: routes, middleware (CORS, body limits, tracing, security headers) and the
+//! handlers that are not GraphQL.
+
+mod files;
+mod graphql;
+mod health;
+mod multipart;
+mod playground;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    http::{HeaderName, HeaderValue, Method, header},
+    response::Redirect,
+    routing::get,
+};
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use crate::{graphql::AppSchema, state::AppState};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The application state.
+    pub app: AppState,
+    /// The GraphQL schema.
+    pub schema: AppSchema,
+}
+
+/// Builds the router with every route and middleware.
+pub fn router(app: AppState, schema: AppSchema) -> Router {
+    let cors = cors_layer(&app.config.cors_origins);
+    let state = HttpState { app, schema };
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/playground") }))
+        .route("/graphql", get(graphql::handle).post(graphql::handle))
+        .route("/playground", get(playground::index))
+        .route("/playground/assets/{file}", get(playground::asset))
+        .route("/files/{version_id}", get(files::by_version))
+        .route("/api/v1/models/{model_id}/download", get(files::by_model))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .with_state(state)
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// CORS for browser clients: any origin by default (the API uses bearer tokens, not cookies),
+/// or the configured list.
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("apollo-require-preflight"),
+            HeaderName::from_static("x-apollo-operation-name"),
+        ])
+        .expose_headers([
+            header::CONTENT_DISPOSITION,
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ETAG,
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}

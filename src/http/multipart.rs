@@ -1,0 +1,274 @@
+//! The GraphQL multipart request spec (`operations`, `map`, then file parts), read as a stream:
+//! each file goes straight to the blob store's staging area while it is hashed, under the
+//! configured size limit, so memory stays flat whatever the file size.
+//!
+//! Accepts what real clients send: `operations`/`map` parts with no or any content type, map
+//! keys of any name (Apollo starts at "1"), one file mapped to several variables, chunked
+//! bodies. The body is always read to its end so the keep-alive connection stays usable.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
+
+use async_graphql::BatchRequest;
+use axum::{body::BodyDataStream, extract::Request, http::header};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::{
+    error::{AppError, AppResult},
+    graphql::{UploadedFile, UploadedFiles},
+    state::AppState,
+    storage::{StagedBlob, Upload},
+};
+
+/// Most file parts in one request.
+pub const MAX_FILES: usize = 8;
+/// Largest `map` part.
+const MAX_MAP_BYTES: u64 = 64 * 1024;
+/// How much trailing data after the closing boundary is read (and dropped) before giving up.
+const MAX_EPILOGUE_BYTES: usize = 64 * 1024;
+
+/// The body stream, shared so that it can be drained after multer is done with it.
+#[derive(Clone)]
+struct SharedBody(Arc<Mutex<BodyDataStream>>);
+
+impl Stream for SharedBody {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.lock() {
+            Ok(mut body) => body.poll_next_unpin(cx),
+            Err(_) => Poll::Ready(None),
+        }
+    }
+}
+
+impl SharedBody {
+    /// Reads what is left of the body (a late chunked terminator, an epilogue).
+    async fn drain(mut self) {
+        let mut seen = 0;
+        while let Some(Ok(chunk)) = self.next().await {
+            seen += chunk.len();
+            if seen > MAX_EPILOGUE_BYTES {
+                break;
+            }
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::bad_input("multipart", message)
+}
+
+fn multer_error(err: multer::Error, max_file_bytes: u64) -> AppError {
+    match err {
+        multer::Error::FieldSizeExceeded { field_name, limit } => match field_name.as_deref() {
+            Some("operations") | Some("map") => bad(format!(
+                "the `{}` part exceeds {limit} bytes",
+                field_name.unwrap_or_default()
+            )),
+            _ => AppError::PayloadTooLarge {
+                limit: max_file_bytes,
+            },
+        },
+        multer::Error::StreamSizeExceeded { .. } => AppError::PayloadTooLarge {
+            limit: max_file_bytes,
+        },
+        other => bad(format!("malformed multipart body: {other}")),
+    }
+}
+
+/// Reads a multipart GraphQL request: the operations with file references substituted, and
+/// the staged files. On any error, whatever was staged is removed.
+pub async fn read(state: &AppState, request: Request) -> AppResult<(BatchRequest, UploadedFiles)> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let boundary = multer::parse_boundary(&content_type)
+        .map_err(|_| bad("the Content-Type has no multipart boundary"))?;
+    let body = SharedBody(Arc::new(Mutex::new(request.into_body().into_data_stream())));
+    let max_file_bytes = state.config.max_upload_bytes;
+    let limits = multer::SizeLimit::new()
+        .per_field(max_file_bytes.saturating_add(1))
+        .for_field("operations", state.config.max_request_bytes as u64)
+        .for_field("map", MAX_MAP_BYTES);
+    let mut multipart = multer::Multipart::with_constraints(
+        body.clone(),
+        boundary,
+        multer::Constraints::new().size_limit(limits),
+    );
+    let mut staged: Vec<UploadedFile> = Vec::new();
+    let result = read_parts(state, &mut multipart, &mut staged, max_file_bytes).await;
+    drop(multipart);
+    match result {
+        Ok(batch) => {
+            body.drain().await;
+            Ok((batch, UploadedFiles::new(staged)))
+        }
+        Err(err) => {
+            for file in &staged {
+                state.blobs.discard(&file.blob).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn read_parts(
+    state: &AppState,
+    multipart: &mut multer::Multipart<'static>,
+    staged: &mut Vec<UploadedFile>,
+    max_file_bytes: u64,
+) -> AppResult<BatchRequest> {
+    let error = |e| multer_error(e, max_file_bytes);
+    let mut operations: Option<Value> = None;
+    let mut map: Option<HashMap<String, Vec<String>>> = None;
+    // Map key → index of its file in `staged`.
+    let mut received: HashMap<String, usize> = HashMap::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "operations" if operations.is_none() => {
+                let text = field.text().await.map_err(error)?;
+                operations = Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| bad(format!("`operations` is not valid JSON: {e}")))?,
+                );
+            }
+            "map" if map.is_none() => {
+                if operations.is_none() {
+                    return Err(bad("the `operations` part must come before `map`"));
+                }
+                let text = field.text().await.map_err(error)?;
+                map = Some(serde_json::from_str(&text).map_err(|e| {
+                    bad(format!(
+                        "`map` must be a JSON object of arrays of paths: {e}"
+                    ))
+                })?);
+            }
+            "operations" | "map" => return Err(bad(format!("the `{name}` part is repeated"))),
+            _ => {
+                let Some(map) = &map else {
+                    return Err(bad(
+                        "the `operations` and `map` parts must come before files",
+                    ));
+                };
+                if !map.contains_key(&name) {
+                    return Err(bad(format!("file part `{name}` is not named in `map`")));
+                }
+                if received.contains_key(&name) {
+                    return Err(bad(format!("file part `{name}` is repeated")));
+                }
+                if staged.len() >= MAX_FILES {
+                    return Err(bad(format!("at most {MAX_FILES} files per request")));
+                }
+                let filename = field.file_name().map(str::to_owned);
+                let content_type = field.content_type().map(ToString::to_string);
+                let blob = stream_file(state, &mut field, max_file_bytes).await?;
+                received.insert(name, staged.len());
+                staged.push(UploadedFile {
+                    filename,
+                    content_type,
+                    blob,
+                });
+            }
+        }
+    }
+    let mut operations = operations.ok_or_else(|| bad("the `operations` part is missing"))?;
+    let map = map.ok_or_else(|| bad("the `map` part is missing"))?;
+    for (key, paths) in &map {
+        let index = *received
+            .get(key)
+            .ok_or_else(|| bad(format!("`map` names file part `{key}`, which was not sent")))?;
+        for path in paths {
+            set_path(&mut operations, path, UploadedFiles::reference(index))?;
+        }
+    }
+    serde_json::from_value(operations).map_err(|e| bad(format!("invalid `operations`: {e}")))
+}
+
+/// Streams one file part into the staging area, enforcing the size limit as bytes arrive.
+async fn stream_file(
+    state: &AppState,
+    field: &mut multer::Field<'static>,
+    max_file_bytes: u64,
+) -> AppResult<StagedBlob> {
+    let mut upload: Upload = state
+        .blobs
+        .begin_upload()
+        .await
+        .map_err(AppError::internal)?;
+    let outcome: AppResult<()> = async {
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| multer_error(e, max_file_bytes))?
+        {
+            if upload.size() + chunk.len() as u64 > max_file_bytes {
+                return Err(AppError::PayloadTooLarge {
+                    limit: max_file_bytes,
+                });
+            }
+            upload.write(chunk).await.map_err(AppError::internal)?;
+        }
+        Ok(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => upload.finish().await.map_err(AppError::internal),
+        Err(err) => {
+            upload.abort().await;
+            Err(err)
+        }
+    }
+}
+
+/// Sets the value at a dotted path (`variables.file`, `0.variables.files.1`) in `operations`.
+fn set_path(operations: &mut Value, path: &str, value: Value) -> AppResult<()> {
+    let missing = || {
+        bad(format!(
+            "`map` path `{path}` does not exist in `operations`"
+        ))
+    };
+    let in_variables =
+        path.starts_with("variables.") || path.split('.').nth(1).is_some_and(|s| s == "variables");
+    if !in_variables {
+        return Err(bad(format!(
+            "`map` path `{path}` must point into `variables`"
+        )));
+    }
+    let segments: Vec<&str> = path.split('.').collect();
+    let (last, parents) = segments.split_last().ok_or_else(missing)?;
+    let mut node = operations;
+    for segment in parents {
+        node = match node {
+            Value::Object(object) => object.get_mut(*segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+            _ => None,
+        }
+        .ok_or_else(missing)?;
+    }
+    match node {
+        Value::Object(object) => {
+            object.insert((*last).to_owned(), value);
+        }
+        Value::Array(items) => {
+            let slot = last
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get_mut(i))
+                .ok_or_else(missing)?;
+            *slot = value;
+        }
+        _ => return Err(missing()),
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Model Hub: a GraphQL server to store, version, find, approve and download machine-learning
+//! model files.
+//!
+//! Layers, in one direction: `http` and `graphql` (transport) → `services` (rules) →
+//! `entities` and `storage` (persistence). `build_app` wires them; `main.rs` only parses the
+//! command line.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod services;
+pub mod state;
+pub mod storage;
+
+use axum::Router;
+use sea_orm::DatabaseConnection;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::{config::Config, state::AppState, storage::BlobStore};
+
+/// Why the server could not start; each names the setting to look at.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    /// The database could not be opened.
+    #[error("MODELHUB_DATABASE_URL: cannot connect to the database: {0}")]
+    Database(sea_orm::DbErr),
+    /// Migrations failed.
+    #[error("MODELHUB_DATABASE_URL: cannot apply migrations: {0}")]
+    Migration(sea_orm::DbErr),
+    /// The JWT secret is not a usable key.
+    #[error("MODELHUB_JWT_SECRET: unusable as a signing key: {0}")]
+    JwtKey(jsonwebtoken::errors::Error),
+    /// The blob store could not be opened.
+    #[error("MODELHUB_STORAGE_URL: cannot open the blob store: {0}")]
+    Storage(storage::StorageError),
+}
+
+/// A built application: its router and the state behind it.
+pub struct App {
+    /// The HTTP router to serve.
+    pub router: Router,
+    /// The shared state (tests reach the database through it).
+    pub state: AppState,
+}
+
+/// Opens the database (applying migrations) and the blob store.
+pub async fn open_state(config: Config) -> Result<AppState, StartupError> {
+    let db: DatabaseConnection = db::connect(&config.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    db::migrate(&db).await.map_err(StartupError::Migration)?;
+    let blobs = BlobStore::open(&config.storage).map_err(StartupError::Storage)?;
+    AppState::new(config, db, blobs).map_err(StartupError::JwtKey)
+}
+
+/// Builds the application from its configuration.
+pub async fn build_app(config: Config) -> Result<App, StartupError> {
+    let state = open_state(config).await?;
+    Ok(app_from_state(state))
+}
+
+/// Builds the router around an opened state.
+pub fn app_from_state(state: AppState) -> App {
+    let schema = graphql::build_schema(state.clone());
+    App {
+        router: http::router(state.clone(), schema),
+        state,
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

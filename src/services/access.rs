@@ -1,0 +1,63 @@
+//! Who may see and change a model. To anyone who may not see it, a private model does not
+//! exist: the same `NOT_FOUND` as an id that was never used.
+
+use sea_orm::{ColumnTrait, Condition};
+
+use crate::{
+    auth::{Authenticated, Scope, Viewer},
+    entities::{
+        enums::{ApprovalStatus, Visibility},
+        model,
+    },
+    error::{AppError, AppResult},
+};
+
+/// Whether `viewer` may see `model`.
+pub fn can_view(viewer: &Viewer, model: &model::Model) -> bool {
+    is_public(model) || viewer.is_admin() || viewer.user_id() == Some(model.owner_id)
+}
+
+/// Whether the model is visible to everyone.
+pub fn is_public(model: &model::Model) -> bool {
+    model.visibility == Visibility::Public && model.approval_status == ApprovalStatus::Approved
+}
+
+/// The SQL condition selecting the models `viewer` may see.
+pub fn visible_condition(viewer: &Viewer) -> Condition {
+    let public = Condition::all()
+        .add(model::Column::Visibility.eq(Visibility::Public))
+        .add(model::Column::ApprovalStatus.eq(ApprovalStatus::Approved));
+    match viewer.authenticated() {
+        _ if viewer.is_admin() => Condition::all(),
+        Some(auth) => Condition::any()
+            .add(public)
+            .add(model::Column::OwnerId.eq(auth.user.id)),
+        None => public,
+    }
+}
+
+/// The model, if `viewer` may see it; `NOT_FOUND` otherwise.
+pub fn visible(viewer: &Viewer, model: Option<model::Model>) -> AppResult<model::Model> {
+    model
+        .filter(|m| can_view(viewer, m))
+        .ok_or(AppError::NotFound("model"))
+}
+
+/// The caller, if they may change `model`: its owner or an administrator, with the WRITE
+/// scope. Someone who cannot even see the model gets `NOT_FOUND`; someone who can see it but
+/// not change it, `FORBIDDEN`.
+pub fn ensure_can_edit<'v>(
+    viewer: &'v Viewer,
+    model: &model::Model,
+) -> AppResult<&'v Authenticated> {
+    if !can_view(viewer, model) {
+        return Err(AppError::NotFound("model"));
+    }
+    let caller = viewer.require(Scope::Write)?;
+    if caller.user.id == model.owner_id || caller.is_admin() {
+        return Ok(caller);
+    }
+    Err(AppError::Forbidden(
+        "only the model's owner or an administrator can do this".into(),
+    ))
+}

@@ -1,0 +1,171 @@
+//! Accounts: registration, login, administrators, and turning a bearer token into a `Viewer`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use crate::{
+    auth::{self, Authenticated, Credential, ScopeSet, Viewer},
+    domain::account::{Email, Password, Username},
+    entities::{enums::Role, user},
+    error::{AppError, AppResult, AuthFailure},
+    state::AppState,
+};
+
+/// A new session: an access token and the account it belongs to.
+pub struct Session {
+    /// The signed access token.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The account.
+    pub user: user::Model,
+}
+
+/// What `register` needs.
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+fn new_session(state: &AppState, user: user::Model) -> AppResult<Session> {
+    let ttl =
+        chrono::Duration::from_std(state.config.access_token_ttl).map_err(AppError::internal)?;
+    let expires_at = Utc::now() + ttl;
+    let token = state.jwt.issue_access(user.id, user.role, expires_at)?;
+    Ok(Session {
+        token,
+        expires_at,
+        user,
+    })
+}
+
+/// Fails with `CONFLICT` naming the field when the username or email is taken.
+async fn ensure_available(state: &AppState, username: &Username, email: &Email) -> AppResult<()> {
+    let taken = user::Entity::find()
+        .filter(
+            Condition::any()
+                .add(user::Column::Username.eq(username.as_str()))
+                .add(user::Column::Email.eq(email.as_str())),
+        )
+        .all(&state.db)
+        .await?;
+    if taken.iter().any(|u| u.username == username.as_str()) {
+        return Err(AppError::Conflict(
+            "username: this username is taken".into(),
+        ));
+    }
+    if !taken.is_empty() {
+        return Err(AppError::Conflict(
+            "email: an account with this email exists".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn insert_user(state: &AppState, input: Registration, role: Role) -> AppResult<user::Model> {
+    let username = Username::parse("username", &input.username)?;
+    let email = Email::parse("email", &input.email)?;
+    let password = Password::parse("password", input.password, &username)?;
+    ensure_available(state, &username, &email).await?;
+    let password_hash = auth::password::hash(password.into_inner()).await?;
+    let now = super::now();
+    let user = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        username: Set(username.as_str().to_owned()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(password_hash),
+        role: Set(role),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&state.db)
+    .await?;
+    tracing::info!(user_id = %user.id, username = %user.username, "user registered");
+    Ok(user)
+}
+
+/// Creates an ordinary account and logs it in.
+pub async fn register(state: &AppState, input: Registration) -> AppResult<Session> {
+    let user = insert_user(state, input, Role::User).await?;
+    new_session(state, user)
+}
+
+/// Logs in by username or email. A wrong password and an unknown user get the same answer
+/// after the same amount of work; a disabled account is refused only after its password checks.
+pub async fn login(state: &AppState, login: &str, password: String) -> AppResult<Session> {
+    let key = login.trim().to_lowercase();
+    let column = if key.contains('@') {
+        user::Column::Email
+    } else {
+        user::Column::Username
+    };
+    let found = user::Entity::find()
+        .filter(column.eq(key))
+        .one(&state.db)
+        .await?;
+    let stored = found.as_ref().map(|u| u.password_hash.clone());
+    if !auth::password::verify(stored, password).await? {
+        return Err(AppError::Unauthenticated(AuthFailure::InvalidCredentials));
+    }
+    let user = found.ok_or(AppError::Unauthenticated(AuthFailure::InvalidCredentials))?;
+    if user.disabled {
+        return Err(AppError::Unauthenticated(AuthFailure::AccountDisabled));
+    }
+    tracing::info!(user_id = %user.id, "user logged in");
+    new_session(state, user)
+}
+
+/// Creates an administrator, or promotes the existing account with that username (whose
+/// password is then left unchanged). Returns the account and whether it was created.
+pub async fn create_admin(state: &AppState, input: Registration) -> AppResult<(user::Model, bool)> {
+    let username = Username::parse("username", &input.username)?;
+    if let Some(existing) = user::Entity::find()
+        .filter(user::Column::Username.eq(username.as_str()))
+        .one(&state.db)
+        .await?
+    {
+        let mut active: user::ActiveModel = existing.into();
+        active.role = Set(Role::Admin);
+        active.disabled = Set(false);
+        active.updated_at = Set(super::now());
+        let user = active.update(&state.db).await?;
+        tracing::info!(user_id = %user.id, "user promoted to administrator");
+        return Ok((user, false));
+    }
+    let user = insert_user(state, input, Role::Admin).await?;
+    Ok((user, true))
+}
+
+/// Resolves the `Authorization` header's bearer token (a JWT or an API token) to a `Viewer`.
+/// No header means anonymous; a bad, expired or revoked token, or a disabled account, fails.
+pub async fn authenticate(state: &AppState, bearer: Option<&str>) -> AppResult<Viewer> {
+    let Some(token) = bearer else {
+        return Ok(Viewer::Anonymous);
+    };
+    let (user_id, scopes, credential) = if token.starts_with(auth::api_token::PREFIX) {
+        let api_token = super::api_tokens::verify_secret(state, token).await?;
+        (
+            api_token.user_id,
+            ScopeSet::from_db(&api_token.scopes),
+            Credential::ApiToken(api_token.id),
+        )
+    } else {
+        let claims = state.jwt.verify_access(token)?;
+        (claims.sub, ScopeSet::ALL, Credential::Session)
+    };
+    let user = user::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
+    if user.disabled {
+        return Err(AppError::Unauthenticated(AuthFailure::AccountDisabled));
+    }
+    Ok(Viewer::User(Box::new(Authenticated {
+        user,
+        scopes,
+        credential,
+    })))
+}

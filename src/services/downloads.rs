@@ -1,0 +1,159 @@
+//! Downloads: who may fetch a version's file, signed links for header-less clients (browsers,
+//! wget), and counting each download that starts at byte 0.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use super::{access, versions};
+use crate::{
+    auth::{Scope, Viewer},
+    entities::{download_event, model, model_version},
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+/// A version whose file the caller may fetch, with its model.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub version: model_version::Model,
+    pub model: model::Model,
+    /// Who is downloading, if known.
+    pub user_id: Option<Uuid>,
+}
+
+/// How a download request proves it may read the file.
+pub enum Credentials<'a> {
+    /// The caller's bearer token (or none, for public models).
+    Viewer(&'a Viewer),
+    /// A signed `?token=` from `ModelVersion.downloadUrl`.
+    SignedLink(&'a str),
+}
+
+/// A signed, expiring URL for a version's file.
+pub fn signed_url(state: &AppState, version_id: Uuid, user_id: Option<Uuid>) -> AppResult<String> {
+    let ttl =
+        chrono::Duration::from_std(state.config.download_url_ttl).map_err(AppError::internal)?;
+    let token = state
+        .jwt
+        .issue_download(version_id, user_id, Utc::now() + ttl)?;
+    let mut url = state.config.public_url.clone();
+    url.set_path(&format!("/files/{version_id}"));
+    url.set_query(Some(&format!("token={token}")));
+    Ok(url.into())
+}
+
+fn ensure_downloadable(version: &model_version::Model) -> AppResult<()> {
+    if version.withdrawn_at.is_some() {
+        return Err(AppError::Forbidden(format!(
+            "version {} was withdrawn: {}",
+            version.version,
+            version
+                .withdrawn_reason
+                .as_deref()
+                .unwrap_or("no reason given")
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that the credentials may download version `version_id`.
+pub async fn authorize_version(
+    state: &AppState,
+    credentials: Credentials<'_>,
+    version_id: Uuid,
+) -> AppResult<Grant> {
+    let grant = match credentials {
+        Credentials::Viewer(viewer) => {
+            if viewer.authenticated().is_some() {
+                viewer.require(Scope::Read)?;
+            }
+            let (version, model) = versions::find(state, viewer, version_id)
+                .await?
+                .ok_or(AppError::NotFound("model version"))?;
+            Grant {
+                version,
+                model,
+                user_id: viewer.user_id(),
+            }
+        }
+        Credentials::SignedLink(token) => {
+            let claims = state.jwt.verify_download(token)?;
+            if claims.sub != version_id {
+                return Err(AppError::Forbidden("this link is for another file".into()));
+            }
+            let version = model_version::Entity::find_by_id(version_id)
+                .one(&state.db)
+                .await?
+                .ok_or(AppError::NotFound("model version"))?;
+            let model = model::Entity::find_by_id(version.model_id)
+                .one(&state.db)
+                .await?
+                .ok_or(AppError::NotFound("model version"))?;
+            Grant {
+                version,
+                model,
+                user_id: claims.uid,
+            }
+        }
+    };
+    ensure_downloadable(&grant.version)?;
+    Ok(grant)
+}
+
+/// Checks that the viewer may download the current version of model `model_id`.
+pub async fn authorize_current(
+    state: &AppState,
+    viewer: &Viewer,
+    model_id: Uuid,
+) -> AppResult<Grant> {
+    if viewer.authenticated().is_some() {
+        viewer.require(Scope::Read)?;
+    }
+    let model = access::visible(
+        viewer,
+        model::Entity::find_by_id(model_id).one(&state.db).await?,
+    )?;
+    let version_id = model
+        .current_version_id
+        .ok_or(AppError::NotFound("current version"))?;
+    authorize_version(state, Credentials::Viewer(viewer), version_id).await
+}
+
+/// Counts one download: on the version, on the model, and as an analytics event.
+pub async fn record(state: &AppState, grant: &Grant) -> AppResult<()> {
+    let txn = state.db.begin().await?;
+    model_version::Entity::update_many()
+        .col_expr(
+            model_version::Column::Downloads,
+            Expr::col(model_version::Column::Downloads).add(1),
+        )
+        .filter(model_version::Column::Id.eq(grant.version.id))
+        .exec(&txn)
+        .await?;
+    model::Entity::update_many()
+        .col_expr(
+            model::Column::Downloads,
+            Expr::col(model::Column::Downloads).add(1),
+        )
+        .filter(model::Column::Id.eq(grant.model.id))
+        .exec(&txn)
+        .await?;
+    let now = super::now();
+    download_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        model_id: Set(grant.model.id),
+        version_id: Set(grant.version.id),
+        user_id: Set(grant.user_id),
+        day: Set(now.date_naive()),
+        bytes: Set(grant.version.size_bytes),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}

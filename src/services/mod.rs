@@ -1,0 +1,19 @@
+//! The domain services: they own the rules (visibility, ownership, workflow, transactions) and
+//! are the only code that talks to the database and the blob store on a request's behalf.
+
+pub mod access;
+pub mod accounts;
+pub mod api_tokens;
+pub mod downloads;
+pub mod models;
+pub mod pagination;
+pub mod versions;
+
+use chrono::{DateTime, Utc};
+
+/// The current time, at the microsecond precision both databases keep, so values read back
+/// compare equal to values written.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}

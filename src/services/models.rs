@@ -1,0 +1,374 @@
+//! Models: finding them (with visibility, filters, sorting and keyset pages), changing their
+//! metadata, and deleting them with their files.
+
+use async_graphql::Enum;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+};
+use uuid::Uuid;
+
+use super::{
+    access,
+    pagination::{Cursor, Page, SortValue},
+    versions,
+};
+use crate::{
+    auth::{Authenticated, Viewer},
+    domain::model as rules,
+    entities::{enums::ModelFormat, model, model_tag, model_version, user},
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+/// What a model list may be narrowed to.
+#[derive(Debug, Default, Clone)]
+pub struct ModelFilter {
+    /// Words in the name or description (case-insensitive).
+    pub search: Option<String>,
+    pub framework: Option<String>,
+    pub task_type: Option<String>,
+    /// Models carrying all of these tags.
+    pub tags: Vec<String>,
+    /// The owner's username.
+    pub owner: Option<String>,
+    pub license: Option<String>,
+    /// Models with at least one version in this format.
+    pub format: Option<ModelFormat>,
+}
+
+/// What a model list is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
+pub enum ModelSortField {
+    /// Total downloads.
+    Downloads,
+    /// Creation time.
+    #[default]
+    CreatedAt,
+    /// Last change.
+    UpdatedAt,
+    /// Name.
+    Name,
+}
+
+/// Ascending or descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
+pub enum SortDirection {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    #[default]
+    Desc,
+}
+
+/// Changes to a model's metadata; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct ModelChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub framework: Option<String>,
+    pub task_type: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub license: Option<String>,
+}
+
+/// The model with this id, if the viewer may see it.
+pub async fn find(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<Option<model::Model>> {
+    let found = model::Entity::find_by_id(id).one(&state.db).await?;
+    Ok(found.filter(|m| access::can_view(viewer, m)))
+}
+
+/// The model `owner/name`, if the viewer may see it.
+pub async fn find_by_name(
+    state: &AppState,
+    viewer: &Viewer,
+    owner: &str,
+    name: &str,
+) -> AppResult<Option<model::Model>> {
+    let found = model::Entity::find()
+        .filter(model::Column::Name.eq(name.trim()))
+        .filter(
+            model::Column::OwnerId.in_subquery(
+                Query::select()
+                    .column(user::Column::Id)
+                    .from(user::Entity)
+                    .and_where(user::Column::Username.eq(owner.trim().to_lowercase()))
+                    .to_owned(),
+            ),
+        )
+        .one(&state.db)
+        .await?;
+    Ok(found.filter(|m| access::can_view(viewer, m)))
+}
+
+/// The model with this id and the caller, for a change (see [`access::ensure_can_edit`]).
+pub async fn find_for_edit<'v>(
+    state: &AppState,
+    viewer: &'v Viewer,
+    id: Uuid,
+) -> AppResult<(model::Model, &'v Authenticated)> {
+    let model = access::visible(viewer, model::Entity::find_by_id(id).one(&state.db).await?)?;
+    let caller = access::ensure_can_edit(viewer, &model)?;
+    Ok((model, caller))
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn filter_condition(filter: &ModelFilter) -> AppResult<Condition> {
+    let mut condition = Condition::all();
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if search.chars().count() > 200 {
+            return Err(AppError::bad_input(
+                "filter.search",
+                "must be at most 200 characters",
+            ));
+        }
+        let pattern = like_pattern(search);
+        condition = condition.add(
+            Condition::any()
+                .add(
+                    Expr::expr(Func::lower(Expr::col(model::Column::Name)))
+                        .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                )
+                .add(
+                    Expr::expr(Func::lower(Expr::col(model::Column::Description)))
+                        .like(LikeExpr::new(pattern).escape('\\')),
+                ),
+        );
+    }
+    if let Some(framework) =
+        rules::optional_keyword("filter.framework", filter.framework.as_deref())?
+    {
+        condition = condition.add(model::Column::Framework.eq(framework));
+    }
+    if let Some(task) = rules::optional_keyword("filter.taskType", filter.task_type.as_deref())? {
+        condition = condition.add(model::Column::TaskType.eq(task));
+    }
+    if let Some(license) = rules::optional_keyword("filter.license", filter.license.as_deref())? {
+        condition = condition.add(model::Column::License.eq(license));
+    }
+    for tag in rules::tags("filter.tags", &filter.tags)? {
+        condition = condition.add(
+            model::Column::Id.in_subquery(
+                Query::select()
+                    .column(model_tag::Column::ModelId)
+                    .from(model_tag::Entity)
+                    .and_where(model_tag::Column::Tag.eq(tag))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(owner) = filter
+        .owner
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        condition = condition.add(
+            model::Column::OwnerId.in_subquery(
+                Query::select()
+                    .column(user::Column::Id)
+                    .from(user::Entity)
+                    .and_where(user::Column::Username.eq(owner.to_lowercase()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(format) = filter.format {
+        condition = condition.add(
+            model::Column::Id.in_subquery(
+                Query::select()
+                    .column(model_version::Column::ModelId)
+                    .from(model_version::Entity)
+                    .and_where(model_version::Column::Format.eq(format))
+                    .to_owned(),
+            ),
+        );
+    }
+    Ok(condition)
+}
+
+/// The sort value of a row for the given order.
+fn sort_value(field: ModelSortField, model: &model::Model) -> SortValue {
+    match field {
+        ModelSortField::Downloads => SortValue::Int(model.downloads),
+        ModelSortField::CreatedAt => SortValue::None,
+        ModelSortField::UpdatedAt => SortValue::Time(model.updated_at),
+        ModelSortField::Name => SortValue::Text(model.name.clone()),
+    }
+}
+
+/// The keyset condition "after `cursor`" for a column sorted in `direction`, ties broken by id.
+fn after_condition(
+    column: model::Column,
+    value: sea_orm::Value,
+    id: Uuid,
+    direction: SortDirection,
+) -> Condition {
+    let (beyond, id_beyond) = match direction {
+        SortDirection::Asc => (column.gt(value.clone()), model::Column::Id.gt(id)),
+        SortDirection::Desc => (column.lt(value.clone()), model::Column::Id.lt(id)),
+    };
+    Condition::any()
+        .add(beyond)
+        .add(Condition::all().add(column.eq(value)).add(id_beyond))
+}
+
+/// One page of the models the viewer may see. Costs two statements: the count and the page.
+pub async fn list(
+    state: &AppState,
+    viewer: &Viewer,
+    filter: &ModelFilter,
+    (field, direction): (ModelSortField, SortDirection),
+    size: usize,
+    after: Option<Cursor>,
+) -> AppResult<Page<model::Model>> {
+    let base = model::Entity::find()
+        .filter(access::visible_condition(viewer))
+        .filter(filter_condition(filter)?);
+    let total = base.clone().count(&state.db).await?;
+    let order = match direction {
+        SortDirection::Asc => sea_orm::Order::Asc,
+        SortDirection::Desc => sea_orm::Order::Desc,
+    };
+    let column = match field {
+        ModelSortField::Downloads => Some(model::Column::Downloads),
+        ModelSortField::CreatedAt => None,
+        ModelSortField::UpdatedAt => Some(model::Column::UpdatedAt),
+        ModelSortField::Name => Some(model::Column::Name),
+    };
+    let mut query = base;
+    if let Some(cursor) = &after {
+        let bad_cursor = || AppError::bad_input("after", "does not belong to this sort order");
+        query = match (column, &cursor.value) {
+            (None, SortValue::None) => query.filter(match direction {
+                SortDirection::Asc => model::Column::Id.gt(cursor.id),
+                SortDirection::Desc => model::Column::Id.lt(cursor.id),
+            }),
+            (Some(col @ model::Column::Downloads), SortValue::Int(v)) => {
+                query.filter(after_condition(col, (*v).into(), cursor.id, direction))
+            }
+            (Some(col @ model::Column::UpdatedAt), SortValue::Time(v)) => {
+                query.filter(after_condition(col, (*v).into(), cursor.id, direction))
+            }
+            (Some(col @ model::Column::Name), SortValue::Text(v)) => {
+                query.filter(after_condition(col, v.clone().into(), cursor.id, direction))
+            }
+            _ => return Err(bad_cursor()),
+        };
+    }
+    if let Some(col) = column {
+        query = query.order_by(col, order.clone());
+    }
+    let rows = query
+        .order_by(model::Column::Id, order)
+        .limit(size as u64 + 1)
+        .all(&state.db)
+        .await?;
+    Ok(Page::from_rows(rows, size, after.is_some(), total, |m| {
+        Cursor {
+            value: sort_value(field, m),
+            id: m.id,
+        }
+    }))
+}
+
+/// Rewrites a model's tag rows to `tags`.
+pub(super) async fn write_tags<C: ConnectionTrait>(
+    db: &C,
+    model_id: Uuid,
+    tags: &[String],
+) -> AppResult<()> {
+    model_tag::Entity::delete_many()
+        .filter(model_tag::Column::ModelId.eq(model_id))
+        .exec(db)
+        .await?;
+    if !tags.is_empty() {
+        model_tag::Entity::insert_many(tags.iter().map(|tag| model_tag::ActiveModel {
+            model_id: Set(model_id),
+            tag: Set(tag.clone()),
+        }))
+        .exec(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Changes a model's metadata (owner or administrator).
+pub async fn update(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+    changes: ModelChanges,
+) -> AppResult<model::Model> {
+    let (existing, _) = find_for_edit(state, viewer, id).await?;
+    let mut active: model::ActiveModel = existing.clone().into();
+    if let Some(name) = &changes.name {
+        active.name = Set(rules::name("input.name", name)?);
+    }
+    if let Some(description) = &changes.description {
+        active.description = Set(rules::text("input.description", Some(description))?);
+    }
+    if let Some(framework) = &changes.framework {
+        active.framework = Set(rules::keyword("input.framework", framework)?);
+    }
+    if let Some(task) = &changes.task_type {
+        active.task_type = Set(rules::optional_keyword("input.taskType", Some(task))?);
+    }
+    if let Some(license) = &changes.license {
+        active.license = Set(rules::optional_keyword("input.license", Some(license))?);
+    }
+    let tags = changes
+        .tags
+        .as_deref()
+        .map(|t| rules::tags("input.tags", t))
+        .transpose()?;
+    if let Some(tags) = &tags {
+        active.tags = Set(serde_json::json!(tags));
+    }
+    active.updated_at = Set(super::now());
+    let txn = state.db.begin().await?;
+    let updated = model::Entity::update(active)
+        .exec(&txn)
+        .await
+        .map_err(|e| {
+            versions::name_conflict(e, changes.name.as_deref().unwrap_or(&existing.name))
+        })?;
+    if let Some(tags) = &tags {
+        write_tags(&txn, id, tags).await?;
+    }
+    txn.commit().await?;
+    tracing::info!(model_id = %id, "model updated");
+    Ok(updated)
+}
+
+/// Deletes a model, its versions, and every file no other version uses.
+pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()> {
+    find_for_edit(state, viewer, id).await?;
+    let hashes: Vec<String> = model_version::Entity::find()
+        .select_only()
+        .column(model_version::Column::Sha256)
+        .filter(model_version::Column::ModelId.eq(id))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    model::Entity::delete_by_id(id).exec(&state.db).await?;
+    tracing::info!(model_id = %id, "model deleted");
+    for sha256 in hashes {
+        versions::release_blob(state, &sha256).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Relay-style keyset pagination: opaque cursors that carry the sort value and the id of the
+//! last row seen, so each page is one indexed query however deep it is.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+/// Default page size.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// Largest page size.
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// The sort value a cursor carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
+    /// A counter.
+    Int(i64),
+    /// A timestamp.
+    Time(DateTime<Utc>),
+    /// A name.
+    Text(String),
+    /// No value: the id alone orders the rows.
+    None,
+}
+
+/// A position in a sorted list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The sort value of the row.
+    #[serde(rename = "v")]
+    pub value: SortValue,
+    /// The id of the row (the tie-breaker).
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// The opaque form given to clients.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Parses a client's cursor; `field` names the argument in the error.
+    pub fn decode(field: &str, raw: &str) -> AppResult<Self> {
+        URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| AppError::bad_input(field, "is not a valid cursor"))
+    }
+}
+
+/// The size of a page from a client's `first`.
+pub fn page_size(first: Option<i32>) -> AppResult<usize> {
+    match first {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(n) if n < 0 => Err(AppError::bad_input("first", "must not be negative")),
+        Some(n) if n as usize > MAX_PAGE_SIZE => Err(AppError::bad_input(
+            "first",
+            format!("must be at most {MAX_PAGE_SIZE}"),
+        )),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows with their cursors.
+    pub items: Vec<(Cursor, T)>,
+    /// Whether rows precede this page.
+    pub has_previous: bool,
+    /// Whether rows follow this page.
+    pub has_next: bool,
+    /// How many rows the whole list has.
+    pub total: u64,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `size + 1` fetched rows.
+    pub fn from_rows(
+        mut rows: Vec<T>,
+        size: usize,
+        after: bool,
+        total: u64,
+        cursor: impl Fn(&T) -> Cursor,
+    ) -> Self {
+        let has_next = rows.len() > size;
+        rows.truncate(size);
+        Self {
+            items: rows.into_iter().map(|row| (cursor(&row), row)).collect(),
+            has_previous: after,
+            has_next,
+            total,
+        }
+    }
+
+    /// A page of an in-memory list sorted by the caller, positioned after the row with
+    /// `after`'s id.
+    pub fn from_sorted(
+        all: Vec<T>,
+        size: usize,
+        after: Option<&Cursor>,
+        id: impl Fn(&T) -> Uuid,
+    ) -> Self {
+        let total = all.len() as u64;
+        let start = after
+            .and_then(|c| all.iter().position(|row| id(row) == c.id).map(|i| i + 1))
+            .unwrap_or(0);
+        let rows: Vec<T> = all.into_iter().skip(start).take(size + 1).collect();
+        Self::from_rows(rows, size, start > 0, total, |row| Cursor {
+            value: SortValue::None,
+            id: id(row),
+        })
+    }
+}

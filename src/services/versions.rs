@@ -1,0 +1,307 @@
+//! Versions and the upload pipeline. A file arrives already staged and hashed (see
+//! `http::multipart`); here its format is checked, it moves to its content address — durable —
+//! and only then are the rows written, in one transaction. If the rows cannot be written, the
+//! file is removed again unless another version uses the same bytes.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait, sea_query::Expr,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{access, models::write_tags};
+use crate::{
+    auth::{Scope, Viewer},
+    domain::{format, model as rules, version::Version},
+    entities::{
+        enums::{ApprovalStatus, InspectionStatus, ModelFormat, Visibility},
+        model, model_version,
+    },
+    error::{AppError, AppResult},
+    graphql::UploadedFile,
+    state::AppState,
+};
+
+/// A new version's metadata.
+#[derive(Debug, Default)]
+pub struct NewVersion {
+    pub version: String,
+    /// Checked against the file; detected from it when `None`.
+    pub format: Option<ModelFormat>,
+    pub changelog: Option<String>,
+    pub metadata: Option<Value>,
+    pub performance_metrics: Option<Value>,
+}
+
+/// A new model with its first version.
+#[derive(Debug, Default)]
+pub struct NewModel {
+    pub name: String,
+    pub description: Option<String>,
+    pub framework: String,
+    pub task_type: Option<String>,
+    pub tags: Vec<String>,
+    pub license: Option<String>,
+    pub version: NewVersion,
+}
+
+fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Maps a unique violation on a model row to a `CONFLICT` about its name.
+pub(super) fn name_conflict(err: DbErr, name: &str) -> AppError {
+    if is_unique_violation(&err) {
+        AppError::Conflict(format!("name: you already have a model named `{name}`"))
+    } else {
+        err.into()
+    }
+}
+
+fn version_conflict(err: DbErr, version: &str) -> AppError {
+    if is_unique_violation(&err) {
+        AppError::Conflict(format!("version: {version} already exists for this model"))
+    } else {
+        err.into()
+    }
+}
+
+/// Validates a new version against its file and builds its row (not yet inserted).
+fn version_row(
+    model_id: Uuid,
+    uploader: Uuid,
+    input: NewVersion,
+    file: &UploadedFile,
+) -> AppResult<model_version::ActiveModel> {
+    let version = Version::parse("input.version", &input.version)?;
+    let blob = &file.blob;
+    if blob.size == 0 {
+        return Err(AppError::bad_input("file", "is empty"));
+    }
+    let format = format::resolve(
+        input.format,
+        &blob.head,
+        blob.size,
+        file.filename.as_deref(),
+    )?;
+    let filename = file
+        .filename
+        .as_deref()
+        .map(|f| {
+            f.rsplit(['/', '\\'])
+                .next()
+                .unwrap_or(f)
+                .chars()
+                .take(255)
+                .collect::<String>()
+        })
+        .filter(|f| !f.trim().is_empty());
+    Ok(model_version::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        model_id: Set(model_id),
+        version: Set(version.label().to_owned()),
+        version_key: Set(version.sort_key()),
+        format: Set(format),
+        size_bytes: Set(i64::try_from(blob.size).map_err(AppError::internal)?),
+        sha256: Set(blob.sha256.clone()),
+        filename: Set(filename),
+        changelog: Set(rules::text("input.changelog", input.changelog.as_deref())?),
+        metadata: Set(rules::json_object("input.metadata", input.metadata)?),
+        performance_metrics: Set(rules::json_object(
+            "input.performanceMetrics",
+            input.performance_metrics,
+        )?),
+        downloads: Set(0),
+        uploaded_by: Set(uploader),
+        inspection_status: Set(InspectionStatus::Pending),
+        inspection: Set(None),
+        withdrawn_at: Set(None),
+        withdrawn_reason: Set(None),
+        created_at: Set(super::now()),
+    })
+}
+
+/// Points the model at its newest (highest semver) version that is not withdrawn.
+pub(super) async fn refresh_current_version<C: ConnectionTrait>(
+    db: &C,
+    model_id: Uuid,
+) -> AppResult<()> {
+    let newest: Option<Uuid> = model_version::Entity::find()
+        .select_only()
+        .column(model_version::Column::Id)
+        .filter(model_version::Column::ModelId.eq(model_id))
+        .filter(model_version::Column::WithdrawnAt.is_null())
+        .order_by_desc(model_version::Column::VersionKey)
+        .into_tuple()
+        .one(db)
+        .await?;
+    model::Entity::update_many()
+        .col_expr(model::Column::CurrentVersionId, Expr::value(newest))
+        .col_expr(model::Column::UpdatedAt, Expr::value(super::now()))
+        .filter(model::Column::Id.eq(model_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the blob with this hash if no version uses it any more (best effort, logged).
+pub async fn release_blob(state: &AppState, sha256: &str) {
+    let still_used = model_version::Entity::find()
+        .filter(model_version::Column::Sha256.eq(sha256))
+        .count(&state.db)
+        .await;
+    match still_used {
+        Ok(0) => {
+            if let Err(e) = state.blobs.delete_blob(sha256).await {
+                tracing::warn!(sha256, error = %e, "could not delete an unused blob; `modelhub gc` will");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(sha256, error = %e, "could not check whether a blob is still used")
+        }
+    }
+}
+
+/// Moves the staged file to its address, runs `write` in a transaction, and undoes the file
+/// if the transaction fails.
+async fn store<T, F>(state: &AppState, file: &UploadedFile, write: F) -> AppResult<T>
+where
+    F: AsyncFnOnce(&sea_orm::DatabaseTransaction) -> AppResult<T>,
+{
+    state
+        .blobs
+        .commit(&file.blob)
+        .await
+        .map_err(AppError::internal)?;
+    let outcome = async {
+        let txn = state.db.begin().await?;
+        let value = write(&txn).await?;
+        txn.commit().await?;
+        Ok(value)
+    }
+    .await;
+    if outcome.is_err() {
+        release_blob(state, &file.blob.sha256).await;
+    }
+    outcome
+}
+
+/// Creates a model and its first version from an uploaded file (the caller needs WRITE).
+pub async fn create_model(
+    state: &AppState,
+    viewer: &Viewer,
+    input: NewModel,
+    file: &UploadedFile,
+) -> AppResult<model::Model> {
+    let caller = viewer.require(Scope::Write)?;
+    let name = rules::name("input.name", &input.name)?;
+    let tags = rules::tags("input.tags", &input.tags)?;
+    let now = super::now();
+    let row = model::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(caller.user.id),
+        name: Set(name.clone()),
+        description: Set(rules::text(
+            "input.description",
+            input.description.as_deref(),
+        )?),
+        framework: Set(rules::keyword("input.framework", &input.framework)?),
+        task_type: Set(rules::optional_keyword(
+            "input.taskType",
+            input.task_type.as_deref(),
+        )?),
+        tags: Set(serde_json::json!(tags)),
+        license: Set(rules::optional_keyword(
+            "input.license",
+            input.license.as_deref(),
+        )?),
+        visibility: Set(Visibility::Private),
+        approval_status: Set(ApprovalStatus::Draft),
+        review_note: Set(None),
+        current_version_id: Set(None),
+        downloads: Set(0),
+        submitted_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let model_id = *row.id.as_ref();
+    let label = input.version.version.clone();
+    let version = version_row(model_id, caller.user.id, input.version, file)?;
+    let model = store(state, file, async |txn| {
+        row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
+        write_tags(txn, model_id, &tags).await?;
+        version
+            .insert(txn)
+            .await
+            .map_err(|e| version_conflict(e, &label))?;
+        refresh_current_version(txn, model_id).await?;
+        model::Entity::find_by_id(model_id)
+            .one(txn)
+            .await?
+            .ok_or(AppError::NotFound("model"))
+    })
+    .await?;
+    tracing::info!(model_id = %model.id, owner_id = %caller.user.id, sha256 = %file.blob.sha256, size = file.blob.size, "model created");
+    Ok(model)
+}
+
+/// Adds a version to a model (owner or administrator, with WRITE).
+pub async fn create_version(
+    state: &AppState,
+    viewer: &Viewer,
+    model_id: Uuid,
+    input: NewVersion,
+    file: &UploadedFile,
+) -> AppResult<model_version::Model> {
+    let (model, caller) = super::models::find_for_edit(state, viewer, model_id).await?;
+    let label = input.version.clone();
+    let row = version_row(model.id, caller.user.id, input, file)?;
+    let version = store(state, file, async |txn| {
+        let version = row
+            .insert(txn)
+            .await
+            .map_err(|e| version_conflict(e, &label))?;
+        refresh_current_version(txn, model.id).await?;
+        Ok(version)
+    })
+    .await?;
+    tracing::info!(model_id = %model.id, version_id = %version.id, sha256 = %version.sha256, size = version.size_bytes, "version created");
+    Ok(version)
+}
+
+/// The version with this id, if the viewer may see its model.
+pub async fn find(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<Option<(model_version::Model, model::Model)>> {
+    let Some(version) = model_version::Entity::find_by_id(id).one(&state.db).await? else {
+        return Ok(None);
+    };
+    let model = model::Entity::find_by_id(version.model_id)
+        .one(&state.db)
+        .await?;
+    Ok(model
+        .filter(|m| access::can_view(viewer, m))
+        .map(|m| (version, m)))
+}
+
+/// Deletes a version (owner or administrator) and its file if no other version uses it; the
+/// model's current version moves to the newest remaining one.
+pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()> {
+    let (version, model) = find(state, viewer, id)
+        .await?
+        .ok_or(AppError::NotFound("model version"))?;
+    access::ensure_can_edit(viewer, &model)?;
+    let txn = state.db.begin().await?;
+    model_version::Entity::delete_by_id(version.id)
+        .exec(&txn)
+        .await?;
+    refresh_current_version(&txn, model.id).await?;
+    txn.commit().await?;
+    tracing::info!(model_id = %model.id, version_id = %version.id, "version deleted");
+    release_blob(state, &version.sha256).await;
+    Ok(())
+}

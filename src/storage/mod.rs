@@ -1,0 +1,187 @@
+//! The blob store: model files addressed by their SHA-256, behind `object_store` (local disk
+//! or any S3-compatible service). Uploads stream into `staging/` while they are hashed, then
+//! move to `blobs/sha256/…` once complete and durable; nothing half-written is ever addressed.
+
+mod upload;
+
+use std::{ops::Range, sync::Arc};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, aws::AmazonS3Builder,
+    local::LocalFileSystem, path::Path, prefix::PrefixStore,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+pub use upload::{StagedBlob, Upload};
+
+use crate::config::StorageUrl;
+
+/// Read buffer for local files: 1 MiB reads serve at disk/loopback speed, 8 KiB ones do not.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// A blob store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The object does not exist.
+    #[error("blob not found: {0}")]
+    NotFound(String),
+    /// Anything else from the backend.
+    #[error(transparent)]
+    Backend(#[from] object_store::Error),
+    /// A local I/O failure.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+fn map_err(err: object_store::Error) -> StorageError {
+    match err {
+        object_store::Error::NotFound { path, .. } => StorageError::NotFound(path),
+        other => StorageError::Backend(other),
+    }
+}
+
+/// A stream of a blob's bytes.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
+/// The store of model files.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    /// Opens the configured store; a local directory is created if missing.
+    pub fn open(url: &StorageUrl) -> Result<Self, StorageError> {
+        let store: Arc<dyn ObjectStore> = match url {
+            StorageUrl::Local(dir) => {
+                std::fs::create_dir_all(dir)?;
+                Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_fsync(true))
+            }
+            StorageUrl::S3 { bucket, prefix } => {
+                let s3 = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()?;
+                if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(PrefixStore::new(s3, prefix.as_str()))
+                }
+            }
+        };
+        Ok(Self { store })
+    }
+
+    /// Where the blob with this SHA-256 (lower-case hex) lives.
+    pub fn blob_path(sha256: &str) -> Path {
+        Path::from(format!("blobs/sha256/{}/{sha256}", &sha256[..2]))
+    }
+
+    /// Starts streaming a new upload into the staging area.
+    pub async fn begin_upload(&self) -> Result<Upload, StorageError> {
+        Upload::begin(self.store.clone()).await
+    }
+
+    /// Moves a completed upload to its content address. Identical content already stored is
+    /// kept and the staged copy dropped, so each distinct file is stored once.
+    pub async fn commit(&self, staged: &StagedBlob) -> Result<(), StorageError> {
+        let target = Self::blob_path(&staged.sha256);
+        match self.store.head(&target).await {
+            Ok(_) => {
+                self.discard(staged).await;
+                Ok(())
+            }
+            Err(object_store::Error::NotFound { .. }) => self
+                .store
+                .rename(&staged.staging_path, &target)
+                .await
+                .map_err(map_err),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Deletes a staged upload that will not be committed (best effort, logged).
+    pub async fn discard(&self, staged: &StagedBlob) {
+        if let Err(e) = self.store.delete(&staged.staging_path).await
+            && !matches!(e, object_store::Error::NotFound { .. })
+        {
+            tracing::warn!(path = %staged.staging_path, error = %e, "could not delete staged upload");
+        }
+    }
+
+    /// Deletes the blob with this SHA-256; a missing blob is not an error.
+    pub async fn delete_blob(&self, sha256: &str) -> Result<(), StorageError> {
+        match self.store.delete(&Self::blob_path(sha256)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Whether the blob exists, and its size.
+    pub async fn blob_size(&self, sha256: &str) -> Result<Option<u64>, StorageError> {
+        match self.store.head(&Self::blob_path(sha256)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Streams `range` of the blob (the whole blob for `None`).
+    pub async fn read(
+        &self,
+        sha256: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StorageError> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&Self::blob_path(sha256), options)
+            .await
+            .map_err(map_err)?;
+        let range = result.range.clone();
+        match result.payload {
+            GetResultPayload::File(file, _) => {
+                // object_store reads local files 8 KiB at a time; large reads are much faster.
+                let mut file = tokio::fs::File::from_std(file);
+                file.seek(std::io::SeekFrom::Start(range.start)).await?;
+                let reader = file.take(range.end - range.start);
+                Ok(ReaderStream::with_capacity(reader, READ_CHUNK)
+                    .map_err(StorageError::from)
+                    .boxed())
+            }
+            GetResultPayload::Stream(stream) => Ok(stream.map_err(map_err).boxed()),
+        }
+    }
+
+    /// Checks that the store answers (for readiness probes).
+    pub async fn check(&self) -> Result<(), StorageError> {
+        match self.store.head(&Path::from("readiness-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Removes everything left in the staging area (uploads cut short by a crash). Run at
+    /// start-up, before requests are served. Returns how many objects were removed.
+    pub async fn sweep_staging(&self) -> Result<usize, StorageError> {
+        let prefix = Path::from(upload::STAGING_PREFIX);
+        let stale: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        for meta in &stale {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Ok(stale.len())
+    }
+}

@@ -1,0 +1,97 @@
+//! One upload in flight: bytes are hashed, counted and written to the staging area in the same
+//! pass, in bounded memory.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{StorageError, map_err};
+use crate::auth::api_token::hex;
+
+/// Where uploads stream to before they are complete.
+pub(super) const STAGING_PREFIX: &str = "staging";
+/// The size of the parts handed to the store (S3's minimum part size is 5 MiB).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight at once: bounds memory to about `PART_SIZE * (MAX_IN_FLIGHT + 1)`.
+const MAX_IN_FLIGHT: usize = 2;
+/// How many leading bytes are kept to recognise the file format.
+pub const HEAD_BYTES: usize = 64 * 1024;
+
+/// A file being written to the staging area.
+pub struct Upload {
+    writer: WriteMultipart,
+    path: Path,
+    hasher: Sha256,
+    size: u64,
+    head: Vec<u8>,
+}
+
+/// A complete, durable upload, not yet at its content address.
+#[derive(Debug, Clone)]
+pub struct StagedBlob {
+    /// Where it is now.
+    pub staging_path: Path,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its first bytes (up to 64 KiB), for format detection.
+    pub head: Vec<u8>,
+}
+
+impl Upload {
+    pub(super) async fn begin(store: Arc<dyn ObjectStore>) -> Result<Self, StorageError> {
+        let path = Path::from(format!("{STAGING_PREFIX}/{}", Uuid::now_v7()));
+        let multipart = store.put_multipart(&path).await.map_err(map_err)?;
+        Ok(Self {
+            writer: WriteMultipart::new_with_chunk_size(multipart, PART_SIZE),
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+            head: Vec::new(),
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a chunk, waiting while too many parts are in flight.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        self.writer
+            .wait_for_capacity(MAX_IN_FLIGHT)
+            .await
+            .map_err(map_err)?;
+        self.hasher.update(&chunk);
+        self.size += chunk.len() as u64;
+        if self.head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.writer.put(chunk);
+        Ok(())
+    }
+
+    /// Completes the upload: once this returns, the bytes are durable in the staging area.
+    pub async fn finish(self) -> Result<StagedBlob, StorageError> {
+        self.writer.finish().await.map_err(map_err)?;
+        Ok(StagedBlob {
+            staging_path: self.path,
+            sha256: hex(&self.hasher.finalize()),
+            size: self.size,
+            head: self.head,
+        })
+    }
+
+    /// Abandons the upload and removes what was written.
+    pub async fn abort(self) {
+        let path = self.path.clone();
+        if let Err(e) = self.writer.abort().await {
+            tracing::warn!(path = %path, error = %e, "could not abort staged upload");
+        }
+    }
+}

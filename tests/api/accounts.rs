@@ -1,0 +1,378 @@
+//! Accounts: registration, login, access tokens, API tokens, disabled users.
+
+use chrono::{Duration, Utc};
+use modelhub::entities::enums::Role;
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+const REGISTER: &str = "mutation($i: RegisterInput!) { register(input: $i) { token expiresAt user { id username email role } } }";
+const LOGIN: &str = "mutation($i: LoginInput!) { login(input: $i) { token user { username } } }";
+const ME: &str = "{ me { id username email role } }";
+
+fn registration(username: &str, email: &str, password: &str) -> serde_json::Value {
+    json!({ "i": { "username": username, "email": email, "password": password } })
+}
+
+#[tokio::test]
+async fn register_login_and_me_round_trip() {
+    let app = spawn_app().await;
+    let registered = app
+        .gql(
+            None,
+            REGISTER,
+            registration("Alice", "Alice@Example.com", "correct horse battery"),
+        )
+        .await;
+    let user = &registered.data()["register"]["user"];
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["email"], "alice@example.com");
+    assert_eq!(user["role"], "USER");
+
+    let login = app
+        .gql(
+            None,
+            LOGIN,
+            json!({ "i": { "username": "alice", "password": "correct horse battery" } }),
+        )
+        .await;
+    let token = login.data()["login"]["token"].as_str().unwrap().to_owned();
+    let by_email = app
+        .gql(None, LOGIN, json!({ "i": { "username": "ALICE@example.com", "password": "correct horse battery" } }))
+        .await;
+    assert_eq!(by_email.data()["login"]["user"]["username"], "alice");
+
+    let me = app.gql(Some(&token), ME, json!({})).await;
+    assert_eq!(me.data()["me"]["username"], "alice");
+    assert_eq!(me.data()["me"]["id"], user["id"]);
+    let anonymous = app.gql(None, ME, json!({})).await;
+    assert!(anonymous.data()["me"].is_null());
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let app = spawn_app().await;
+    app.register("bob").await;
+    let wrong = app
+        .gql(
+            None,
+            LOGIN,
+            json!({ "i": { "username": "bob", "password": "not the password" } }),
+        )
+        .await;
+    let unknown = app
+        .gql(
+            None,
+            LOGIN,
+            json!({ "i": { "username": "nobody", "password": "not the password" } }),
+        )
+        .await;
+    assert_eq!(wrong.code(), "UNAUTHENTICATED");
+    assert_eq!(wrong.extensions()["reason"], "INVALID_CREDENTIALS");
+    assert_eq!(wrong.body["errors"], unknown.body["errors"]);
+}
+
+#[tokio::test]
+async fn duplicate_username_or_email_is_a_conflict_and_writes_nothing() {
+    let app = spawn_app().await;
+    app.register("carol").await;
+    let users_before = app.count_rows("users").await;
+    let same_name = app
+        .gql(
+            None,
+            REGISTER,
+            registration("CAROL", "other@example.com", "correct horse battery"),
+        )
+        .await;
+    assert_eq!(same_name.code(), "CONFLICT");
+    assert!(
+        same_name.message().starts_with("username"),
+        "{}",
+        same_name.message()
+    );
+    let same_email = app
+        .gql(
+            None,
+            REGISTER,
+            registration("carol2", "carol@example.com", "correct horse battery"),
+        )
+        .await;
+    assert_eq!(same_email.code(), "CONFLICT");
+    assert!(
+        same_email.message().starts_with("email"),
+        "{}",
+        same_email.message()
+    );
+    assert_eq!(app.count_rows("users").await, users_before);
+}
+
+#[tokio::test]
+async fn weak_empty_or_malformed_registrations_are_bad_input() {
+    let app = spawn_app().await;
+    let cases = [
+        (registration("dave", "dave@example.com", ""), "password"),
+        (
+            registration("dave", "dave@example.com", "short"),
+            "password",
+        ),
+        (
+            registration("dave", "dave@example.com", "password1"),
+            "password",
+        ),
+        (
+            registration("dave", "dave@example.com", "aaaaaaaaaaaa"),
+            "password",
+        ),
+        (
+            registration("dave", "dave@example.com", "dave-is-great"),
+            "password",
+        ),
+        (
+            registration("d", "dave@example.com", "correct horse battery"),
+            "username",
+        ),
+        (
+            registration("dave/../x", "dave@example.com", "correct horse battery"),
+            "username",
+        ),
+        (
+            registration("dave", "not-an-email", "correct horse battery"),
+            "email",
+        ),
+    ];
+    for (variables, field) in cases {
+        let answer = app.gql(None, REGISTER, variables.clone()).await;
+        assert_eq!(answer.code(), "BAD_USER_INPUT", "{variables}");
+        assert_eq!(answer.extensions()["field"], field, "{variables}");
+    }
+    assert_eq!(app.count_rows("users").await, 0);
+}
+
+#[tokio::test]
+async fn malformed_and_expired_access_tokens_are_refused() {
+    let app = spawn_app().await;
+    let garbage = app.gql(Some("not-a-jwt"), ME, json!({})).await;
+    assert_eq!(garbage.code(), "UNAUTHENTICATED");
+    assert_eq!(garbage.extensions()["reason"], "INVALID_TOKEN");
+
+    let token = app.register("erin").await;
+    let tampered = format!("{}x", token);
+    assert_eq!(
+        app.gql(Some(&tampered), ME, json!({})).await.extensions()["reason"],
+        "INVALID_TOKEN"
+    );
+
+    let me = app.gql(Some(&token), ME, json!({})).await;
+    let id: uuid::Uuid = me.data()["me"]["id"].as_str().unwrap().parse().unwrap();
+    let expired = app
+        .state
+        .jwt
+        .issue_access(id, Role::User, Utc::now() - Duration::seconds(5))
+        .unwrap();
+    let answer = app.gql(Some(&expired), ME, json!({})).await;
+    assert_eq!(answer.code(), "UNAUTHENTICATED");
+    assert_eq!(answer.extensions()["reason"], "EXPIRED_TOKEN");
+}
+
+const CREATE_TOKEN: &str = "mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token apiToken { id name scopes expiresAt } } }";
+
+#[tokio::test]
+async fn api_tokens_work_until_revoked() {
+    let app = spawn_app().await;
+    let session = app.register("frank").await;
+    let created = app
+        .gql(
+            Some(&session),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "ci", "scopes": ["READ", "WRITE"], "expiresInDays": 7 } }),
+        )
+        .await;
+    let secret = created.data()["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = created.data()["createApiToken"]["apiToken"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("mh_"));
+    assert_eq!(
+        created.data()["createApiToken"]["apiToken"]["scopes"],
+        json!(["READ", "WRITE"])
+    );
+
+    let me = app.gql(Some(&secret), ME, json!({})).await;
+    assert_eq!(me.data()["me"]["username"], "frank");
+    let listed = app
+        .gql(
+            Some(&session),
+            "{ me { apiTokens { id name lastUsedAt } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed.data()["me"]["apiTokens"][0]["id"], id.as_str());
+    assert!(!listed.data()["me"]["apiTokens"][0]["lastUsedAt"].is_null());
+
+    // The secret is stored hashed.
+    let stored = app
+        .count_rows(&format!(
+            "api_tokens WHERE token_hash = '{}'",
+            secret.replace('\'', "")
+        ))
+        .await;
+    assert_eq!(stored, 0);
+
+    let revoked = app
+        .gql(
+            Some(&session),
+            "mutation($id: ID!) { revokeApiToken(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(revoked.data()["revokeApiToken"], true);
+    let after = app.gql(Some(&secret), ME, json!({})).await;
+    assert_eq!(after.code(), "UNAUTHENTICATED");
+    assert_eq!(after.extensions()["reason"], "REVOKED_TOKEN");
+
+    let unknown = app.gql(Some("mh_not-a-real-token"), ME, json!({})).await;
+    assert_eq!(unknown.extensions()["reason"], "INVALID_TOKEN");
+}
+
+#[tokio::test]
+async fn api_token_scopes_and_expiry_are_enforced() {
+    let app = spawn_app().await;
+    let session = app.register("grace").await;
+    let admin_scope = app
+        .gql(
+            Some(&session),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "x", "scopes": ["ADMIN"] } }),
+        )
+        .await;
+    assert_eq!(admin_scope.code(), "FORBIDDEN");
+    let no_scope = app
+        .gql(
+            Some(&session),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "x", "scopes": [] } }),
+        )
+        .await;
+    assert_eq!(no_scope.code(), "BAD_USER_INPUT");
+    let too_long = app
+        .gql(
+            Some(&session),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "x", "scopes": ["READ"], "expiresInDays": 100000 } }),
+        )
+        .await;
+    assert_eq!(too_long.extensions()["field"], "expiresInDays");
+
+    let created = app
+        .gql(
+            Some(&session),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "read-only", "scopes": ["READ"] } }),
+        )
+        .await;
+    let secret = created.data()["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expires: chrono::DateTime<Utc> = created.data()["createApiToken"]["apiToken"]["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let days = (expires - Utc::now()).num_days();
+    assert!(
+        (89..=90).contains(&days),
+        "default expiry is 90 days, got {days}"
+    );
+
+    // A token cannot mint tokens.
+    let minted = app
+        .gql(
+            Some(&secret),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "y", "scopes": ["READ"] } }),
+        )
+        .await;
+    assert_eq!(minted.code(), "FORBIDDEN");
+
+    // Expired tokens stop working.
+    app.state
+        .db
+        .execute_unprepared("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00+00:00'")
+        .await
+        .unwrap();
+    let expired = app.gql(Some(&secret), ME, json!({})).await;
+    assert_eq!(expired.extensions()["reason"], "EXPIRED_TOKEN");
+}
+
+#[tokio::test]
+async fn disabled_users_can_neither_log_in_nor_use_tokens() {
+    let app = spawn_app().await;
+    let session = app.register("heidi").await;
+    let created = app
+        .gql(
+            Some(&session),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "t", "scopes": ["READ"] } }),
+        )
+        .await;
+    let secret = created.data()["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.state
+        .db
+        .execute_unprepared("UPDATE users SET disabled = TRUE WHERE username = 'heidi'")
+        .await
+        .unwrap();
+    for token in [&session, &secret] {
+        let answer = app.gql(Some(token), ME, json!({})).await;
+        assert_eq!(answer.extensions()["reason"], "ACCOUNT_DISABLED");
+    }
+    let login = app
+        .gql(
+            None,
+            LOGIN,
+            json!({ "i": { "username": "heidi", "password": "correct horse battery" } }),
+        )
+        .await;
+    assert_eq!(login.code(), "UNAUTHENTICATED");
+    assert_eq!(login.extensions()["reason"], "ACCOUNT_DISABLED");
+    // A wrong password does not reveal that the account is disabled.
+    let wrong = app
+        .gql(
+            None,
+            LOGIN,
+            json!({ "i": { "username": "heidi", "password": "wrong password!" } }),
+        )
+        .await;
+    assert_eq!(wrong.extensions()["reason"], "INVALID_CREDENTIALS");
+}
+
+#[tokio::test]
+async fn administrators_are_created_or_promoted() {
+    let app = spawn_app().await;
+    app.register("ivan").await;
+    let token = app.admin("ivan").await;
+    let me = app.gql(Some(&token), ME, json!({})).await;
+    assert_eq!(me.data()["me"]["role"], "ADMIN");
+    let admin_token = app
+        .gql(
+            Some(&token),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "ops", "scopes": ["ADMIN"] } }),
+        )
+        .await;
+    assert_eq!(
+        admin_token.data()["createApiToken"]["apiToken"]["scopes"],
+        json!(["ADMIN"])
+    );
+    let fresh = app.admin("judy").await;
+    let me = app.gql(Some(&fresh), ME, json!({})).await;
+    assert_eq!(me.data()["me"]["role"], "ADMIN");
+}

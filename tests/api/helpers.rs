@@ -1,0 +1,410 @@
+//! The test harness: `spawn_app`, GraphQL and multipart helpers, and fixtures.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use modelhub::{
+    App,
+    config::{Config, StorageUrl},
+    state::AppState,
+    storage::BlobStore,
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// A running server with its own database and blob directory.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub blob_dir: PathBuf,
+    statements: Arc<AtomicUsize>,
+    _postgres: Option<PostgresDatabase>,
+    _dir: TempDir,
+}
+
+/// A throwaway PostgreSQL database, dropped with the test.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside any runtime we may block, so use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(db) = Database::connect(&admin_url).await {
+                    let _ = db
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Says once, on the terminal, whether the PostgreSQL run happens.
+fn announce_backend() -> Option<String> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        use std::io::Write;
+        let url = std::env::var("MODELHUB_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty());
+        let line = match &url {
+            Some(_) => "integration tests: running against PostgreSQL (MODELHUB_TEST_DATABASE_URL)\n",
+            None => "integration tests: running against SQLite; the PostgreSQL run was skipped (set MODELHUB_TEST_DATABASE_URL to run it)\n",
+        };
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        url
+    })
+    .clone()
+}
+
+/// Options for `spawn_with`.
+#[derive(Clone)]
+pub struct Options {
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Spawns the app with default options.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+async fn fresh_database(dir: &Path) -> (String, Option<PostgresDatabase>) {
+    match announce_backend() {
+        None => (
+            format!("sqlite://{}/modelhub.db?mode=rwc", dir.display()),
+            None,
+        ),
+        Some(admin_url) => {
+            let name = format!("modelhub_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to MODELHUB_TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create a test database");
+            admin.close().await.ok();
+            let mut url = url::Url::parse(&admin_url).expect("MODELHUB_TEST_DATABASE_URL is a URL");
+            url.set_path(&format!("/{name}"));
+            (url.to_string(), Some(PostgresDatabase { admin_url, name }))
+        }
+    }
+}
+
+/// Spawns the app on 127.0.0.1:0 with a fresh database and blob directory.
+pub async fn spawn_with(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, postgres) = fresh_database(dir.path()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let blob_dir = dir.path().join("blobs");
+    let config = Config {
+        bind: addr,
+        database_url: database_url.into(),
+        storage: StorageUrl::Local(blob_dir.clone()),
+        jwt_secret: format!("test-secret-{}", uuid::Uuid::new_v4()).into(),
+        max_upload_bytes: options.max_upload_bytes,
+        public_url: url::Url::parse(&format!("http://{addr}")).unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        cors_origins: vec!["*".into()],
+        access_token_ttl: Duration::from_secs(3600),
+        download_url_ttl: Duration::from_secs(600),
+        max_request_bytes: 2 * 1024 * 1024,
+    };
+    let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    modelhub::db::migrate(&db).await.unwrap();
+    let blobs = BlobStore::open(&config.storage).unwrap();
+    let state = AppState::new(config, db, blobs).unwrap();
+    let app: App = modelhub::app_from_state(state.clone());
+    tokio::spawn(async move {
+        modelhub::serve(listener, app, std::future::pending())
+            .await
+            .unwrap();
+    });
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        state,
+        blob_dir,
+        statements,
+        _postgres: postgres,
+        _dir: dir,
+    }
+}
+
+/// A GraphQL answer.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Gql {
+    /// `data`, asserting there were no errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The first error's `extensions.code`.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error, got {}", self.body))
+    }
+
+    /// The first error's extensions.
+    pub fn extensions(&self) -> &Value {
+        &self.body["errors"][0]["extensions"]
+    }
+
+    /// The first error's message.
+    pub fn message(&self) -> &str {
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    /// How many SQL statements the server has run so far.
+    pub fn statements(&self) -> usize {
+        self.statements.load(Ordering::SeqCst)
+    }
+
+    /// POSTs a GraphQL operation, with a bearer token if given.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap();
+        Gql { status, body }
+    }
+
+    /// Registers a user and returns their access token.
+    pub async fn register(&self, username: &str) -> String {
+        let answer = self
+            .gql(
+                None,
+                "mutation($i: RegisterInput!) { register(input: $i) { token } }",
+                json!({ "i": { "username": username, "email": format!("{username}@example.com"), "password": "correct horse battery" } }),
+            )
+            .await;
+        answer.data()["register"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an administrator (through the service `modelhub create-admin` uses) and logs in.
+    pub async fn admin(&self, username: &str) -> String {
+        modelhub::services::accounts::create_admin(
+            &self.state,
+            modelhub::services::accounts::Registration {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                password: "correct horse battery".into(),
+            },
+        )
+        .await
+        .map_err(|e| e.message())
+        .unwrap();
+        let answer = self
+            .gql(
+                None,
+                "mutation($i: LoginInput!) { login(input: $i) { token } }",
+                json!({ "i": { "username": username, "password": "correct horse battery" } }),
+            )
+            .await;
+        answer.data()["login"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends a GraphQL multipart request with one file under variable `file`.
+    pub async fn upload(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Gql {
+        let mut variables = variables;
+        variables["file"] = Value::Null;
+        let operations = json!({ "query": query, "variables": variables });
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", json!({ "0": ["variables.file"] }).to_string())
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
+            );
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .multipart(form);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap();
+        Gql { status, body }
+    }
+
+    /// Uploads a model (createModel) and returns the answer.
+    pub async fn create_model(
+        &self,
+        token: &str,
+        input: Value,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Gql {
+        self.upload(
+            Some(token),
+            "mutation($input: CreateModelInput!, $file: Upload!) { createModel(input: $input, file: $file) { id name currentVersion { id version sha256 sizeBytes format } } }",
+            json!({ "input": input }),
+            filename,
+            bytes,
+        )
+        .await
+    }
+
+    /// Uploads a version (createModelVersion) and returns the answer.
+    pub async fn create_version(
+        &self,
+        token: &str,
+        model_id: &str,
+        input: Value,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Gql {
+        self.upload(
+            Some(token),
+            "mutation($id: ID!, $input: CreateVersionInput!, $file: Upload!) { createModelVersion(modelId: $id, input: $input, file: $file) { id version sha256 sizeBytes format } }",
+            json!({ "id": model_id, "input": input }),
+            filename,
+            bytes,
+        )
+        .await
+    }
+
+    /// Every file under the blob directory (committed blobs and staging leftovers).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.blob_dir, &mut files);
+        files.sort();
+        files
+    }
+
+    /// Counts the rows of a table.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let row = self
+            .state
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.state.db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+
+    /// Waits (bounded) until `check` holds: for effects of a request the client has abandoned.
+    pub async fn eventually<F: AsyncFn() -> bool>(&self, what: &str, check: F) {
+        for _ in 0..500 {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
+
+/// The seed document's scikit-learn model: a RandomForestClassifier saved with joblib
+/// (made by `tests/fixtures/make_fixtures.py`).
+pub fn random_forest() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/random_forest.joblib"))
+        .unwrap()
+}
+
+/// A small valid safetensors file with one F32 tensor of `n` values.
+pub fn safetensors(n: usize) -> Vec<u8> {
+    let header = format!(
+        "{{\"w\":{{\"dtype\":\"F32\",\"shape\":[{n}],\"data_offsets\":[0,{}]}}}}",
+        n * 4
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend((0..n).flat_map(|i| (i as f32).to_le_bytes()));
+    bytes
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,17 @@
+//! Integration tests: each spawns the real server on a loopback port with its own database
+//! (an SQLite file, or a fresh PostgreSQL database when `MODELHUB_TEST_DATABASE_URL` is set)
+//! and its own blob directory, and drives it over HTTP.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests fail loudly on the first surprise"
+)]
+
+mod helpers;
+
+mod accounts;
+mod downloads;
+mod models;
+mod schema;
+mod server;
+mod uploads;

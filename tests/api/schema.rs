@@ -1,0 +1,12 @@
+//! The committed `schema.graphql` is what the code serves.
+
+#[test]
+fn committed_schema_matches_the_code() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let current = modelhub::graphql::sdl();
+    assert!(
+        committed == current,
+        "schema.graphql is out of date with the code; regenerate it with:\n    cargo run -- schema > schema.graphql"
+    );
+}
