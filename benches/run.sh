@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Model Hub throughput benchmark. Prints, for 64 MiB and 1 GiB files: upload MB/s and the
+# server's peak RSS, download MB/s beside nginx serving the same file (the physical reference)
+# and the ratio, and the disk's `dd conv=fsync` write speed; then the latency and rate of the
+# model list query (a page of 50 with owners and versions) with 10,000 models stored.
+#
+#   bash benches/run.sh            # everything (installs nginx and wrk if missing)
+#   MODELS=1000 bash benches/run.sh
+#
+# Runs on loopback only; the server uses its embedded defaults (SQLite, local disk) in a
+# temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MODELS=${MODELS:-10000}
+PORT=${PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
+WORK=$(mktemp -d /tmp/modelhub-bench.XXXXXX)
+BASE="http://127.0.0.1:$PORT"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk || ! need curl; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk curl >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk curl >/dev/null
+fi
+
+cargo build --release --quiet
+SERVER_PID=""
+NGINX_CONF="$WORK/nginx.conf"
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -f "$WORK/nginx.pid" ] && nginx -c "$NGINX_CONF" -s stop 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/data" "$WORK/www"
+(cd "$WORK" && MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_LOG=warn "$ROOT/target/release/modelhub" >"$WORK/server.log" 2>&1 &
+ echo $! >"$WORK/server.pid")
+SERVER_PID=$(cat "$WORK/server.pid")
+for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+
+cat >"$NGINX_CONF" <<CONF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
+}
+CONF
+nginx -c "$NGINX_CONF"
+
+gql() { curl -sf "$BASE/graphql" -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+gql '{"query":"mutation { register(input: {username: \"bench\", email: \"bench@example.com\", password: \"benchmark password\"}) { token } }"}' >/dev/null
+TOKEN=$(gql '{"query":"mutation { login(input: {username: \"bench\", password: \"benchmark password\"}) { token } }"}' | json 'd["data"]["login"]["token"]')
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status"; }
+reset_peak() { echo 5 >"/proc/$SERVER_PID/clear_refs"; }
+mbps() { python3 -c "print(f'{$1 / 1e6:.0f}')"; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; $(date -u +%FT%TZ)"
+for SIZE_MIB in 64 1024; do
+  FILE="$WORK/www/model-$SIZE_MIB.bin"
+  head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$FILE"
+  sync
+  DD=$(dd if=/dev/zero of="$WORK/dd.bin" bs=1M count="$SIZE_MIB" conv=fsync 2>&1 | awk -F', ' '/copied/ {print $NF}')
+  rm -f "$WORK/dd.bin"
+
+  reset_peak
+  UP=$(curl -s -o "$WORK/up.json" -w '%{speed_upload}' "$BASE/graphql" -H "authorization: Bearer $TOKEN" \
+    -F operations="{\"query\":\"mutation(\$input: CreateModelInput!, \$file: Upload!) { createModel(input: \$input, file: \$file) { currentVersion { id } } }\",\"variables\":{\"file\":null,\"input\":{\"name\":\"big-$SIZE_MIB\",\"framework\":\"bench\",\"version\":\"1.0.0\",\"format\":\"OTHER\"}}}" \
+    -F map='{"0":["variables.file"]}' -F "0=@$FILE")
+  UP_PEAK=$(peak_kib)
+  VERSION=$(json 'd["data"]["createModel"]["currentVersion"]["id"]' <"$WORK/up.json")
+
+  reset_peak
+  DOWN=$(curl -s -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION")
+  DOWN_PEAK=$(peak_kib)
+  NGINX=$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$NGINX_PORT/model-$SIZE_MIB.bin")
+  DOWN2=$(curl -s -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION")
+  NGINX2=$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$NGINX_PORT/model-$SIZE_MIB.bin")
+
+  echo "${SIZE_MIB} MiB upload:   $(mbps "$UP") MB/s (dd conv=fsync: $DD; ratio $(python3 -c "
+import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d else 1e6); print(f'{$UP / v:.0%}')")), server peak RSS $((UP_PEAK / 1024)) MiB"
+  echo "${SIZE_MIB} MiB download: $(mbps "$DOWN") / $(mbps "$DOWN2") MB/s vs nginx $(mbps "$NGINX") / $(mbps "$NGINX2") MB/s (ratio $(python3 -c "print(f'{($DOWN + $DOWN2) / ($NGINX + $NGINX2):.0%}')")), server peak RSS $((DOWN_PEAK / 1024)) MiB"
+  rm -f "$FILE"
+done
+
+python3 benches/seed.py "$BASE" "$TOKEN" "$MODELS"
+BODY=$(python3 -c 'import json; print(json.dumps({"query": "{ models(first: 50, sort: {field: DOWNLOADS, direction: DESC}) { totalCount edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions { edges { node { version sha256 } } } } } } }"}))')
+COUNT=$(MODELHUB_BENCH_BODY="$BODY" gql "$BODY" | json 'd["data"]["models"]["totalCount"]')
+echo "models stored: $COUNT; server RSS before load $(( $(rss_kib) / 1024 )) MiB"
+MODELHUB_BENCH_TOKEN="$TOKEN" MODELHUB_BENCH_BODY="$BODY" wrk -t1 -c1 -d10s -s benches/list.lua "$BASE/graphql" | grep 'list query' | sed 's/^/1 connection:  /'
+MODELHUB_BENCH_TOKEN="$TOKEN" MODELHUB_BENCH_BODY="$BODY" wrk -t2 -c16 -d10s -s benches/list.lua "$BASE/graphql" | grep 'list query' | sed 's/^/16 connections: /'
+echo "server RSS after load $(( $(rss_kib) / 1024 )) MiB"
