@@ -3,7 +3,12 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{RequestContext, scalars::parse_id};
+use super::{
+    RequestContext,
+    context::loaders,
+    models::{ConnectionOf, Model, list_models},
+    scalars::{BigInt, parse_id},
+};
 use crate::{
     auth::Scope,
     entities::{api_token, enums::Role, user},
@@ -11,6 +16,7 @@ use crate::{
     services::{
         accounts::{self, Registration, Session},
         api_tokens,
+        models::ModelFilter,
     },
 };
 
@@ -78,6 +84,40 @@ impl User {
         self.model.created_at
     }
 
+    /// What the account stores (the account itself or an administrator).
+    async fn usage(&self, ctx: &Context<'_>) -> Result<UserUsage> {
+        if !self.reveals_private(ctx) {
+            return Err(
+                AppError::Forbidden("only the account itself can see its usage".into()).into(),
+            );
+        }
+        let usage = loaders(ctx)?
+            .usage
+            .load_one(self.model.id)
+            .await
+            .map_err(|e| AppError::internal(e.to_string()))?
+            .unwrap_or_default();
+        Ok(UserUsage {
+            models: BigInt(usage.models),
+            versions: BigInt(usage.versions),
+            bytes: BigInt(usage.bytes),
+        })
+    }
+
+    /// The account's models that the caller may see.
+    async fn models(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ConnectionOf<Model>> {
+        let filter = ModelFilter {
+            owner_id: Some(self.model.id),
+            ..ModelFilter::default()
+        };
+        list_models(ctx, filter, None, first, after).await
+    }
+
     /// The account's API tokens, newest first (the account itself or an administrator only).
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
         if !self.reveals_private(ctx) {
@@ -88,6 +128,15 @@ impl User {
         let tokens = api_tokens::list_for_user(ctx.state(), self.model.id).await?;
         Ok(tokens.into_iter().map(ApiToken).collect())
     }
+}
+
+/// What an account stores.
+#[derive(SimpleObject)]
+pub struct UserUsage {
+    models: BigInt,
+    versions: BigInt,
+    /// Bytes referenced by the account's versions.
+    bytes: BigInt,
 }
 
 /// A long-lived token for scripts. Its secret is shown once, when it is created.

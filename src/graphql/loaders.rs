@@ -79,12 +79,46 @@ impl Loader<Uuid> for VersionsOfModelLoader {
     }
 }
 
+/// Models, versions and bytes a user stores.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub models: i64,
+    pub versions: i64,
+    pub bytes: i64,
+}
+
+/// Storage usage by user id.
+pub struct UsageLoader(DatabaseConnection);
+
+impl Loader<Uuid> for UsageLoader {
+    type Value = Usage;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = crate::services::admin::usage(&self.0, keys).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, models, versions, bytes)| {
+                (
+                    id,
+                    Usage {
+                        models,
+                        versions,
+                        bytes,
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
 /// The loaders of one request.
 pub struct Loaders {
     pub users: DataLoader<UserLoader>,
     pub models: DataLoader<ModelLoader>,
     pub versions: DataLoader<VersionLoader>,
     pub versions_of_model: DataLoader<VersionsOfModelLoader>,
+    pub usage: DataLoader<UsageLoader>,
 }
 
 impl Loaders {
@@ -95,6 +129,7 @@ impl Loaders {
             models: DataLoader::new(ModelLoader(db.clone()), tokio::spawn),
             versions: DataLoader::new(VersionLoader(db.clone()), tokio::spawn),
             versions_of_model: DataLoader::new(VersionsOfModelLoader(db.clone()), tokio::spawn),
+            usage: DataLoader::new(UsageLoader(db.clone()), tokio::spawn),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! build SQL.
 
 mod accounts;
+mod admin;
 mod context;
 mod loaders;
 mod models;
@@ -19,11 +20,19 @@ use crate::state::AppState;
 
 /// Every query field.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(accounts::AccountQuery, models::ModelQuery);
+pub struct QueryRoot(
+    accounts::AccountQuery,
+    models::ModelQuery,
+    admin::AdminQuery,
+);
 
 /// Every mutation field.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(accounts::AccountMutation, models::ModelMutation);
+pub struct MutationRoot(
+    accounts::AccountMutation,
+    models::ModelMutation,
+    admin::AdminMutation,
+);
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -22,7 +22,7 @@ use crate::{
     },
     error::AppError,
     services::{
-        downloads,
+        admin, downloads,
         models::{self, ModelChanges, ModelFilter, ModelSortField, SortDirection},
         pagination::{Cursor, Page, page_size},
         versions::{self, NewModel, NewVersion},
@@ -184,6 +184,33 @@ impl Model {
         BigInt(self.0.downloads)
     }
 
+    /// Downloads per day over the last `days` days (1–365), oldest first, days without any
+    /// included (owner and administrators).
+    async fn download_stats(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i32,
+    ) -> Result<Vec<super::admin::DailyCount>> {
+        let viewer = ctx.viewer();
+        if viewer.user_id() != Some(self.0.owner_id) && !viewer.is_admin() {
+            return Err(AppError::Forbidden(
+                "download statistics are for the model's owner and administrators".into(),
+            )
+            .into());
+        }
+        if !(1..=365).contains(&days) {
+            return Err(AppError::bad_input("days", "must be between 1 and 365").into());
+        }
+        let stats =
+            admin::model_downloads_per_day(&ctx.state().db, self.0.id, i64::from(days)).await?;
+        Ok(stats.into_iter().map(Into::into).collect())
+    }
+
+    /// When publication was last requested.
+    async fn submitted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.submitted_at
+    }
+
     /// When the model was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -290,6 +317,16 @@ impl ModelVersion {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+
+    /// When an administrator withdrew it (it no longer downloads).
+    async fn withdrawn_at(&self) -> Option<DateTime<Utc>> {
+        self.0.withdrawn_at
+    }
+
+    /// Why it was withdrawn.
+    async fn withdrawn_reason(&self) -> Option<&str> {
+        self.0.withdrawn_reason.as_deref()
+    }
 }
 
 /// A new model and its first version (sent with the file).
@@ -377,6 +414,7 @@ impl From<ModelFilterInput> for ModelFilter {
             task_type: input.task_type,
             tags: input.tags,
             owner: input.owner,
+            owner_id: None,
             license: input.license,
             format: input.format,
         }

@@ -3,7 +3,10 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admin;
 pub mod api_tokens;
+pub mod approvals;
+pub mod audit;
 pub mod downloads;
 pub mod models;
 pub mod pagination;

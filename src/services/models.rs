@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{
     access,
+    audit::{self, Subject},
     pagination::{Cursor, Page, SortValue},
     versions,
 };
@@ -33,6 +34,8 @@ pub struct ModelFilter {
     pub tags: Vec<String>,
     /// The owner's username.
     pub owner: Option<String>,
+    /// The owner's id.
+    pub owner_id: Option<Uuid>,
     pub license: Option<String>,
     /// Models with at least one version in this format.
     pub format: Option<ModelFormat>,
@@ -186,6 +189,9 @@ fn filter_condition(filter: &ModelFilter) -> AppResult<Condition> {
                     .to_owned(),
             ),
         );
+    }
+    if let Some(owner_id) = filter.owner_id {
+        condition = condition.add(model::Column::OwnerId.eq(owner_id));
     }
     if let Some(format) = filter.format {
         condition = condition.add(
@@ -357,15 +363,27 @@ pub async fn update(
 
 /// Deletes a model, its versions, and every file no other version uses.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()> {
-    find_for_edit(state, viewer, id).await?;
+    let (model, caller) = find_for_edit(state, viewer, id).await?;
+    let txn = state.db.begin().await?;
     let hashes: Vec<String> = model_version::Entity::find()
         .select_only()
         .column(model_version::Column::Sha256)
         .filter(model_version::Column::ModelId.eq(id))
         .into_tuple()
-        .all(&state.db)
+        .all(&txn)
         .await?;
-    model::Entity::delete_by_id(id).exec(&state.db).await?;
+    model::Entity::delete_by_id(id).exec(&txn).await?;
+    let details = serde_json::json!({ "name": model.name, "owner_id": model.owner_id });
+    audit::record(
+        &txn,
+        Some(caller.user.id),
+        "model_deleted",
+        Subject::Model(id),
+        None,
+        Some(details),
+    )
+    .await?;
+    txn.commit().await?;
     tracing::info!(model_id = %id, "model deleted");
     for sha256 in hashes {
         versions::release_blob(state, &sha256).await;

@@ -10,7 +10,11 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{access, models::write_tags};
+use super::{
+    access,
+    audit::{self, Subject},
+    models::write_tags,
+};
 use crate::{
     auth::{Scope, Viewer},
     domain::{format, model as rules, version::Version},
@@ -294,12 +298,22 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     let (version, model) = find(state, viewer, id)
         .await?
         .ok_or(AppError::NotFound("model version"))?;
-    access::ensure_can_edit(viewer, &model)?;
+    let caller = access::ensure_can_edit(viewer, &model)?;
     let txn = state.db.begin().await?;
     model_version::Entity::delete_by_id(version.id)
         .exec(&txn)
         .await?;
     refresh_current_version(&txn, model.id).await?;
+    let details = serde_json::json!({ "model_id": model.id, "version": version.version });
+    audit::record(
+        &txn,
+        Some(caller.user.id),
+        "version_deleted",
+        Subject::Version(version.id),
+        None,
+        Some(details),
+    )
+    .await?;
     txn.commit().await?;
     tracing::info!(model_id = %model.id, version_id = %version.id, "version deleted");
     release_blob(state, &version.sha256).await;
