@@ -53,6 +53,30 @@ impl FromStr for StorageUrl {
     }
 }
 
+/// What happens to an upload whose inspection finds code that runs on load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafeUploads {
+    /// Refuse the upload.
+    Reject,
+    /// Keep it, but downloads need `?acceptRisk=true` (the default).
+    Quarantine,
+    /// Keep it and serve it like any other file.
+    Allow,
+}
+
+impl FromStr for UnsafeUploads {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "reject" => Ok(Self::Reject),
+            "quarantine" => Ok(Self::Quarantine),
+            "allow" => Ok(Self::Allow),
+            other => Err(format!("`{other}` is not reject, quarantine or allow")),
+        }
+    }
+}
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -78,6 +102,10 @@ pub struct Config {
     pub download_url_ttl: Duration,
     /// `MODELHUB_MAX_REQUEST_BYTES`: the largest non-upload request body.
     pub max_request_bytes: usize,
+    /// `MODELHUB_UNSAFE_UPLOADS`: `reject`, `quarantine` or `allow` uploads found UNSAFE.
+    pub unsafe_uploads: UnsafeUploads,
+    /// `MODELHUB_INSPECTION_TIMEOUT_SECS`: the longest one file's inspection may take.
+    pub inspection_timeout: Duration,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -174,6 +202,11 @@ impl Config {
                 3600,
             )?),
             max_request_bytes: parse_var("MODELHUB_MAX_REQUEST_BYTES", 2 * 1024 * 1024)?,
+            unsafe_uploads: parse_var("MODELHUB_UNSAFE_UPLOADS", UnsafeUploads::Quarantine)?,
+            inspection_timeout: Duration::from_secs(parse_var(
+                "MODELHUB_INSPECTION_TIMEOUT_SECS",
+                60,
+            )?),
         })
     }
 }

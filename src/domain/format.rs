@@ -30,7 +30,8 @@ fn is_hdf5(head: &[u8]) -> bool {
         .any(|&at| head.get(at..at + HDF5_MAGIC.len()) == Some(HDF5_MAGIC))
 }
 
-fn is_pickle(head: &[u8]) -> bool {
+/// Whether the bytes start like a pickle (any protocol).
+pub fn is_pickle(head: &[u8]) -> bool {
     match head {
         // Protocol 2+ starts with PROTO and the protocol number.
         [0x80, proto, ..] => *proto <= 5,

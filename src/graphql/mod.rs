@@ -5,6 +5,7 @@
 mod accounts;
 mod admin;
 mod context;
+mod inspection;
 mod loaders;
 mod models;
 mod scalars;

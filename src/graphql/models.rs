@@ -318,6 +318,11 @@ impl ModelVersion {
         self.0.created_at
     }
 
+    /// What the static inspection of the file found.
+    async fn inspection(&self) -> super::inspection::Inspection {
+        super::inspection::Inspection::of(&self.0)
+    }
+
     /// When an administrator withdrew it (it no longer downloads).
     async fn withdrawn_at(&self) -> Option<DateTime<Utc>> {
         self.0.withdrawn_at
@@ -395,6 +400,9 @@ pub struct ModelFilterInput {
     license: Option<String>,
     /// Models with a version in this format.
     format: Option<ModelFormat>,
+    /// Only models whose current version was inspected and found SAFE.
+    #[graphql(default)]
+    safe_only: bool,
 }
 
 /// The order of a model list.
@@ -417,6 +425,7 @@ impl From<ModelFilterInput> for ModelFilter {
             owner_id: None,
             license: input.license,
             format: input.format,
+            safe_only: input.safe_only,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     error::{AppError, AppResult},
     services::{
         accounts,
-        downloads::{self, Credentials, Grant},
+        downloads::{self, AcceptRisk, Credentials, Grant},
     },
     storage::StorageError,
 };
@@ -26,6 +26,9 @@ use crate::{
 pub struct DownloadParams {
     /// A signed token from `ModelVersion.downloadUrl`.
     token: Option<String>,
+    /// Download a file found UNSAFE anyway.
+    #[serde(default, rename = "acceptRisk")]
+    accept_risk: bool,
 }
 
 fn parse_uuid(raw: &str, what: &'static str) -> AppResult<Uuid> {
@@ -53,6 +56,7 @@ pub async fn by_version(
                     .await?
             }
         };
+        downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
         serve(&state, grant, &method, &headers).await
     }
     .await;
@@ -63,6 +67,7 @@ pub async fn by_version(
 pub async fn by_model(
     State(state): State<HttpState>,
     Path(model_id): Path<String>,
+    Query(params): Query<DownloadParams>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
@@ -70,6 +75,7 @@ pub async fn by_model(
         let model_id = parse_uuid(&model_id, "model")?;
         let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         let grant = downloads::authorize_current(&state.app, &viewer, model_id).await?;
+        downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
         serve(&state, grant, &method, &headers).await
     }
     .await;

@@ -19,10 +19,11 @@ use super::{
 use crate::{
     auth::{Admin, Viewer},
     entities::{
-        enums::{ApprovalStatus, Visibility},
+        enums::{ApprovalStatus, InspectionStatus, Visibility},
         model, model_version,
     },
     error::{AppError, AppResult},
+    inspection::Report,
     state::AppState,
 };
 
@@ -120,6 +121,7 @@ pub async fn request_publication(
             "the model has no downloadable version to publish".into(),
         ));
     }
+    ensure_no_unsafe_versions(state, model_id).await?;
     apply(
         state,
         caller.user.id,
@@ -134,6 +136,36 @@ pub async fn request_publication(
         },
     )
     .await
+}
+
+/// Refuses to publish a model that has a (not withdrawn) version found UNSAFE, naming what was
+/// found.
+async fn ensure_no_unsafe_versions(state: &AppState, model_id: Uuid) -> AppResult<()> {
+    let unsafe_versions = model_version::Entity::find()
+        .filter(model_version::Column::ModelId.eq(model_id))
+        .filter(model_version::Column::InspectionStatus.eq(InspectionStatus::Unsafe))
+        .filter(model_version::Column::WithdrawnAt.is_null())
+        .all(&state.db)
+        .await?;
+    if unsafe_versions.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = unsafe_versions
+        .iter()
+        .map(|v| {
+            let findings = v
+                .inspection
+                .clone()
+                .and_then(|json| serde_json::from_value::<Report>(json).ok())
+                .map(|r| r.dangerous().join(", "))
+                .unwrap_or_default();
+            format!("{} ({findings})", v.version)
+        })
+        .collect();
+    Err(AppError::Conflict(format!(
+        "the model has versions that run code when loaded and cannot be made public: {}; delete or withdraw them first",
+        described.join("; ")
+    )))
 }
 
 async fn find_any(state: &AppState, model_id: Uuid) -> AppResult<model::Model> {
@@ -151,6 +183,7 @@ pub async fn approve(
     note: Option<&str>,
 ) -> AppResult<model::Model> {
     find_any(state, model_id).await?;
+    ensure_no_unsafe_versions(state, model_id).await?;
     apply(
         state,
         admin.id(),

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::{access, versions};
 use crate::{
     auth::{Scope, Viewer},
-    entities::{download_event, model, model_version},
+    config::UnsafeUploads,
+    entities::{download_event, enums::InspectionStatus, model, model_version},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -44,6 +45,25 @@ pub fn signed_url(state: &AppState, version_id: Uuid, user_id: Option<Uuid>) -> 
     url.set_path(&format!("/files/{version_id}"));
     url.set_query(Some(&format!("token={token}")));
     Ok(url.into())
+}
+
+/// Whether the caller knowingly asks for a file found UNSAFE (`?acceptRisk=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AcceptRisk(pub bool);
+
+/// Under the quarantine policy, a file found UNSAFE is served only to a caller who accepts the
+/// risk.
+pub fn ensure_risk_accepted(state: &AppState, grant: &Grant, accept: AcceptRisk) -> AppResult<()> {
+    if grant.version.inspection_status == InspectionStatus::Unsafe
+        && state.config.unsafe_uploads != UnsafeUploads::Allow
+        && !accept.0
+    {
+        return Err(AppError::Forbidden(format!(
+            "version {} runs code when loaded (see its inspection); add acceptRisk=true to download it anyway",
+            grant.version.version
+        )));
+    }
+    Ok(())
 }
 
 fn ensure_downloadable(version: &model_version::Model) -> AppResult<()> {

@@ -18,7 +18,10 @@ use super::{
 use crate::{
     auth::{Authenticated, Viewer},
     domain::model as rules,
-    entities::{enums::ModelFormat, model, model_tag, model_version, user},
+    entities::{
+        enums::{InspectionStatus, ModelFormat},
+        model, model_tag, model_version, user,
+    },
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -39,6 +42,8 @@ pub struct ModelFilter {
     pub license: Option<String>,
     /// Models with at least one version in this format.
     pub format: Option<ModelFormat>,
+    /// Only models whose current version was inspected and found SAFE.
+    pub safe_only: bool,
 }
 
 /// What a model list is ordered by.
@@ -186,6 +191,17 @@ fn filter_condition(filter: &ModelFilter) -> AppResult<Condition> {
                     .column(user::Column::Id)
                     .from(user::Entity)
                     .and_where(user::Column::Username.eq(owner.to_lowercase()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if filter.safe_only {
+        condition = condition.add(
+            model::Column::CurrentVersionId.in_subquery(
+                Query::select()
+                    .column(model_version::Column::Id)
+                    .from(model_version::Entity)
+                    .and_where(model_version::Column::InspectionStatus.eq(InspectionStatus::Safe))
                     .to_owned(),
             ),
         );

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     auth::{Scope, Viewer},
+    config::UnsafeUploads,
     domain::{format, model as rules, version::Version},
     entities::{
         enums::{ApprovalStatus, InspectionStatus, ModelFormat, Visibility},
@@ -24,6 +25,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     graphql::UploadedFile,
+    inspection::{self, Limits, Report},
     state::AppState,
 };
 
@@ -126,6 +128,15 @@ fn version_row(
     })
 }
 
+/// Puts an inspection report on a version row.
+fn record_inspection(row: &mut model_version::ActiveModel, report: &Report) -> AppResult<()> {
+    row.inspection_status = Set(report.status());
+    row.inspection = Set(Some(
+        serde_json::to_value(report).map_err(AppError::internal)?,
+    ));
+    Ok(())
+}
+
 /// Points the model at its newest (highest semver) version that is not withdrawn.
 pub(super) async fn refresh_current_version<C: ConnectionTrait>(
     db: &C,
@@ -168,11 +179,41 @@ pub async fn release_blob(state: &AppState, sha256: &str) {
     }
 }
 
-/// Moves the staged file to its address, runs `write` in a transaction, and undoes the file
-/// if the transaction fails.
-async fn store<T, F>(state: &AppState, file: &UploadedFile, write: F) -> AppResult<T>
+/// Inspects a stored blob off the async runtime (see [`crate::inspection`]).
+pub async fn inspect_blob(
+    state: &AppState,
+    sha256: &str,
+    size: u64,
+    format: ModelFormat,
+) -> AppResult<Report> {
+    let (file, temp) = state
+        .blobs
+        .local_copy(sha256)
+        .await
+        .map_err(AppError::internal)?;
+    let limits = Limits {
+        time: state.config.inspection_timeout,
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let report = inspection::inspect(&mut file, size, format, limits);
+        drop(temp);
+        report
+    })
+    .await
+    .map_err(AppError::internal)
+}
+
+/// Moves the staged file to its address, inspects it, applies the unsafe-upload policy, runs
+/// `write` in a transaction with the report, and undoes the file if anything fails.
+async fn store<T, F>(
+    state: &AppState,
+    file: &UploadedFile,
+    format: ModelFormat,
+    write: F,
+) -> AppResult<T>
 where
-    F: AsyncFnOnce(&sea_orm::DatabaseTransaction) -> AppResult<T>,
+    F: AsyncFnOnce(&sea_orm::DatabaseTransaction, &Report) -> AppResult<T>,
 {
     state
         .blobs
@@ -180,8 +221,20 @@ where
         .await
         .map_err(AppError::internal)?;
     let outcome = async {
+        let report = inspect_blob(state, &file.blob.sha256, file.blob.size, format).await?;
+        if report.status() == InspectionStatus::Unsafe
+            && state.config.unsafe_uploads == UnsafeUploads::Reject
+        {
+            return Err(AppError::bad_input(
+                "file",
+                format!(
+                    "the file runs code when loaded ({}); this server refuses such uploads",
+                    report.dangerous().join(", ")
+                ),
+            ));
+        }
         let txn = state.db.begin().await?;
-        let value = write(&txn).await?;
+        let value = write(&txn, &report).await?;
         txn.commit().await?;
         Ok(value)
     }
@@ -232,10 +285,12 @@ pub async fn create_model(
     };
     let model_id = *row.id.as_ref();
     let label = input.version.version.clone();
-    let version = version_row(model_id, caller.user.id, input.version, file)?;
-    let model = store(state, file, async |txn| {
+    let mut version = version_row(model_id, caller.user.id, input.version, file)?;
+    let format = *version.format.as_ref();
+    let model = store(state, file, format, async |txn, report| {
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
+        record_inspection(&mut version, report)?;
         version
             .insert(txn)
             .await
@@ -261,8 +316,10 @@ pub async fn create_version(
 ) -> AppResult<model_version::Model> {
     let (model, caller) = super::models::find_for_edit(state, viewer, model_id).await?;
     let label = input.version.clone();
-    let row = version_row(model.id, caller.user.id, input, file)?;
-    let version = store(state, file, async |txn| {
+    let mut row = version_row(model.id, caller.user.id, input, file)?;
+    let format = *row.format.as_ref();
+    let version = store(state, file, format, async |txn, report| {
+        record_inspection(&mut row, report)?;
         let version = row
             .insert(txn)
             .await

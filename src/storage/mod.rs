@@ -158,6 +158,33 @@ impl BlobStore {
         }
     }
 
+    /// The blob as a local file to read at will: the file itself on local disk, or a
+    /// temporary copy (removed when the returned guard drops) for remote stores.
+    pub async fn local_copy(
+        &self,
+        sha256: &str,
+    ) -> Result<(std::fs::File, Option<tempfile::TempPath>), StorageError> {
+        let result = self
+            .store
+            .get(&Self::blob_path(sha256))
+            .await
+            .map_err(map_err)?;
+        match result.payload {
+            GetResultPayload::File(file, _) => Ok((file, None)),
+            GetResultPayload::Stream(mut stream) => {
+                let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
+                let mut writer = tokio::fs::File::from_std(file);
+                while let Some(chunk) = stream.next().await {
+                    tokio::io::AsyncWriteExt::write_all(&mut writer, &chunk.map_err(map_err)?)
+                        .await?;
+                }
+                tokio::io::AsyncWriteExt::flush(&mut writer).await?;
+                let file = std::fs::File::open(&path)?;
+                Ok((file, Some(path)))
+            }
+        }
+    }
+
     /// Checks that the store answers (for readiness probes).
     pub async fn check(&self) -> Result<(), StorageError> {
         match self.store.head(&Path::from("readiness-probe")).await {

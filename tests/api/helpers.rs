@@ -12,7 +12,7 @@ use std::{
 
 use modelhub::{
     App,
-    config::{Config, StorageUrl},
+    config::{Config, StorageUrl, UnsafeUploads},
     state::AppState,
     storage::BlobStore,
 };
@@ -82,12 +82,14 @@ fn announce_backend() -> Option<String> {
 #[derive(Clone)]
 pub struct Options {
     pub max_upload_bytes: u64,
+    pub unsafe_uploads: UnsafeUploads,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             max_upload_bytes: 64 * 1024 * 1024,
+            unsafe_uploads: UnsafeUploads::Quarantine,
         }
     }
 }
@@ -139,6 +141,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         access_token_ttl: Duration::from_secs(3600),
         download_url_ttl: Duration::from_secs(600),
         max_request_bytes: 2 * 1024 * 1024,
+        unsafe_uploads: options.unsafe_uploads,
+        inspection_timeout: Duration::from_secs(30),
     };
     let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
     let statements = Arc::new(AtomicUsize::new(0));

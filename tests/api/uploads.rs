@@ -215,6 +215,7 @@ async fn identical_files_are_stored_once() {
 async fn uploads_over_the_limit_are_refused_while_streaming() {
     let app = spawn_with(Options {
         max_upload_bytes: 10_000,
+        ..Options::default()
     })
     .await;
     let token = app.register("big").await;

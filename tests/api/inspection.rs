@@ -1,0 +1,409 @@
+//! Static inspection of uploads: real model files of every format, malicious pickles in all
+//! their disguises, malformed files, and the policy for files that run code.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Options, TestApp, random_forest, safetensors, spawn_app, spawn_with};
+
+/// The file the malicious fixtures would create if anything ever ran them.
+const MARKER: &str = "/tmp/modelhub-inspection-marker";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+const INSPECTION: &str = "inspection { status inspector error parameterCount tensorCount dtypes estimatorClass sklearnVersion frameworkHints metadata inputs { name elementType shape } outputs { name elementType shape } findings { module name severity reason } }";
+
+/// Uploads a file as a new model and returns its version's inspection.
+async fn inspect(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    format: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> Value {
+    let query = format!(
+        "mutation($input: CreateModelInput!, $file: Upload!) {{ createModel(input: $input, file: $file) {{ id currentVersion {{ id {INSPECTION} }} }} }}"
+    );
+    let answer = app
+        .upload(
+            Some(token),
+            &query,
+            json!({ "input": { "name": name, "framework": "test", "version": "1.0.0", "format": format } }),
+            filename,
+            bytes,
+        )
+        .await;
+    let model = answer.data()["createModel"].clone();
+    let mut inspection = model["currentVersion"]["inspection"].clone();
+    inspection["modelId"] = model["id"].clone();
+    inspection["versionId"] = model["currentVersion"]["id"].clone();
+    inspection
+}
+
+fn dangerous(inspection: &Value) -> Vec<String> {
+    inspection["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "DANGEROUS")
+        .map(|f| {
+            format!(
+                "{}.{}",
+                f["module"].as_str().unwrap(),
+                f["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_scikit_learn_model_is_safe_and_its_estimator_is_named() {
+    let app = spawn_app().await;
+    let token = app.register("sklearner").await;
+    let report = inspect(
+        &app,
+        &token,
+        "forest",
+        "JOBLIB",
+        "forest.joblib",
+        random_forest(),
+    )
+    .await;
+    assert_eq!(report["status"], "SAFE", "{report}");
+    assert_eq!(report["inspector"], "pickle");
+    assert_eq!(
+        report["estimatorClass"],
+        "sklearn.ensemble._forest.RandomForestClassifier"
+    );
+    assert_eq!(report["sklearnVersion"], "1.9.1");
+    assert_eq!(report["frameworkHints"], json!(["scikit-learn"]));
+    assert!(
+        report["metadata"]["inline_arrays"].as_u64().unwrap() > 0,
+        "joblib's numpy arrays were skipped over"
+    );
+    assert!(dangerous(&report).is_empty());
+}
+
+#[tokio::test]
+async fn malicious_pickles_are_unsafe_in_every_disguise_and_never_run() {
+    let _ = std::fs::remove_file(MARKER);
+    let app = spawn_app().await;
+    let token = app.register("mallory").await;
+    let cases = [
+        ("evil_reduce.pkl", "PICKLE", vec!["posix.system"]),
+        ("evil_memo.pkl", "PICKLE", vec!["posix.system"]),
+        (
+            "evil_dynamic.pkl",
+            "PICKLE",
+            vec!["<dynamic>.STACK_GLOBAL with a computed module or name"],
+        ),
+        ("evil.pth", "PTH", vec!["posix.system"]),
+        ("evil.joblib", "JOBLIB", vec!["posix.system"]),
+    ];
+    for (file, format, expected) in cases {
+        let report = inspect(&app, &token, file, format, file, fixture(file)).await;
+        assert_eq!(report["status"], "UNSAFE", "{file}: {report}");
+        let found = dangerous(&report);
+        for e in &expected {
+            let e = e.replace(
+                "posix.",
+                if found.iter().any(|f| f.starts_with("os.")) {
+                    "os."
+                } else {
+                    "posix."
+                },
+            );
+            assert!(found.contains(&e), "{file}: expected {e} in {found:?}");
+        }
+    }
+    // The same bytes declared as OTHER are still inspected.
+    let disguised = inspect(
+        &app,
+        &token,
+        "disguised",
+        "OTHER",
+        "notes.bin",
+        fixture("evil_reduce.pkl"),
+    )
+    .await;
+    assert_eq!(disguised["status"], "UNSAFE");
+    assert!(
+        !std::path::Path::new(MARKER).exists(),
+        "an inspected file was executed"
+    );
+}
+
+#[tokio::test]
+async fn tensor_formats_report_their_contents() {
+    let app = spawn_app().await;
+    let token = app.register("tensors").await;
+
+    let st = inspect(
+        &app,
+        &token,
+        "st",
+        "SAFETENSORS",
+        "w.safetensors",
+        safetensors(1000),
+    )
+    .await;
+    assert_eq!(st["status"], "SAFE", "{st}");
+    assert_eq!(st["parameterCount"], 1000);
+    assert_eq!(st["tensorCount"], 1);
+    assert_eq!(st["dtypes"], json!(["F32"]));
+
+    let gguf = inspect(&app, &token, "gguf", "GGUF", "m.gguf", gguf_file()).await;
+    assert_eq!(gguf["status"], "SAFE", "{gguf}");
+    assert_eq!(gguf["parameterCount"], 48);
+    assert_eq!(gguf["tensorCount"], 2);
+    assert_eq!(gguf["dtypes"], json!(["F32", "Q4_K"]));
+    assert_eq!(gguf["metadata"]["architecture"], "llama");
+    assert_eq!(gguf["metadata"]["context_length"], 4096);
+    assert_eq!(gguf["metadata"]["file_type"], 15);
+    assert_eq!(
+        gguf["metadata"]["kv"]["tokenizer.ggml.tokens"]["length"],
+        20
+    );
+
+    let onnx = inspect(
+        &app,
+        &token,
+        "onnx",
+        "ONNX",
+        "tiny.onnx",
+        fixture("tiny.onnx"),
+    )
+    .await;
+    assert_eq!(onnx["status"], "SAFE", "{onnx}");
+    assert_eq!(
+        onnx["inputs"],
+        json!([{ "name": "x", "elementType": "FLOAT", "shape": ["batch", "4"] }])
+    );
+    assert_eq!(
+        onnx["outputs"],
+        json!([{ "name": "y", "elementType": "FLOAT", "shape": ["batch", "3"] }])
+    );
+    assert_eq!(onnx["parameterCount"], 15);
+    assert_eq!(onnx["metadata"]["opset"], 17);
+    assert_eq!(onnx["metadata"]["producer"], "modelhub-fixtures");
+
+    let keras = inspect(
+        &app,
+        &token,
+        "keras",
+        "H5",
+        "model.h5",
+        fixture("keras_model.h5"),
+    )
+    .await;
+    assert_eq!(keras["status"], "SAFE", "{keras}");
+    assert_eq!(keras["metadata"]["keras_version"], "2.15.0");
+    assert_eq!(keras["metadata"]["backend"], "tensorflow");
+    assert_eq!(keras["metadata"]["model_class"], "Sequential");
+    assert_eq!(keras["metadata"]["layer_count"], 2);
+}
+
+/// A GGUF v3 file: four metadata keys and two tensors (4×8 F32, 16 Q4_K).
+fn gguf_file() -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend((s.len() as u64).to_le_bytes());
+        out.extend(s.as_bytes());
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend(2u64.to_le_bytes());
+    out.extend(4u64.to_le_bytes());
+    string(&mut out, "general.architecture");
+    out.extend(8u32.to_le_bytes());
+    string(&mut out, "llama");
+    string(&mut out, "llama.context_length");
+    out.extend(4u32.to_le_bytes());
+    out.extend(4096u32.to_le_bytes());
+    string(&mut out, "general.file_type");
+    out.extend(4u32.to_le_bytes());
+    out.extend(15u32.to_le_bytes());
+    string(&mut out, "tokenizer.ggml.tokens");
+    out.extend(9u32.to_le_bytes());
+    out.extend(8u32.to_le_bytes());
+    out.extend(20u64.to_le_bytes());
+    for i in 0..20 {
+        string(&mut out, &format!("tok{i}"));
+    }
+    for (name, dims, kind) in [("a", vec![4u64, 8], 0u32), ("b", vec![16], 12)] {
+        string(&mut out, name);
+        out.extend((dims.len() as u32).to_le_bytes());
+        for d in dims {
+            out.extend(d.to_le_bytes());
+        }
+        out.extend(kind.to_le_bytes());
+        out.extend(0u64.to_le_bytes());
+    }
+    out.extend([0u8; 64]);
+    out
+}
+
+#[tokio::test]
+async fn truncated_and_corrupt_files_are_errors_and_the_server_stays_up() {
+    let app = spawn_app().await;
+    let token = app.register("broken").await;
+    let forest = random_forest();
+    let gguf = gguf_file();
+    let mut bad_st = safetensors(100);
+    bad_st.truncate(bad_st.len() - 40);
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend([0x13u8; 200]);
+    let cases: Vec<(&str, &str, &str, Vec<u8>)> = vec![
+        (
+            "half a joblib",
+            "JOBLIB",
+            "m.joblib",
+            forest[..forest.len() / 2].to_vec(),
+        ),
+        ("half a gguf", "GGUF", "m.gguf", gguf[..60].to_vec()),
+        ("short safetensors", "SAFETENSORS", "m.safetensors", bad_st),
+        ("garbage onnx", "ONNX", "m.onnx", vec![0xff; 300]),
+        ("broken zip", "PTH", "m.pth", zip),
+        (
+            "bad opcode",
+            "PICKLE",
+            "m.pkl",
+            b"\x80\x04\xff\xff.".to_vec(),
+        ),
+    ];
+    for (name, format, filename, bytes) in cases {
+        let report = inspect(&app, &token, name, format, filename, bytes).await;
+        assert_eq!(report["status"], "ERROR", "{name}: {report}");
+        assert!(
+            report["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{name}"
+        );
+    }
+    let alive = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), 200);
+}
+
+#[tokio::test]
+async fn unsafe_versions_cannot_be_published_and_need_accept_risk() {
+    let app = spawn_app().await;
+    let owner = app.register("risky").await;
+    let admin = app.admin("gate").await;
+    let report = inspect(
+        &app,
+        &owner,
+        "risky",
+        "PICKLE",
+        "m.pkl",
+        fixture("evil_reduce.pkl"),
+    )
+    .await;
+    let (model_id, version_id) = (
+        report["modelId"].as_str().unwrap(),
+        report["versionId"].as_str().unwrap(),
+    );
+    let request = app
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { requestPublication(modelId: $id) { id } }",
+            json!({ "id": model_id }),
+        )
+        .await;
+    assert_eq!(request.code(), "CONFLICT");
+    assert!(
+        request.message().contains("system"),
+        "{}",
+        request.message()
+    );
+
+    let url = format!("{}/files/{version_id}", app.base);
+    let refused = app
+        .client
+        .get(&url)
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let accepted = app
+        .client
+        .get(format!("{url}?acceptRisk=true"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
+
+    // A safe model is found by safeOnly; the unsafe one is not.
+    inspect(
+        &app,
+        &owner,
+        "clean",
+        "SAFETENSORS",
+        "w.safetensors",
+        safetensors(4),
+    )
+    .await;
+    let safe = app
+        .gql(
+            Some(&owner),
+            "{ models(filter: { safeOnly: true }) { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        safe.data()["models"]["edges"],
+        json!([{ "node": { "name": "clean" } }])
+    );
+    let dashboard = app
+        .gql(
+            Some(&admin),
+            "{ adminDashboard { versionsByInspection { status count } } }",
+            json!({}),
+        )
+        .await;
+    let mut counts = dashboard.data()["adminDashboard"]["versionsByInspection"]
+        .as_array()
+        .unwrap()
+        .clone();
+    counts.sort_by_key(|c| c["status"].as_str().unwrap().to_owned());
+    assert_eq!(
+        counts,
+        vec![
+            json!({ "status": "SAFE", "count": 1 }),
+            json!({ "status": "UNSAFE", "count": 1 })
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_reject_policy_refuses_unsafe_uploads_and_keeps_nothing() {
+    let app = spawn_with(Options {
+        unsafe_uploads: modelhub::config::UnsafeUploads::Reject,
+        ..Options::default()
+    })
+    .await;
+    let token = app.register("strict").await;
+    let answer = app
+        .create_model(
+            &token,
+            json!({ "name": "evil", "framework": "x", "version": "1.0.0" }),
+            "m.pkl",
+            fixture("evil_reduce.pkl"),
+        )
+        .await;
+    assert_eq!(answer.code(), "BAD_USER_INPUT");
+    assert_eq!(answer.extensions()["field"], "file");
+    assert_eq!(app.count_rows("models").await, 0);
+    assert!(app.blob_files().is_empty());
+}
