@@ -13,7 +13,6 @@ pub mod entities;
 pub mod error;
 pub mod graphql;
 pub mod http;
-pub mod inspection;
 pub mod services;
 pub mod state;
 pub mod storage;

@@ -6,58 +6,15 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
-const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
-const GGUF_MAGIC: &[u8] = b"GGUF";
-
-/// Compressed containers joblib writes (zlib, gzip, bz2, xz, lzma, lz4).
-const JOBLIB_COMPRESSED: &[&[u8]] = &[
-    b"\x78\x01",
-    b"\x78\x5e",
-    b"\x78\x9c",
-    b"\x78\xda",
-    b"\x1f\x8b",
-    b"BZh",
-    b"\xfd7zXZ\x00",
-    b"\x5d\x00\x00",
-    b"\x04\x22\x4d\x18",
-];
-
-fn is_hdf5(head: &[u8]) -> bool {
-    // HDF5 allows a user block of 512, 1024, 2048 … bytes before the superblock.
-    [0usize, 512, 1024, 2048, 4096, 8192, 16384, 32768]
-        .iter()
-        .any(|&at| head.get(at..at + HDF5_MAGIC.len()) == Some(HDF5_MAGIC))
-}
-
-/// Whether the bytes start like a pickle (any protocol).
-pub fn is_pickle(head: &[u8]) -> bool {
-    match head {
-        // Protocol 2+ starts with PROTO and the protocol number.
-        [0x80, proto, ..] => *proto <= 5,
-        // Protocols 0 and 1 start with an opcode such as MARK, GLOBAL or EMPTY_DICT.
-        [first, ..] => b"(c]}NIFSVJKLUX".contains(first),
-        [] => false,
-    }
-}
-
-fn is_safetensors(head: &[u8], size: u64) -> bool {
-    let Some(len) = head.get(..8) else {
-        return false;
-    };
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(len);
-    let header_len = u64::from_le_bytes(bytes);
-    header_len >= 2 && header_len.saturating_add(8) <= size && head.get(8) == Some(&b'{')
-}
+use modelhub_inspect::magic::{
+    GGUF_MAGIC, ZIP_MAGIC, is_hdf5, is_joblib_compressed, is_pickle, is_safetensors,
+};
 
 /// Whether the file's first bytes fit `format`. ONNX and OTHER are accepted as declared.
 fn matches(format: ModelFormat, head: &[u8], size: u64) -> bool {
     match format {
         ModelFormat::Pickle => is_pickle(head),
-        ModelFormat::Joblib => {
-            is_pickle(head) || JOBLIB_COMPRESSED.iter().any(|m| head.starts_with(m))
-        }
+        ModelFormat::Joblib => is_pickle(head) || is_joblib_compressed(head),
         ModelFormat::H5 => is_hdf5(head),
         ModelFormat::Keras => head.starts_with(ZIP_MAGIC) || is_hdf5(head),
         ModelFormat::Pth => head.starts_with(ZIP_MAGIC) || is_pickle(head),
@@ -100,7 +57,7 @@ pub fn detect(head: &[u8], size: u64, filename: Option<&str>) -> ModelFormat {
             "pth" | "pt" | "bin" => ModelFormat::Pth,
             _ => ModelFormat::Pickle,
         }
-    } else if JOBLIB_COMPRESSED.iter().any(|m| head.starts_with(m)) && ext == "joblib" {
+    } else if is_joblib_compressed(head) && ext == "joblib" {
         ModelFormat::Joblib
     } else if ext == "onnx" {
         ModelFormat::Onnx

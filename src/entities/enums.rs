@@ -78,6 +78,28 @@ pub enum ModelFormat {
     Other,
 }
 
+impl From<modelhub_inspect::Status> for InspectionStatus {
+    fn from(status: modelhub_inspect::Status) -> Self {
+        match status {
+            modelhub_inspect::Status::Safe => Self::Safe,
+            modelhub_inspect::Status::Unsafe => Self::Unsafe,
+            modelhub_inspect::Status::Unknown => Self::Unknown,
+            modelhub_inspect::Status::Error => Self::Error,
+        }
+    }
+}
+
+impl ModelFormat {
+    /// How the inspector should read a file declared in this format.
+    pub fn declared(self) -> modelhub_inspect::Declared {
+        match self {
+            Self::Pickle | Self::Joblib | Self::Pth => modelhub_inspect::Declared::Pickled,
+            Self::Onnx => modelhub_inspect::Declared::Onnx,
+            _ => modelhub_inspect::Declared::Other,
+        }
+    }
+}
+
 /// The outcome of the static inspection of a version's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]

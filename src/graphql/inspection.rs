@@ -1,13 +1,56 @@
 //! A version's inspection report in GraphQL.
 
-use async_graphql::{Json, Object};
+use async_graphql::{Enum, Json, Object, SimpleObject};
+use modelhub_inspect::{Report, onnx::TensorSpec};
 use serde_json::Value;
 
 use super::scalars::BigInt;
-use crate::{
-    entities::{enums::InspectionStatus, model_version},
-    inspection::{Finding, Report, onnx::TensorSpec},
-};
+use crate::entities::{enums::InspectionStatus, model_version};
+
+/// How bad an import is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "modelhub_inspect::Severity")]
+pub enum FindingSeverity {
+    /// On the allowlist of model building blocks.
+    Safe,
+    /// Not on the allowlist, not known to be dangerous.
+    Unknown,
+    /// Runs code, reaches the system, or cannot be checked statically.
+    Dangerous,
+}
+
+/// Something a model file imports, and what it means.
+#[derive(SimpleObject)]
+pub struct InspectionFinding {
+    /// The Python module (`<dynamic>` for one computed while loading).
+    module: String,
+    /// The name imported from it.
+    name: String,
+    severity: FindingSeverity,
+    /// Why, in plain words.
+    reason: String,
+}
+
+/// A graph input or output.
+#[derive(SimpleObject)]
+pub struct TensorInfo {
+    name: String,
+    /// e.g. `FLOAT`, `INT64`.
+    element_type: String,
+    /// Dimensions: numbers, or symbolic names such as `batch`.
+    shape: Vec<String>,
+}
+
+fn tensors(specs: &[TensorSpec]) -> Vec<TensorInfo> {
+    specs
+        .iter()
+        .map(|t| TensorInfo {
+            name: t.name.clone(),
+            element_type: t.element_type.clone(),
+            shape: t.shape.clone(),
+        })
+        .collect()
+}
 
 /// What the static inspection of a version's file found. The file is never loaded or run.
 pub struct Inspection {
@@ -44,8 +87,17 @@ impl Inspection {
     }
 
     /// Every import found in the file's pickles, with its severity and the reason.
-    async fn findings(&self) -> &[Finding] {
-        &self.report.findings
+    async fn findings(&self) -> Vec<InspectionFinding> {
+        self.report
+            .findings
+            .iter()
+            .map(|f| InspectionFinding {
+                module: f.module.clone(),
+                name: f.name.clone(),
+                severity: FindingSeverity::from(f.severity),
+                reason: f.reason.clone(),
+            })
+            .collect()
     }
 
     /// Why the file could not be read completely.
@@ -79,13 +131,13 @@ impl Inspection {
     }
 
     /// Graph inputs (ONNX).
-    async fn inputs(&self) -> &[TensorSpec] {
-        &self.report.inputs
+    async fn inputs(&self) -> Vec<TensorInfo> {
+        tensors(&self.report.inputs)
     }
 
     /// Graph outputs (ONNX).
-    async fn outputs(&self) -> &[TensorSpec] {
-        &self.report.outputs
+    async fn outputs(&self) -> Vec<TensorInfo> {
+        tensors(&self.report.outputs)
     }
 
     /// Frameworks the file points to.

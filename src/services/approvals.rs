@@ -4,6 +4,7 @@
 //! unpublish it (back to PRIVATE and DRAFT). Each step is a conditional update, so two
 //! concurrent decisions cannot both apply, and is audited in the same transaction.
 
+use modelhub_inspect::Report;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -23,7 +24,6 @@ use crate::{
         model, model_version,
     },
     error::{AppError, AppResult},
-    inspection::Report,
     state::AppState,
 };
 

@@ -15,6 +15,8 @@ use super::{
     audit::{self, Subject},
     models::write_tags,
 };
+use modelhub_inspect::{Limits, Report, Status};
+
 use crate::{
     auth::{Scope, Viewer},
     config::UnsafeUploads,
@@ -25,7 +27,6 @@ use crate::{
     },
     error::{AppError, AppResult},
     graphql::UploadedFile,
-    inspection::{self, Limits, Report},
     state::AppState,
 };
 
@@ -130,7 +131,7 @@ fn version_row(
 
 /// Puts an inspection report on a version row.
 fn record_inspection(row: &mut model_version::ActiveModel, report: &Report) -> AppResult<()> {
-    row.inspection_status = Set(report.status());
+    row.inspection_status = Set(report.status().into());
     row.inspection = Set(Some(
         serde_json::to_value(report).map_err(AppError::internal)?,
     ));
@@ -179,7 +180,7 @@ pub async fn release_blob(state: &AppState, sha256: &str) {
     }
 }
 
-/// Inspects a stored blob off the async runtime (see [`crate::inspection`]).
+/// Inspects a stored blob off the async runtime (see [`modelhub_inspect`]).
 pub async fn inspect_blob(
     state: &AppState,
     sha256: &str,
@@ -196,7 +197,7 @@ pub async fn inspect_blob(
     };
     tokio::task::spawn_blocking(move || {
         let mut file = file;
-        let report = inspection::inspect(&mut file, size, format, limits);
+        let report = modelhub_inspect::inspect(&mut file, size, format.declared(), limits);
         drop(temp);
         report
     })
@@ -222,8 +223,7 @@ where
         .map_err(AppError::internal)?;
     let outcome = async {
         let report = inspect_blob(state, &file.blob.sha256, file.blob.size, format).await?;
-        if report.status() == InspectionStatus::Unsafe
-            && state.config.unsafe_uploads == UnsafeUploads::Reject
+        if report.status() == Status::Unsafe && state.config.unsafe_uploads == UnsafeUploads::Reject
         {
             return Err(AppError::bad_input(
                 "file",

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, io::Read};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::InspectError;
+use crate::InspectError;
 
 /// Largest header accepted (the format's own reference implementation uses 100 MB).
 pub const MAX_HEADER: u64 = 100 * 1024 * 1024;

@@ -5,7 +5,7 @@ use std::io::{BufReader, Read, Seek};
 
 use serde_json::Value;
 
-use super::{Budget, InspectError, Report, keras, pickle};
+use crate::{Budget, InspectError, Report, keras, pickle};
 
 /// Most entries read from an archive.
 const MAX_ENTRIES: usize = 100_000;

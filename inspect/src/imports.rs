@@ -1,7 +1,7 @@
 //! Classifying the Python globals a pickle imports: an allowlist of what models need, a
 //! denylist of what runs code, and everything else unknown.
 
-use super::Severity;
+use crate::Severity;
 
 /// Modules whose every member can run code, read files or open connections.
 const DANGEROUS_MODULES: &[&str] = &[

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::InspectError;
+use crate::InspectError;
 
 /// Largest ONNX file decoded in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -110,7 +110,7 @@ struct Dimension {
 }
 
 /// A graph input or output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, async_graphql::SimpleObject)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TensorSpec {
     pub name: String,
     /// e.g. `FLOAT`, `INT64`.

@@ -10,7 +10,7 @@ use std::{
     rc::Rc,
 };
 
-use super::{Budget, Finding, InspectError, Severity, imports};
+use crate::{Budget, Finding, InspectError, Severity, imports};
 
 /// Longest string kept (longer ones are treated as opaque values).
 const MAX_STRING: usize = 4096;

@@ -1,11 +1,14 @@
-//! Static inspection of model files. Nothing here loads or runs a model: each format's reader
-//! walks the bytes (pickle opcodes, zip entries, headers, protobuf fields) within a time and
-//! memory budget, and reports what it found. Malformed input is a finding, never a panic.
+//! Static inspection of machine-learning model files. Nothing here loads or runs a model:
+//! each format's reader walks the bytes (pickle opcodes, zip entries, headers, protobuf
+//! fields) within a time and memory budget, and reports what it found. Malformed input is a
+//! finding, never a panic. The crate knows nothing of the server; `cargo fuzz` drives its
+//! readers directly (see `fuzz/`).
 
 mod archive;
 pub mod gguf;
 mod imports;
 pub mod keras;
+pub mod magic;
 pub mod onnx;
 pub mod pickle;
 pub mod safetensors;
@@ -18,10 +21,33 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::entities::enums::{InspectionStatus, ModelFormat};
+/// The verdict on a whole file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing dangerous, nothing unknown.
+    Safe,
+    /// Something runs code when the file is loaded.
+    Unsafe,
+    /// Imports outside the allowlist, or a format no reader understands.
+    Unknown,
+    /// The file could not be read completely.
+    Error,
+}
+
+/// What the uploader says the file is; it matters only where the content is ambiguous
+/// (protocol 0 pickles, ONNX protobufs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// A pickle, a joblib dump or a PyTorch checkpoint.
+    Pickled,
+    /// An ONNX protobuf.
+    Onnx,
+    /// Anything else.
+    Other,
+}
 
 /// How bad an import is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Severity {
     /// On the allowlist.
@@ -33,8 +59,7 @@ pub enum Severity {
 }
 
 /// One thing a model file imports, and what it means.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, async_graphql::SimpleObject)]
-#[graphql(name = "InspectionFinding")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// The Python module (`<dynamic>` for a computed one).
     pub module: String,
@@ -132,24 +157,24 @@ impl Report {
 
     /// DANGEROUS findings make a file UNSAFE; otherwise a read error makes it ERROR; unknown
     /// imports make it UNKNOWN; the rest is SAFE.
-    pub fn status(&self) -> InspectionStatus {
+    pub fn status(&self) -> Status {
         if self
             .findings
             .iter()
             .any(|f| f.severity == Severity::Dangerous)
         {
-            InspectionStatus::Unsafe
+            Status::Unsafe
         } else if self.error.is_some() {
-            InspectionStatus::Error
+            Status::Error
         } else if self.inspector == "none"
             || self
                 .findings
                 .iter()
                 .any(|f| f.severity == Severity::Unknown)
         {
-            InspectionStatus::Unknown
+            Status::Unknown
         } else {
-            InspectionStatus::Safe
+            Status::Safe
         }
     }
 
@@ -201,6 +226,18 @@ impl Default for Limits {
             time: Duration::from_secs(60),
         }
     }
+}
+
+/// Fills `buf` as far as the input allows.
+fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 const ZLIB: &[&[u8]] = &[b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"];
@@ -267,12 +304,12 @@ fn inspect_pickle<R: Read + Seek>(
 pub fn inspect<R: Read + Seek>(
     file: &mut R,
     size: u64,
-    declared: ModelFormat,
+    declared: Declared,
     limits: Limits,
 ) -> Report {
-    let mut head = vec![0u8; 64];
+    let mut head = vec![0u8; 64 * 1024];
     let read = (|| {
-        let n = file.read(&mut head)?;
+        let n = read_up_to(file, &mut head)?;
         head.truncate(n);
         file.seek(SeekFrom::Start(0))
     })();
@@ -281,15 +318,12 @@ pub fn inspect<R: Read + Seek>(
         report.error = Some(format!("read error: {e}"));
         return report;
     }
-    let detected = crate::domain::format::detect(&head, size, None);
     let mut budget = Budget::new(limits.time);
     let picklish = head.first() == Some(&0x80)
-        || (matches!(
-            declared,
-            ModelFormat::Pickle | ModelFormat::Joblib | ModelFormat::Pth
-        ) && (crate::domain::format::is_pickle(&head)
-            || ZLIB.iter().any(|m| head.starts_with(m))
-            || head.starts_with(b"\x1f\x8b")));
+        || (declared == Declared::Pickled
+            && (magic::is_pickle(&head)
+                || ZLIB.iter().any(|m| head.starts_with(m))
+                || head.starts_with(b"\x1f\x8b")));
     let (mut report, outcome) = if head.starts_with(b"GGUF") {
         let mut report = Report::new("gguf");
         report.hint("llama.cpp");
@@ -312,9 +346,7 @@ pub fn inspect<R: Read + Seek>(
             report.meta("kv", Value::Object(info.metadata));
         });
         (report, outcome)
-    } else if matches!(detected, ModelFormat::H5)
-        || (matches!(detected, ModelFormat::Keras) && !head.starts_with(b"PK"))
-    {
+    } else if magic::is_hdf5(&head) {
         let mut report = Report::new("hdf5");
         report.hint("keras");
         let outcome = keras::read_hdf5(file)
@@ -329,7 +361,7 @@ pub fn inspect<R: Read + Seek>(
         let mut report = Report::new("zip");
         let outcome = archive::inspect(file, &mut budget, &mut report);
         (report, outcome)
-    } else if detected == ModelFormat::Safetensors {
+    } else if magic::is_safetensors(&head, size) {
         let mut report = Report::new("safetensors");
         let outcome = safetensors::read(&mut BufReader::new(file), size).map(|info| {
             report.tensor_count = Some(info.tensor_count);
@@ -342,7 +374,7 @@ pub fn inspect<R: Read + Seek>(
         let mut report = Report::new("pickle");
         let outcome = inspect_pickle(file, &mut budget, &mut report);
         (report, outcome)
-    } else if declared == ModelFormat::Onnx {
+    } else if declared == Declared::Onnx {
         let mut report = Report::new("onnx");
         report.hint("onnx");
         let outcome = if size > onnx::MAX_BYTES {

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use super::{Budget, InspectError};
+use crate::{Budget, InspectError};
 
 /// Most key/value pairs and tensors accepted.
 const MAX_ENTRIES: u64 = 1 << 20;
