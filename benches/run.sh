@@ -35,9 +35,10 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK/data" "$WORK/www"
-(cd "$WORK" && MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_LOG=warn "$ROOT/target/release/modelhub" >"$WORK/server.log" 2>&1 &
- echo $! >"$WORK/server.pid")
-SERVER_PID=$(cat "$WORK/server.pid")
+chmod 755 "$WORK" "$WORK/www"   # nginx's workers run as an unprivileged user
+MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
+  "$ROOT/target/release/modelhub" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
 for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
 
 cat >"$NGINX_CONF" <<CONF
@@ -55,8 +56,8 @@ nginx -c "$NGINX_CONF"
 
 gql() { curl -sf "$BASE/graphql" -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-gql '{"query":"mutation { register(input: {username: \"bench\", email: \"bench@example.com\", password: \"benchmark password\"}) { token } }"}' >/dev/null
-TOKEN=$(gql '{"query":"mutation { login(input: {username: \"bench\", password: \"benchmark password\"}) { token } }"}' | json 'd["data"]["login"]["token"]')
+gql '{"query":"mutation { register(input: {username: \"bench\", email: \"bench@example.com\", password: \"correct horse battery staple\"}) { token } }"}' >/dev/null
+TOKEN=$(gql '{"query":"mutation { login(input: {username: \"bench\", password: \"correct horse battery staple\"}) { token } }"}' | json 'd["data"]["login"]["token"]')
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status"; }
@@ -67,6 +68,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; $(date -
 for SIZE_MIB in 64 1024; do
   FILE="$WORK/www/model-$SIZE_MIB.bin"
   head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$FILE"
+  chmod 644 "$FILE"
   sync
   DD=$(dd if=/dev/zero of="$WORK/dd.bin" bs=1M count="$SIZE_MIB" conv=fsync 2>&1 | awk -F', ' '/copied/ {print $NF}')
   rm -f "$WORK/dd.bin"
@@ -92,8 +94,8 @@ import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d el
 done
 
 python3 benches/seed.py "$BASE" "$TOKEN" "$MODELS"
-BODY=$(python3 -c 'import json; print(json.dumps({"query": "{ models(first: 50, sort: {field: DOWNLOADS, direction: DESC}) { totalCount edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions { edges { node { version sha256 } } } } } } }"}))')
-COUNT=$(MODELHUB_BENCH_BODY="$BODY" gql "$BODY" | json 'd["data"]["models"]["totalCount"]')
+BODY=$(python3 -c 'import json; print(json.dumps({"query": "{ models(first: 50, sort: {field: DOWNLOADS, direction: DESC}) { edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions { edges { node { version sha256 } } } } } } }"}))')
+COUNT=$(gql '{"query":"{ models { totalCount } }"}' | json 'd["data"]["models"]["totalCount"]')
 echo "models stored: $COUNT; server RSS before load $(( $(rss_kib) / 1024 )) MiB"
 MODELHUB_BENCH_TOKEN="$TOKEN" MODELHUB_BENCH_BODY="$BODY" wrk -t1 -c1 -d10s -s benches/list.lua "$BASE/graphql" | grep 'list query' | sed 's/^/1 connection:  /'
 MODELHUB_BENCH_TOKEN="$TOKEN" MODELHUB_BENCH_BODY="$BODY" wrk -t2 -c16 -d10s -s benches/list.lua "$BASE/graphql" | grep 'list query' | sed 's/^/16 connections: /'

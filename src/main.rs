@@ -65,7 +65,8 @@ fn init_logging() {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if std::env::var("MODELHUB_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {

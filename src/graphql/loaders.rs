@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -112,24 +112,44 @@ impl Loader<Uuid> for UsageLoader {
     }
 }
 
+/// A per-request loader whose results are cached, so that primed values are reused.
+pub type Cached<T> = DataLoader<T, HashMapCache>;
+
 /// The loaders of one request.
 pub struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub models: DataLoader<ModelLoader>,
-    pub versions: DataLoader<VersionLoader>,
-    pub versions_of_model: DataLoader<VersionsOfModelLoader>,
-    pub usage: DataLoader<UsageLoader>,
+    pub users: Cached<UserLoader>,
+    pub models: Cached<ModelLoader>,
+    pub versions: Cached<VersionLoader>,
+    pub versions_of_model: Cached<VersionsOfModelLoader>,
+    pub usage: Cached<UsageLoader>,
+}
+
+fn cached<T>(loader: T) -> Cached<T> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
 }
 
 impl Loaders {
+    /// Loads `keys` at once (no batching delay) and caches the values for later `load_one`s.
+    pub async fn prime<T>(loader: &Cached<T>, keys: Vec<Uuid>) -> Result<(), LoadError>
+    where
+        T: Loader<Uuid, Error = LoadError>,
+    {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let values = loader.loader().load(&keys).await?;
+        loader.feed_many(values).await;
+        Ok(())
+    }
+
     /// Fresh loaders (with empty caches) for one request.
     pub fn new(db: &DatabaseConnection) -> Self {
         Self {
-            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
-            models: DataLoader::new(ModelLoader(db.clone()), tokio::spawn),
-            versions: DataLoader::new(VersionLoader(db.clone()), tokio::spawn),
-            versions_of_model: DataLoader::new(VersionsOfModelLoader(db.clone()), tokio::spawn),
-            usage: DataLoader::new(UsageLoader(db.clone()), tokio::spawn),
+            users: cached(UserLoader(db.clone())),
+            models: cached(ModelLoader(db.clone())),
+            versions: cached(VersionLoader(db.clone())),
+            versions_of_model: cached(VersionsOfModelLoader(db.clone())),
+            usage: cached(UsageLoader(db.clone())),
         }
     }
 }

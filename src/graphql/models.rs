@@ -7,11 +7,13 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::{
     RequestContext,
     accounts::User,
     context::loaders,
+    loaders::Loaders,
     scalars::{BigInt, parse_id},
     upload::Upload,
 };
@@ -48,7 +50,7 @@ pub fn connection<T, N: async_graphql::OutputType>(
         page.has_previous,
         page.has_next,
         ListTotal {
-            total_count: BigInt(page.total as i64),
+            total_count: BigInt(page.total.unwrap_or_default() as i64),
         },
     );
     connection.edges.extend(
@@ -459,8 +461,57 @@ pub async fn list_models(
     let order = sort.map_or((ModelSortField::CreatedAt, SortDirection::Desc), |s| {
         (s.field, s.direction)
     });
-    let page = models::list(ctx.state(), ctx.viewer(), &filter, order, size, after).await?;
+    let look_ahead = ctx.look_ahead();
+    let with_total = look_ahead.field("totalCount").exists();
+    let page = models::list(
+        ctx.state(),
+        ctx.viewer(),
+        &filter,
+        order,
+        size,
+        after,
+        with_total,
+    )
+    .await?;
+    prefetch(ctx, &look_ahead.field("edges").field("node"), &page).await?;
     Ok(connection(page, Model))
+}
+
+/// Loads, in parallel and without the DataLoaders' batching delay, the relations the query
+/// selects on a page of models, so that their resolvers find them cached.
+async fn prefetch(
+    ctx: &Context<'_>,
+    node: &async_graphql::Lookahead<'_>,
+    page: &Page<model::Model>,
+) -> Result<()> {
+    let loaders = loaders(ctx)?;
+    let models = page.items.iter().map(|(_, m)| m);
+    let owners: Vec<Uuid> = if node.field("owner").exists() {
+        models.clone().map(|m| m.owner_id).collect()
+    } else {
+        Vec::new()
+    };
+    let current: Vec<Uuid> = if node.field("currentVersion").exists() {
+        models
+            .clone()
+            .filter_map(|m| m.current_version_id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let with_versions: Vec<Uuid> =
+        if node.field("versions").exists() || node.field("version").exists() {
+            models.map(|m| m.id).collect()
+        } else {
+            Vec::new()
+        };
+    let (owners, current, versions) = tokio::join!(
+        Loaders::prime(&loaders.users, owners),
+        Loaders::prime(&loaders.versions, current),
+        Loaders::prime(&loaders.versions_of_model, with_versions),
+    );
+    owners.and(current).and(versions).map_err(load_error)?;
+    Ok(())
 }
 
 /// Model queries.

@@ -16,9 +16,10 @@ use axum::{
     routing::get,
 };
 use tower_http::{
+    LatencyUnit,
     cors::{AllowOrigin, Any, CorsLayer},
     set_header::SetResponseHeaderLayer,
-    trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer},
+    trace::{DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
 
@@ -54,10 +55,20 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         ))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
         )
+}
+
+/// The span of one request: method and path only. The query string is left out because it
+/// can carry a signed download token.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// CORS for browser clients: any origin by default (the API uses bearer tokens, not cookies),

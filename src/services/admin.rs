@@ -451,12 +451,16 @@ pub async fn users(
         .limit(size as u64 + 1)
         .all(&state.db)
         .await?;
-    Ok(Page::from_rows(rows, size, after.is_some(), total, |u| {
-        Cursor {
+    Ok(Page::from_rows(
+        rows,
+        size,
+        after.is_some(),
+        Some(total),
+        |u| Cursor {
             value: SortValue::None,
             id: u.id,
-        }
-    }))
+        },
+    ))
 }
 
 /// Changes a user's role or enabled state, refusing to leave no enabled administrator. The

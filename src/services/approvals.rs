@@ -325,10 +325,14 @@ pub async fn pending<C: ConnectionTrait>(
         .limit(size as u64 + 1)
         .all(db)
         .await?;
-    Ok(Page::from_rows(rows, size, after.is_some(), total, |m| {
-        Cursor {
+    Ok(Page::from_rows(
+        rows,
+        size,
+        after.is_some(),
+        Some(total),
+        |m| Cursor {
             value: m.submitted_at.map_or(SortValue::None, SortValue::Time),
             id: m.id,
-        }
-    }))
+        },
+    ))
 }

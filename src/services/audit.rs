@@ -95,10 +95,14 @@ pub async fn list(
         .limit(size as u64 + 1)
         .all(&state.db)
         .await?;
-    Ok(Page::from_rows(rows, size, after.is_some(), total, |row| {
-        Cursor {
+    Ok(Page::from_rows(
+        rows,
+        size,
+        after.is_some(),
+        Some(total),
+        |row| Cursor {
             value: SortValue::None,
             id: row.id,
-        }
-    }))
+        },
+    ))
 }

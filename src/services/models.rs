@@ -249,7 +249,8 @@ fn after_condition(
         .add(Condition::all().add(column.eq(value)).add(id_beyond))
 }
 
-/// One page of the models the viewer may see. Costs two statements: the count and the page.
+/// One page of the models the viewer may see: one statement, and one more for the total
+/// when `with_total` asks for it.
 pub async fn list(
     state: &AppState,
     viewer: &Viewer,
@@ -257,11 +258,19 @@ pub async fn list(
     (field, direction): (ModelSortField, SortDirection),
     size: usize,
     after: Option<Cursor>,
+    with_total: bool,
 ) -> AppResult<Page<model::Model>> {
     let base = model::Entity::find()
-        .filter(access::visible_condition(viewer))
+        .filter(access::visible_condition(
+            viewer,
+            state.db.get_database_backend(),
+        ))
         .filter(filter_condition(filter)?);
-    let total = base.clone().count(&state.db).await?;
+    let total = if with_total {
+        Some(base.clone().count(&state.db).await?)
+    } else {
+        None
+    };
     let order = match direction {
         SortDirection::Asc => sea_orm::Order::Asc,
         SortDirection::Desc => sea_orm::Order::Desc,

@@ -75,8 +75,8 @@ pub struct Page<T> {
     pub has_previous: bool,
     /// Whether rows follow this page.
     pub has_next: bool,
-    /// How many rows the whole list has.
-    pub total: u64,
+    /// How many rows the whole list has, when it was counted.
+    pub total: Option<u64>,
 }
 
 impl<T> Page<T> {
@@ -85,7 +85,7 @@ impl<T> Page<T> {
         mut rows: Vec<T>,
         size: usize,
         after: bool,
-        total: u64,
+        total: Option<u64>,
         cursor: impl Fn(&T) -> Cursor,
     ) -> Self {
         let has_next = rows.len() > size;
@@ -106,7 +106,7 @@ impl<T> Page<T> {
         after: Option<&Cursor>,
         id: impl Fn(&T) -> Uuid,
     ) -> Self {
-        let total = all.len() as u64;
+        let total = Some(all.len() as u64);
         let start = after
             .and_then(|c| all.iter().position(|row| id(row) == c.id).map(|i| i + 1))
             .unwrap_or(0);
