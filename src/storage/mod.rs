@@ -12,8 +12,7 @@ use object_store::{
     GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, aws::AmazonS3Builder,
     local::LocalFileSystem, path::Path, prefix::PrefixStore,
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use std::io::{Read, Seek, SeekFrom};
 
 pub use upload::{StagedBlob, Upload};
 
@@ -45,6 +44,41 @@ fn map_err(err: object_store::Error) -> StorageError {
 
 /// A stream of a blob's bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
+/// Streams `range` of a local file: one blocking thread reads 1 MiB chunks straight into the
+/// buffers it sends (object_store reads 8 KiB at a time, and tokio's file adds a copy), and
+/// stops when the receiver goes away.
+fn read_local(file: std::fs::File, range: Range<u64>) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, StorageError>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
+            let _ = tx.blocking_send(Err(e.into()));
+            return;
+        }
+        let mut remaining = range.end - range.start;
+        while remaining > 0 {
+            let want = remaining.min(READ_CHUNK as u64);
+            let mut chunk = Vec::with_capacity(want as usize);
+            let result = match (&mut file).take(want).read_to_end(&mut chunk) {
+                Ok(0) => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
+                Ok(n) => {
+                    remaining -= n as u64;
+                    Ok(Bytes::from(chunk))
+                }
+                Err(e) => Err(e.into()),
+            };
+            let failed = result.is_err();
+            if tx.blocking_send(result).is_err() || failed {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
 
 /// The store of model files.
 #[derive(Clone, Debug)]
@@ -145,15 +179,7 @@ impl BlobStore {
             .map_err(map_err)?;
         let range = result.range.clone();
         match result.payload {
-            GetResultPayload::File(file, _) => {
-                // object_store reads local files 8 KiB at a time; large reads are much faster.
-                let mut file = tokio::fs::File::from_std(file);
-                file.seek(std::io::SeekFrom::Start(range.start)).await?;
-                let reader = file.take(range.end - range.start);
-                Ok(ReaderStream::with_capacity(reader, READ_CHUNK)
-                    .map_err(StorageError::from)
-                    .boxed())
-            }
+            GetResultPayload::File(file, _) => Ok(read_local(file, range)),
             GetResultPayload::Stream(stream) => Ok(stream.map_err(map_err).boxed()),
         }
     }
