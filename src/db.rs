@@ -35,7 +35,11 @@ pub async fn connect(url: &SecretString) -> Result<DatabaseConnection, DbErr> {
                 .pragma("mmap_size", "268435456")
         });
     if raw.starts_with("sqlite:") {
-        options.max_connections(8).min_connections(1);
+        // A local file does not drop connections: skip the ping before each checkout.
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .test_before_acquire(false);
     } else {
         options.max_connections(32).min_connections(1);
     }

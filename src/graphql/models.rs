@@ -96,8 +96,12 @@ impl Model {
     }
 
     /// Lower-case tags.
-    async fn tags(&self) -> Vec<String> {
-        serde_json::from_value(self.0.tags.clone()).unwrap_or_default()
+    async fn tags(&self) -> Vec<&str> {
+        self.0
+            .tags
+            .as_array()
+            .map(|tags| tags.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
     }
 
     /// The license, e.g. `mit`.
