@@ -14,7 +14,7 @@ use crate::auth::api_token::hex;
 /// Where uploads stream to before they are complete.
 pub(super) const STAGING_PREFIX: &str = "staging";
 /// The size of the parts handed to the store (S3's minimum part size is 5 MiB).
-const PART_SIZE: usize = 8 * 1024 * 1024;
+const PART_SIZE: usize = 5 * 1024 * 1024;
 /// Parts in flight at once: bounds memory to about `PART_SIZE * (MAX_IN_FLIGHT + 1)`.
 const MAX_IN_FLIGHT: usize = 2;
 /// How many leading bytes are kept to recognise the file format.
