@@ -182,6 +182,15 @@ impl From<DbErr> for AppError {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
                 Self::Conflict("an item with the same unique value already exists".into())
             }
+            // PostgreSQL refuses NUL in text and JSON; the inputs are checked for it, and this
+            // keeps anything that slips through a client error rather than an internal one.
+            _ if err.to_string().contains("invalid byte sequence")
+                || err
+                    .to_string()
+                    .contains("unsupported Unicode escape sequence") =>
+            {
+                Self::bad_input("input", "text must not contain NUL characters")
+            }
             _ => Self::internal(err),
         }
     }

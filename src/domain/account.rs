@@ -50,7 +50,7 @@ impl Email {
     pub fn parse(field: &str, raw: &str) -> AppResult<Self> {
         let email = raw.trim().to_lowercase();
         let invalid = || AppError::bad_input(field, "is not a valid email address");
-        if email.len() > 254 || email.chars().any(char::is_whitespace) {
+        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
         let (local, domain) = email.split_once('@').ok_or_else(invalid)?;

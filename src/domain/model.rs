@@ -35,6 +35,24 @@ pub fn name(field: &str, raw: &str) -> AppResult<String> {
     Ok(name.to_owned())
 }
 
+/// A search phrase or name to look up: trimmed, at most 200 characters, no control characters;
+/// blank means none.
+pub fn lookup(field: &str, raw: Option<&str>) -> AppResult<Option<String>> {
+    let Some(text) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > 200 {
+        return Err(AppError::bad_input(field, "must be at most 200 characters"));
+    }
+    if has_control(text) {
+        return Err(AppError::bad_input(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
 /// A short keyword (framework, task type, license): trimmed, lower-cased, 1–64 characters.
 pub fn keyword(field: &str, raw: &str) -> AppResult<String> {
     let word = raw.trim().to_lowercase();
@@ -60,11 +78,17 @@ pub fn optional_keyword(field: &str, raw: Option<&str>) -> AppResult<Option<Stri
         .transpose()
 }
 
-/// Free text (description, changelog): trimmed, bounded; blank means none.
+/// Free text (description, changelog): trimmed, bounded, no NUL; blank means none.
 pub fn text(field: &str, raw: Option<&str>) -> AppResult<Option<String>> {
     let Some(text) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
+    if text.contains('\0') {
+        return Err(AppError::bad_input(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(AppError::bad_input(
             field,
@@ -114,7 +138,14 @@ pub fn json_object(field: &str, raw: Option<Value>) -> AppResult<Value> {
     if !value.is_object() {
         return Err(AppError::bad_input(field, "must be a JSON object"));
     }
-    if value.to_string().len() > MAX_JSON_BYTES {
+    let serialized = value.to_string();
+    if serialized.contains("\\u0000") {
+        return Err(AppError::bad_input(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    if serialized.len() > MAX_JSON_BYTES {
         return Err(AppError::bad_input(
             field,
             format!("must be at most {MAX_JSON_BYTES} bytes"),

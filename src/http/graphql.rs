@@ -11,7 +11,9 @@ use axum::{
 };
 use http_body_util::Limited;
 
-use super::HttpState;
+use async_graphql::ErrorExtensions;
+
+use super::{HttpState, limits};
 use crate::{auth::Viewer, error::AppError, graphql::Loaders, services::accounts};
 
 /// The bearer token of a request, if it has one.
@@ -42,7 +44,7 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
     if is_multipart {
         return match super::multipart::read(&state.app, request).await {
             Ok((batch, files)) => {
-                let response = execute(&state, batch.data(files.clone()), viewer).await;
+                let response = execute(&state, batch.data(files.clone()), viewer, false).await;
                 files.discard_all(&state.app.blobs).await;
                 response
             }
@@ -50,19 +52,27 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
         };
     }
     let limit = state.app.config.max_request_bytes;
+    let is_get = request.method() == axum::http::Method::GET;
     let (parts, body) = request.into_parts();
     let limited = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
     let batch = match GraphQLBatchRequest::<Rejection>::from_request(limited, &()).await {
         Ok(batch) => batch.into_inner(),
         Err(rejection) => return rejection.respond(limit as u64),
     };
-    execute(&state, batch, viewer).await
+    execute(&state, batch, viewer, is_get).await
 }
 
-async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer) -> Response {
+async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get: bool) -> Response {
+    if let Err(refusal) = limits::check(&batch, is_get) {
+        let error = async_graphql::Error::new(refusal.message)
+            .extend_with(|_, ext| ext.set("code", refusal.code));
+        return error_response(StatusCode::BAD_REQUEST, error);
+    }
     let loaders = std::sync::Arc::new(Loaders::new(&state.app.db));
     let batch = batch.data(viewer).data(loaders);
-    GraphQLResponse(state.schema.execute_batch(batch).await).into_response()
+    let mut response = state.schema.execute_batch(batch).await;
+    limits::add_missing_codes(&mut response);
+    GraphQLResponse(response).into_response()
 }
 
 /// A GraphQL-shaped error answer with no data.

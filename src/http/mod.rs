@@ -4,6 +4,7 @@
 mod files;
 mod graphql;
 mod health;
+mod limits;
 mod multipart;
 mod playground;
 

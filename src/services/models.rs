@@ -132,19 +132,8 @@ fn like_pattern(text: &str) -> String {
 
 fn filter_condition(filter: &ModelFilter) -> AppResult<Condition> {
     let mut condition = Condition::all();
-    if let Some(search) = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        if search.chars().count() > 200 {
-            return Err(AppError::bad_input(
-                "filter.search",
-                "must be at most 200 characters",
-            ));
-        }
-        let pattern = like_pattern(search);
+    if let Some(search) = rules::lookup("filter.search", filter.search.as_deref())? {
+        let pattern = like_pattern(&search);
         condition = condition.add(
             Condition::any()
                 .add(
@@ -179,12 +168,7 @@ fn filter_condition(filter: &ModelFilter) -> AppResult<Condition> {
             ),
         );
     }
-    if let Some(owner) = filter
-        .owner
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(owner) = rules::lookup("filter.owner", filter.owner.as_deref())? {
         condition = condition.add(
             model::Column::OwnerId.in_subquery(
                 Query::select()

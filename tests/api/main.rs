@@ -12,6 +12,7 @@ mod helpers;
 mod accounts;
 mod admin;
 mod downloads;
+mod hardening;
 mod inspection;
 mod models;
 mod schema;

@@ -125,6 +125,14 @@ async fn each_invalid_field_is_bad_input_and_leaves_nothing_behind() {
             json!({ "performanceMetrics": "fast" }),
             "input.performanceMetrics",
         ),
+        (
+            json!({ "description": "nul \u{0} inside" }),
+            "input.description",
+        ),
+        (
+            json!({ "metadata": { "k": "nul \u{0} inside" } }),
+            "input.metadata",
+        ),
     ];
     for (patch, field) in cases {
         let mut input = seed_input();

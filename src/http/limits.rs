@@ -1,0 +1,125 @@
+//! Limits on GraphQL requests beyond depth and complexity (which the schema enforces): batch
+//! size, aliases, and no mutations over GET. Every refusal carries its own code, and errors
+//! the executor raises without one (parse, validation, depth, complexity) get one here.
+
+use async_graphql::{
+    BatchRequest, BatchResponse, ErrorExtensionValues, Response, ServerError,
+    parser::{
+        parse_query,
+        types::{DocumentOperations, OperationType, Selection, SelectionSet},
+    },
+};
+
+/// Most operations in one batch.
+pub const MAX_BATCH: usize = 10;
+/// Most aliased fields in one document.
+pub const MAX_ALIASES: usize = 64;
+
+/// A refused request: its code and why.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn count_aliases(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => {
+                usize::from(field.node.alias.is_some())
+                    + count_aliases(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => count_aliases(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+/// Checks a parsed request against the limits. Documents that do not parse are left to the
+/// executor, which reports them.
+pub fn check(batch: &BatchRequest, is_get: bool) -> Result<(), Refusal> {
+    let requests = match batch {
+        BatchRequest::Single(request) => std::slice::from_ref(request),
+        BatchRequest::Batch(requests) => {
+            if requests.len() > MAX_BATCH {
+                return Err(Refusal {
+                    code: "BATCH_TOO_LARGE",
+                    message: format!("at most {MAX_BATCH} operations per batch"),
+                });
+            }
+            requests.as_slice()
+        }
+    };
+    for request in requests {
+        let Ok(document) = parse_query(&request.query) else {
+            continue;
+        };
+        let operations: Vec<_> = match &document.operations {
+            DocumentOperations::Single(op) => vec![op],
+            DocumentOperations::Multiple(ops) => ops.values().collect(),
+        };
+        let aliases: usize = operations
+            .iter()
+            .map(|op| count_aliases(&op.node.selection_set.node))
+            .chain(
+                document
+                    .fragments
+                    .values()
+                    .map(|f| count_aliases(&f.node.selection_set.node)),
+            )
+            .sum();
+        if aliases > MAX_ALIASES {
+            return Err(Refusal {
+                code: "TOO_MANY_ALIASES",
+                message: format!("at most {MAX_ALIASES} aliased fields per document"),
+            });
+        }
+        if is_get
+            && operations
+                .iter()
+                .any(|op| op.node.ty != OperationType::Query)
+        {
+            return Err(Refusal {
+                code: "METHOD_NOT_ALLOWED",
+                message: "mutations must be sent with POST".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The code for an error the executor raised without one.
+fn code_for(error: &ServerError) -> &'static str {
+    if error.message.contains("nested too deep") {
+        "QUERY_TOO_DEEP"
+    } else if error.message.contains("too complex") {
+        "QUERY_TOO_COMPLEX"
+    } else {
+        "GRAPHQL_VALIDATION_FAILED"
+    }
+}
+
+fn add_codes(response: &mut Response) {
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            let code = code_for(error);
+            error
+                .extensions
+                .get_or_insert_with(ErrorExtensionValues::default)
+                .set("code", code);
+        }
+    }
+}
+
+/// Gives every error of a response a code.
+pub fn add_missing_codes(response: &mut BatchResponse) {
+    match response {
+        BatchResponse::Single(single) => add_codes(single),
+        BatchResponse::Batch(many) => many.iter_mut().for_each(add_codes),
+    }
+}

@@ -1,0 +1,195 @@
+//! Limits and hostile input: each refused with its own code, nothing written, the server up.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{random_forest, spawn_app};
+
+async fn post(app: &crate::helpers::TestApp, body: Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn code(body: &Value) -> &str {
+    let errors = if body.is_array() {
+        &body[0]["errors"]
+    } else {
+        &body["errors"]
+    };
+    errors[0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no code in {body}"))
+}
+
+#[tokio::test]
+async fn each_query_limit_has_its_own_code() {
+    let app = spawn_app().await;
+    let deep = "{ models { edges { node { owner { models { edges { node { owner { models { edges { node { owner { username } } } } } } } } } } } } }";
+    let (_, body) = post(&app, json!({ "query": deep })).await;
+    assert_eq!(code(&body), "QUERY_TOO_DEEP");
+
+    let aliases: String = (0..65).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let (status, body) = post(&app, json!({ "query": format!("{{ {aliases} }}") })).await;
+    assert_eq!(status, 400);
+    assert_eq!(code(&body), "TOO_MANY_ALIASES");
+
+    let batch: Vec<Value> = (0..11)
+        .map(|_| json!({ "query": "{ me { id } }" }))
+        .collect();
+    let (status, body) = post(&app, Value::Array(batch)).await;
+    assert_eq!(status, 400);
+    assert_eq!(code(&body), "BATCH_TOO_LARGE");
+    let small: Vec<Value> = (0..3)
+        .map(|_| json!({ "query": "{ me { id } }" }))
+        .collect();
+    let (status, body) = post(&app, Value::Array(small)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().unwrap().len(), 3);
+
+    let (_, body) = post(
+        &app,
+        json!({ "query": "{ models(first: 1000) { totalCount } }" }),
+    )
+    .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    let (_, body) = post(&app, json!({ "query": "{ nope }" })).await;
+    assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED");
+    let (_, body) = post(&app, json!({ "query": "{ me { id " })).await;
+    assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED");
+
+    let get = app
+        .client
+        .get(format!("{}/graphql", app.base))
+        .query(&[(
+            "query",
+            "mutation { login(input: { username: \"x\", password: \"y\" }) { token } }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 400);
+    let body: Value = get.json().await.unwrap();
+    assert_eq!(code(&body), "METHOD_NOT_ALLOWED");
+    assert_eq!(app.count_rows("users").await, 0);
+}
+
+#[tokio::test]
+async fn the_same_version_uploaded_twice_at_once_is_created_once() {
+    let app = spawn_app().await;
+    let token = app.register("racer").await;
+    let created = app
+        .create_model(
+            &token,
+            json!({ "name": "race", "framework": "x", "version": "1.0.0" }),
+            "m.joblib",
+            random_forest(),
+        )
+        .await;
+    let id = created.data()["createModel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut other = random_forest();
+    other.extend_from_slice(b"different tail");
+    let (a, b) = tokio::join!(
+        app.create_version(
+            &token,
+            &id,
+            json!({ "version": "2.0.0" }),
+            "a.joblib",
+            other.clone()
+        ),
+        app.create_version(
+            &token,
+            &id,
+            json!({ "version": "v2.0.0" }),
+            "b.joblib",
+            other.clone()
+        ),
+    );
+    let outcomes = [a.body["errors"].is_null(), b.body["errors"].is_null()];
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "{} / {}",
+        a.body,
+        b.body
+    );
+    let loser = if outcomes[0] { &b } else { &a };
+    assert_eq!(loser.code(), "CONFLICT");
+    assert_eq!(app.count_rows("model_versions").await, 2);
+    assert_eq!(app.blob_files().len(), 2, "{:?}", app.blob_files());
+}
+
+#[tokio::test]
+async fn hostile_strings_and_paths_change_nothing() {
+    let app = spawn_app().await;
+    let token = app.register("hostile").await;
+    let hostile = [
+        "'; DROP TABLE models; --",
+        "\" OR 1=1 --",
+        "../../../../etc/passwd",
+        "%00%2e%2e%2f",
+        "\u{0}\u{1}",
+        "😀 ünïcødé",
+    ];
+    for text in hostile {
+        let q = "query($f: ModelFilter) { models(filter: $f) { totalCount } }";
+        for filter in [
+            json!({ "search": text }),
+            json!({ "framework": text }),
+            json!({ "owner": text }),
+            json!({ "license": text }),
+            json!({ "taskType": text }),
+        ] {
+            let answer = app.gql(Some(&token), q, json!({ "f": filter })).await;
+            assert!(answer.status < 500, "{answer:?}");
+            if answer.body["errors"].is_null() {
+                assert_eq!(answer.body["data"]["models"]["totalCount"], 0);
+            } else {
+                assert_eq!(answer.code(), "BAD_USER_INPUT");
+            }
+        }
+        for path in [
+            format!("/files/{text}"),
+            format!("/api/v1/models/{text}/download"),
+        ] {
+            let response = app.client.get(format!("{}{}", app.base, path)).send().await;
+            if let Ok(response) = response {
+                assert!(
+                    response.status().is_client_error(),
+                    "{path}: {}",
+                    response.status()
+                );
+            }
+        }
+    }
+    // Path-like upload file names never reach the file system.
+    let answer = app
+        .create_model(
+            &token,
+            json!({ "name": "traversal", "framework": "x", "version": "1.0.0" }),
+            "../../../etc/passwd.joblib",
+            random_forest(),
+        )
+        .await;
+    answer.data();
+    assert!(
+        app.blob_files()
+            .iter()
+            .all(|p| p.starts_with(&app.blob_dir))
+    );
+    assert_eq!(app.count_rows("models").await, 1);
+    let alive = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), 200);
+}
