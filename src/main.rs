@@ -4,9 +4,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use std::time::Duration;
+
 use modelhub::{
     config::Config,
-    services::accounts::{self, Registration},
+    services::{
+        accounts::{self, Registration},
+        maintenance,
+    },
 };
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -43,7 +48,23 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL), as committed in schema.graphql.
     Schema,
+    /// Delete blobs no version uses (and leftover staging files), older than the grace period;
+    /// print what was freed.
+    Gc {
+        /// Leave files younger than this many minutes (uploads may be in flight).
+        #[arg(long, default_value_t = 60)]
+        grace_minutes: u64,
+    },
+    /// Re-hash every blob a version uses and report missing or corrupt ones (exit code 1 if
+    /// any).
+    Verify,
 }
+
+/// How long in-flight requests may run on after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How old an unused blob must be before the start-up collection removes it.
+const GC_GRACE: Duration = Duration::from_secs(3600);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -94,29 +115,65 @@ async fn run(command: Command) -> Result<()> {
         Command::CreateAdmin { username, email } => {
             create_admin(Config::from_env()?, username, email).await
         }
+        Command::Gc { grace_minutes } => {
+            let state = modelhub::open_state(Config::from_env()?).await?;
+            let report = maintenance::gc(&state, Duration::from_secs(grace_minutes * 60))
+                .await
+                .map_err(describe)?;
+            println!(
+                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files",
+                report.deleted, report.freed_bytes, report.kept_recent, report.staging_removed
+            );
+            Ok(())
+        }
+        Command::Verify => {
+            let state = modelhub::open_state(Config::from_env()?).await?;
+            let (checked, problems) = maintenance::verify(&state).await.map_err(describe)?;
+            for problem in &problems {
+                println!("{problem:?}");
+            }
+            println!("checked {checked} blobs: {} problems", problems.len());
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} blobs are missing or corrupt", problems.len())
+            }
+        }
     }
+}
+
+fn describe(err: modelhub::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {}", err.code().as_str(), err.message())
 }
 
 async fn serve(config: Config) -> Result<()> {
     let bind = config.bind;
     let app = modelhub::build_app(config).await?;
-    let swept = app
-        .state
-        .blobs
-        .sweep_staging()
-        .await
-        .context("MODELHUB_STORAGE_URL: cannot clean the staging area")?;
-    if swept > 0 {
-        tracing::info!(
-            files = swept,
-            "removed uploads left unfinished by an earlier run"
-        );
-    }
+    // Uploads cut short by a crash and blobs no version uses, collected in the background.
+    let state = app.state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = maintenance::gc(&state, GC_GRACE).await {
+            tracing::warn!(error = ?e.message(), "start-up garbage collection failed");
+        }
+    });
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("MODELHUB_BIND: cannot listen on {bind}"))?;
     tracing::info!(address = %bind, playground = %format!("http://{bind}/playground"), "Model Hub is serving");
-    modelhub::serve(listener, app, shutdown_signal()).await?;
+    // After a signal, in-flight requests get SHUTDOWN_GRACE to finish; then the process stops
+    // (an upload cut short leaves only a staging file, which garbage collection removes).
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    };
+    tokio::select! {
+        result = modelhub::serve(listener, app, signal) => result?,
+        () = async {
+            let _ = stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time"),
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -159,7 +216,7 @@ async fn create_admin(config: Config, username: String, email: String) -> Result
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{}: {}", e.code().as_str(), e.message()))?;
+    .map_err(describe)?;
     if created {
         println!("created administrator {} ({})", user.username, user.id);
     } else {

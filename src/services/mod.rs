@@ -8,6 +8,7 @@ pub mod api_tokens;
 pub mod approvals;
 pub mod audit;
 pub mod downloads;
+pub mod maintenance;
 pub mod models;
 pub mod pagination;
 pub mod versions;

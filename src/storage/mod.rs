@@ -42,6 +42,14 @@ fn map_err(err: object_store::Error) -> StorageError {
     }
 }
 
+/// A stored blob.
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    pub sha256: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
 /// A stream of a blob's bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 
@@ -219,13 +227,15 @@ impl BlobStore {
         }
     }
 
-    /// Removes everything left in the staging area (uploads cut short by a crash). Run at
-    /// start-up, before requests are served. Returns how many objects were removed.
-    pub async fn sweep_staging(&self) -> Result<usize, StorageError> {
+    /// Removes staging files older than `grace` (uploads cut short by a crash; younger ones
+    /// may still be in flight on another replica). Returns how many were removed.
+    pub async fn sweep_staging(&self, grace: std::time::Duration) -> Result<usize, StorageError> {
         let prefix = Path::from(upload::STAGING_PREFIX);
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         let stale: Vec<_> = self
             .store
             .list(Some(&prefix))
+            .try_filter(|meta| futures_util::future::ready(meta.last_modified <= cutoff))
             .try_collect()
             .await
             .map_err(map_err)?;
@@ -236,5 +246,45 @@ impl BlobStore {
             }
         }
         Ok(stale.len())
+    }
+
+    /// Every stored blob.
+    pub async fn list_blobs(&self) -> Result<Vec<BlobInfo>, StorageError> {
+        let prefix = Path::from("blobs/sha256");
+        self.store
+            .list(Some(&prefix))
+            .map_err(map_err)
+            .try_filter_map(|meta| async move {
+                let name = meta.location.filename().unwrap_or_default().to_owned();
+                let is_hash = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+                Ok(is_hash.then(|| BlobInfo {
+                    sha256: name,
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                }))
+            })
+            .try_collect()
+            .await
+    }
+
+    /// Re-hashes a blob: its SHA-256 and size, or `None` if it is missing.
+    pub async fn hash_blob(&self, sha256: &str) -> Result<Option<(String, u64)>, StorageError> {
+        use sha2::{Digest, Sha256};
+        let mut stream = match self.read(sha256, None).await {
+            Ok(stream) => stream,
+            Err(StorageError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok(Some((
+            crate::auth::api_token::hex(&hasher.finalize()),
+            size,
+        )))
     }
 }

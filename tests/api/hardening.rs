@@ -193,3 +193,59 @@ async fn hostile_strings_and_paths_change_nothing() {
         .unwrap();
     assert_eq!(alive.status(), 200);
 }
+
+#[tokio::test]
+async fn gc_removes_unused_blobs_and_verify_finds_damage() {
+    use modelhub::services::maintenance::{self, Problem};
+    let app = spawn_app().await;
+    let token = app.register("keeper").await;
+    let bytes = random_forest();
+    app.create_model(
+        &token,
+        json!({ "name": "kept", "framework": "x", "version": "1.0.0" }),
+        "m.joblib",
+        bytes.clone(),
+    )
+    .await
+    .data();
+    // An orphan: a blob no version uses, as a crash between blob and row would leave.
+    let orphan = crate::helpers::safetensors(7);
+    let orphan_sha = crate::helpers::sha256_hex(&orphan);
+    let orphan_dir = app.blob_dir.join("blobs/sha256").join(&orphan_sha[..2]);
+    std::fs::create_dir_all(&orphan_dir).unwrap();
+    std::fs::write(orphan_dir.join(&orphan_sha), &orphan).unwrap();
+
+    let young = maintenance::gc(&app.state, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        (young.deleted, young.kept_recent),
+        (0, 1),
+        "a young orphan may be an upload in flight"
+    );
+    let report = maintenance::gc(&app.state, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(report.freed_bytes, orphan.len() as u64);
+    assert_eq!(app.blob_files().len(), 1);
+
+    let (checked, problems) = maintenance::verify(&app.state).await.unwrap();
+    assert_eq!((checked, problems.len()), (1, 0));
+    // Damage the kept blob, then lose it.
+    let kept = app.blob_files()[0].clone();
+    let mut damaged = bytes.clone();
+    damaged[100] ^= 0xff;
+    std::fs::write(&kept, &damaged).unwrap();
+    let (_, problems) = maintenance::verify(&app.state).await.unwrap();
+    assert!(
+        matches!(&problems[..], [Problem::Corrupt { .. }]),
+        "{problems:?}"
+    );
+    std::fs::remove_file(&kept).unwrap();
+    let (_, problems) = maintenance::verify(&app.state).await.unwrap();
+    assert!(
+        matches!(&problems[..], [Problem::Missing { .. }]),
+        "{problems:?}"
+    );
+}
