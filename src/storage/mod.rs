@@ -257,7 +257,7 @@ impl BlobStore {
             .try_filter_map(|meta| async move {
                 let name = meta.location.filename().unwrap_or_default().to_owned();
                 let is_hash = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
-                Ok(is_hash.then(|| BlobInfo {
+                Ok(is_hash.then_some(BlobInfo {
                     sha256: name,
                     size: meta.size,
                     last_modified: meta.last_modified,
