@@ -157,10 +157,10 @@ async fn top_models<C: ConnectionTrait>(
         .collect())
 }
 
-/// Models, versions and bytes grouped by a model or version column.
-async fn breakdown<C: ConnectionTrait>(db: &C, key: Expr) -> AppResult<Vec<Breakdown>> {
-    let select = Query::select()
-        .expr_as(key.clone(), Alias::new("k"))
+/// Adds the `models`, `versions` and `bytes` aggregates over `models` joined with
+/// `model_versions`.
+fn with_usage_columns(select: &mut SelectStatement) -> &mut SelectStatement {
+    select
         .expr_as(
             Expr::col((model::Entity, model::Column::Id)).count_distinct(),
             Alias::new("models"),
@@ -176,6 +176,11 @@ async fn breakdown<C: ConnectionTrait>(db: &C, key: Expr) -> AppResult<Vec<Break
             ))),
             Alias::new("bytes"),
         )
+}
+
+/// Models, versions and bytes grouped by a model or version column.
+async fn breakdown<C: ConnectionTrait>(db: &C, key: Expr) -> AppResult<Vec<Breakdown>> {
+    let select = with_usage_columns(Query::select().expr_as(key.clone(), Alias::new("k")))
         .from(model_version::Entity)
         .inner_join(
             model::Entity,
@@ -554,37 +559,19 @@ pub async fn usage<C: ConnectionTrait>(
     db: &C,
     user_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, i64, i64, i64)>, sea_orm::DbErr> {
-    let select = Query::select()
-        .expr_as(
-            Expr::col((model::Entity, model::Column::OwnerId)),
-            Alias::new("owner_id"),
-        )
-        .expr_as(
-            Expr::col((model::Entity, model::Column::Id)).count_distinct(),
-            Alias::new("models"),
-        )
-        .expr_as(
-            Expr::col((model_version::Entity, model_version::Column::Id)).count(),
-            Alias::new("versions"),
-        )
-        .expr_as(
-            sum_bigint(Expr::col((
-                model_version::Entity,
-                model_version::Column::SizeBytes,
-            ))),
-            Alias::new("bytes"),
-        )
-        .from(model::Entity)
-        .left_join(
-            model_version::Entity,
-            Expr::col((model_version::Entity, model_version::Column::ModelId))
-                .equals((model::Entity, model::Column::Id)),
-        )
-        .and_where(
-            Expr::col((model::Entity, model::Column::OwnerId)).is_in(user_ids.iter().copied()),
-        )
-        .group_by_col((model::Entity, model::Column::OwnerId))
-        .take();
+    let select = with_usage_columns(Query::select().expr_as(
+        Expr::col((model::Entity, model::Column::OwnerId)),
+        Alias::new("owner_id"),
+    ))
+    .from(model::Entity)
+    .left_join(
+        model_version::Entity,
+        Expr::col((model_version::Entity, model_version::Column::ModelId))
+            .equals((model::Entity, model::Column::Id)),
+    )
+    .and_where(Expr::col((model::Entity, model::Column::OwnerId)).is_in(user_ids.iter().copied()))
+    .group_by_col((model::Entity, model::Column::OwnerId))
+    .take();
     let rows = db.query_all(&select).await?;
     rows.iter()
         .map(|row| {

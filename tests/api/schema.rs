@@ -10,3 +10,17 @@ fn committed_schema_matches_the_code() {
         "schema.graphql is out of date with the code; regenerate it with:\n    cargo run -- schema > schema.graphql"
     );
 }
+
+#[tokio::test]
+async fn migrations_go_down_and_up_again() {
+    use migration::MigratorTrait;
+    let app = crate::helpers::spawn_app().await;
+    app.register("before").await;
+    migration::Migrator::down(&app.state.db, None)
+        .await
+        .unwrap();
+    migration::Migrator::up(&app.state.db, None).await.unwrap();
+    assert_eq!(app.count_rows("users").await, 0, "down dropped the tables");
+    app.register("after").await;
+    assert_eq!(app.count_rows("users").await, 1);
+}
