@@ -8,6 +8,8 @@ use secrecy::SecretString;
 use thiserror::Error;
 use url::Url;
 
+use crate::services::rate_limit::Rules;
+
 /// A configuration value that could not be used.
 #[derive(Debug, Error)]
 #[error("{var}: {message}")]
@@ -106,6 +108,12 @@ pub struct Config {
     pub unsafe_uploads: UnsafeUploads,
     /// `MODELHUB_INSPECTION_TIMEOUT_SECS`: the longest one file's inspection may take.
     pub inspection_timeout: Duration,
+    /// `MODELHUB_REDIS_URL`: where rate-limit buckets are shared between replicas; in memory
+    /// when unset.
+    pub redis_url: Option<SecretString>,
+    /// `MODELHUB_LIMIT_LOGIN`, `MODELHUB_LIMIT_REGISTER`, `MODELHUB_LIMIT_UPLOAD`,
+    /// `MODELHUB_LIMIT_API_TOKEN`: `COUNT/SECONDS` for each rate limit.
+    pub rate_limits: Rules,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -207,6 +215,16 @@ impl Config {
                 "MODELHUB_INSPECTION_TIMEOUT_SECS",
                 60,
             )?),
+            redis_url: var("MODELHUB_REDIS_URL").map(Into::into),
+            rate_limits: {
+                let defaults = Rules::default();
+                Rules {
+                    login: parse_var("MODELHUB_LIMIT_LOGIN", defaults.login)?,
+                    register: parse_var("MODELHUB_LIMIT_REGISTER", defaults.register)?,
+                    upload: parse_var("MODELHUB_LIMIT_UPLOAD", defaults.upload)?,
+                    create_token: parse_var("MODELHUB_LIMIT_API_TOKEN", defaults.create_token)?,
+                }
+            },
         })
     }
 }

@@ -17,12 +17,17 @@ pub mod services;
 pub mod state;
 pub mod storage;
 
+use std::net::SocketAddr;
+
 use axum::Router;
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::{config::Config, state::AppState, storage::BlobStore};
+use crate::{
+    config::Config, services::rate_limit::RateLimiter, state::AppState, storage::BlobStore,
+};
 
 /// Why the server could not start; each names the setting to look at.
 #[derive(Debug, Error)]
@@ -36,6 +41,9 @@ pub enum StartupError {
     /// The JWT secret is not a usable key.
     #[error("MODELHUB_JWT_SECRET: unusable as a signing key: {0}")]
     JwtKey(jsonwebtoken::errors::Error),
+    /// Redis could not be reached.
+    #[error("MODELHUB_REDIS_URL: cannot connect to Redis: {0}")]
+    Redis(redis::RedisError),
     /// The blob store could not be opened.
     #[error("MODELHUB_STORAGE_URL: cannot open the blob store: {0}")]
     Storage(storage::StorageError),
@@ -56,7 +64,15 @@ pub async fn open_state(config: Config) -> Result<AppState, StartupError> {
         .map_err(StartupError::Database)?;
     db::migrate(&db).await.map_err(StartupError::Migration)?;
     let blobs = BlobStore::open(&config.storage).map_err(StartupError::Storage)?;
-    AppState::new(config, db, blobs).map_err(StartupError::JwtKey)
+    let limiter = match &config.redis_url {
+        Some(url) => {
+            RateLimiter::redis(config.rate_limits.clone(), url.expose_secret(), "modelhub")
+                .await
+                .map_err(StartupError::Redis)?
+        }
+        None => RateLimiter::in_memory(config.rate_limits.clone()),
+    };
+    AppState::new(config, db, blobs, limiter).map_err(StartupError::JwtKey)
 }
 
 /// Builds the application from its configuration.
@@ -80,7 +96,11 @@ pub async fn serve(
     app: App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

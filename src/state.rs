@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::jwt::JwtKeys, config::Config, storage::BlobStore};
+use crate::{
+    auth::jwt::JwtKeys, config::Config, services::rate_limit::RateLimiter, storage::BlobStore,
+};
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -20,6 +22,8 @@ pub struct Inner {
     pub blobs: BlobStore,
     /// JWT signing and verification keys.
     pub jwt: JwtKeys,
+    /// Rate limits.
+    pub limiter: RateLimiter,
 }
 
 impl AppState {
@@ -28,6 +32,7 @@ impl AppState {
         config: Config,
         db: DatabaseConnection,
         blobs: BlobStore,
+        limiter: RateLimiter,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         let jwt = JwtKeys::new(&config.jwt_secret)?;
         Ok(Self(Arc::new(Inner {
@@ -35,6 +40,7 @@ impl AppState {
             db,
             blobs,
             jwt,
+            limiter,
         })))
     }
 }

@@ -8,7 +8,7 @@ use modelhub_inspect::{Declared, Limits, inspect};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits { time: Duration::from_secs(2) };
-    for declared in [Declared::Pickled, Declared::Onnx, Declared::Other] {
+    for declared in [Declared::Pickled, Declared::Joblib, Declared::Onnx, Declared::Other] {
         let _ = inspect(&mut Cursor::new(data), data.len() as u64, declared, limits);
     }
 });

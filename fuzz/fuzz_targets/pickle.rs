@@ -9,5 +9,7 @@ use modelhub_inspect::{Budget, pickle};
 fuzz_target!(|data: &[u8]| {
     let mut budget = Budget::new(Duration::from_secs(2));
     let mut summary = pickle::PickleSummary::default();
-    let _ = pickle::walk(&mut &data[..], &mut budget, &mut summary);
+    for joblib in [false, true] {
+        let _ = pickle::walk(&mut &data[..], &mut budget, &mut summary, joblib);
+    }
 });

@@ -43,7 +43,7 @@ pub fn inspect<R: Read + Seek>(
     let mut outcome = Ok(());
     for name in &pickles {
         let entry = archive.by_name(name).map_err(zip_error)?;
-        if let Err(e) = pickle::walk(&mut BufReader::new(entry), budget, &mut summary) {
+        if let Err(e) = pickle::walk(&mut BufReader::new(entry), budget, &mut summary, false) {
             outcome = Err(InspectError::Malformed(format!("{name}: {e}")));
             break;
         }

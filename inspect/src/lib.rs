@@ -38,8 +38,10 @@ pub enum Status {
 /// (protocol 0 pickles, ONNX protobufs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {
-    /// A pickle, a joblib dump or a PyTorch checkpoint.
+    /// A pickle or a PyTorch checkpoint.
     Pickled,
+    /// A joblib dump (numpy array bytes follow their wrappers inline).
+    Joblib,
     /// An ONNX protobuf.
     Onnx,
     /// Anything else.
@@ -248,13 +250,17 @@ fn walk_pickles<R: BufRead>(
     input: &mut R,
     budget: &mut Budget,
     report: &mut Report,
+    joblib: bool,
 ) -> Result<(), InspectError> {
     let mut summary = pickle::PickleSummary::default();
     let outcome = (|| {
         for round in 0.. {
-            pickle::walk(input, budget, &mut summary)?;
+            pickle::walk(input, budget, &mut summary, joblib)?;
             let next = input.fill_buf()?;
-            if round >= 16 || next.first() != Some(&0x80) {
+            // Legacy PyTorch files hold five pickles (the main one possibly in protocol 0 or
+            // 1) before the raw storages; later ones start with PROTO.
+            let more = next.first() == Some(&0x80) || (round < 4 && magic::is_pickle(next));
+            if round >= 16 || !more {
                 return Ok(());
             }
         }
@@ -275,6 +281,7 @@ fn inspect_pickle<R: Read + Seek>(
     file: &mut R,
     budget: &mut Budget,
     report: &mut Report,
+    joblib: bool,
 ) -> Result<(), InspectError> {
     let mut head = [0u8; 2];
     let n = file.read(&mut head)?;
@@ -286,6 +293,7 @@ fn inspect_pickle<R: Read + Seek>(
             &mut BufReader::new(flate2::read::ZlibDecoder::new(file)),
             budget,
             report,
+            joblib,
         )
     } else if head.starts_with(b"\x1f\x8b") {
         report.meta("compression", "gzip");
@@ -293,9 +301,15 @@ fn inspect_pickle<R: Read + Seek>(
             &mut BufReader::new(flate2::read::GzDecoder::new(file)),
             budget,
             report,
+            joblib,
         )
     } else {
-        walk_pickles(&mut BufReader::with_capacity(1 << 20, file), budget, report)
+        walk_pickles(
+            &mut BufReader::with_capacity(1 << 20, file),
+            budget,
+            report,
+            joblib,
+        )
     }
 }
 
@@ -320,7 +334,7 @@ pub fn inspect<R: Read + Seek>(
     }
     let mut budget = Budget::new(limits.time);
     let picklish = head.first() == Some(&0x80)
-        || (declared == Declared::Pickled
+        || (matches!(declared, Declared::Pickled | Declared::Joblib)
             && (magic::is_pickle(&head)
                 || ZLIB.iter().any(|m| head.starts_with(m))
                 || head.starts_with(b"\x1f\x8b")));
@@ -372,7 +386,7 @@ pub fn inspect<R: Read + Seek>(
         (report, outcome)
     } else if picklish {
         let mut report = Report::new("pickle");
-        let outcome = inspect_pickle(file, &mut budget, &mut report);
+        let outcome = inspect_pickle(file, &mut budget, &mut report, declared == Declared::Joblib);
         (report, outcome)
     } else if declared == Declared::Onnx {
         let mut report = Report::new("onnx");

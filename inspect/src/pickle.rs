@@ -20,6 +20,8 @@ const MAX_ITEMS: usize = 64;
 const MAX_STACK: usize = 1_000_000;
 /// Most memo entries accepted.
 const MAX_MEMO: usize = 4_000_000;
+/// Deepest nesting of pickles inside joblib object arrays.
+const MAX_NESTING: usize = 8;
 
 /// A value on the simulated stack.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +111,10 @@ impl PickleSummary {
 struct Walker<'a, R: Read> {
     input: &'a mut R,
     budget: &'a mut Budget,
+    /// Whether the file is read by joblib, which puts array bytes after a wrapper's BUILD.
+    joblib: bool,
+    /// How deep in nested pickles this walker is.
+    depth: usize,
     stack: Vec<Rc<Val>>,
     memo: HashMap<u64, Rc<Val>>,
     summary: &'a mut PickleSummary,
@@ -321,6 +327,11 @@ impl<R: Read> Walker<'_, R> {
                         self.stack.last().cloned().ok_or_else(|| {
                             InspectError::Malformed("DUP on an empty stack".into())
                         })?;
+                    if self.stack.len() >= MAX_STACK {
+                        return Err(InspectError::TooComplex(
+                            "the pickle's stack grows too deep".into(),
+                        ));
+                    }
                     self.stack.push(top);
                 }
                 // Imports.
@@ -409,12 +420,17 @@ impl<R: Read> Walker<'_, R> {
                         } => {
                             *slot = Some(state.clone());
                             class.as_ref().is_some_and(|(m, n)| {
-                                n == "NumpyArrayWrapper" && m.ends_with("numpy_pickle")
+                                n == "NumpyArrayWrapper"
+                                    && matches!(
+                                        m.as_str(),
+                                        "joblib.numpy_pickle"
+                                            | "sklearn.externals.joblib.numpy_pickle"
+                                    )
                             })
                         }
                         _ => false,
                     };
-                    if wrapper {
+                    if wrapper && self.joblib {
                         self.skip_inline_array(&state)?;
                     }
                 }
@@ -444,9 +460,17 @@ impl<R: Read> Walker<'_, R> {
                     let value = self.text(len)?;
                     self.push(value)?;
                 }
+                // Python unescapes these arguments; a name with escapes is treated as
+                // unknown rather than read literally (so `V\u006fs` cannot pass for a
+                // harmless module).
                 b'V' => {
                     let raw = self.line()?;
-                    self.push(Val::Str(raw))?;
+                    let value = if raw.contains('\\') {
+                        Val::Opaque
+                    } else {
+                        Val::Str(raw)
+                    };
+                    self.push(value)?;
                 }
                 b'S' => {
                     let raw = self.line()?;
@@ -457,7 +481,12 @@ impl<R: Read> Walker<'_, R> {
                         .ok_or_else(|| {
                             InspectError::Malformed("STRING argument is not quoted".into())
                         })?;
-                    self.push(Val::Str(unquoted.to_owned()))?;
+                    let value = if unquoted.contains('\\') {
+                        Val::Opaque
+                    } else {
+                        Val::Str(unquoted.to_owned())
+                    };
+                    self.push(value)?;
                 }
                 b'T' => {
                     let len = self.u32le()?;
@@ -675,9 +704,14 @@ impl<R: Read> Walker<'_, R> {
             .unwrap_or(Dtype::Unknown);
         match dtype {
             Dtype::Object => {
+                if self.depth >= MAX_NESTING {
+                    return Err(InspectError::TooComplex("pickles nested too deep".into()));
+                }
                 let mut nested = Walker {
                     input: &mut *self.input,
                     budget: &mut *self.budget,
+                    joblib: true,
+                    depth: self.depth + 1,
                     stack: Vec::new(),
                     memo: HashMap::new(),
                     summary: &mut *self.summary,
@@ -749,20 +783,20 @@ fn dtype_of(value: &Val) -> Dtype {
     let Some(Val::Str(code)) = args.first().map(Rc::as_ref) else {
         return Dtype::Unknown;
     };
+    // Only numpy's canonical codes (`f8`, `<i4`, `O8`, `U10` …): a kind letter, a size.
     let code = code.trim_start_matches(['<', '>', '=', '|']);
-    if code.starts_with('O') {
-        return Dtype::Object;
+    let mut chars = code.chars();
+    let kind = chars.next().unwrap_or('?');
+    let digits = chars.as_str();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Dtype::Unknown;
     }
-    let kind = code.chars().next().unwrap_or('?');
-    let digits: String = code.chars().filter(char::is_ascii_digit).collect();
-    let n: u64 = digits.parse().unwrap_or(match kind {
-        'b' | '?' => 1,
-        _ => 0,
-    });
-    match (kind, n) {
+    match (kind, digits.parse::<u64>().unwrap_or(0)) {
+        ('O', _) => Dtype::Object,
         (_, 0) => Dtype::Unknown,
         ('U', n) => Dtype::Sized(4 * n),
-        (_, n) => Dtype::Sized(n),
+        ('b' | 'i' | 'u' | 'f' | 'c' | 'S' | 'V' | 'M' | 'm', n) => Dtype::Sized(n),
+        _ => Dtype::Unknown,
     }
 }
 
@@ -777,14 +811,18 @@ fn class_name(value: &Val) -> Option<String> {
 }
 
 /// Walks one pickle from `input` (which must start at its first opcode) to its STOP.
+/// `joblib` says the file is read by joblib, which stores array bytes inline.
 pub fn walk<R: Read>(
     input: &mut R,
     budget: &mut Budget,
     summary: &mut PickleSummary,
+    joblib: bool,
 ) -> Result<(), InspectError> {
     let mut walker = Walker {
         input,
         budget,
+        joblib,
+        depth: 0,
         stack: Vec::new(),
         memo: HashMap::new(),
         summary,

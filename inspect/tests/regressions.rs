@@ -29,7 +29,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn run_all(bytes: &[u8]) -> modelhub_inspect::Report {
     let mut budget = Budget::new(Duration::from_secs(5));
     let mut summary = pickle::PickleSummary::default();
-    let _ = pickle::walk(&mut &bytes[..], &mut budget, &mut summary);
+    let _ = pickle::walk(&mut &bytes[..], &mut budget, &mut summary, true);
     let _ = safetensors::read(&mut &bytes[..], bytes.len() as u64);
     let _ = gguf::read(&mut &bytes[..], &mut budget);
     let limits = Limits {
@@ -45,6 +45,12 @@ fn run_all(bytes: &[u8]) -> modelhub_inspect::Report {
         &mut Cursor::new(bytes),
         bytes.len() as u64,
         Declared::Other,
+        limits,
+    );
+    let _ = inspect(
+        &mut Cursor::new(bytes),
+        bytes.len() as u64,
+        Declared::Joblib,
         limits,
     );
     inspect(

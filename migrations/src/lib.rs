@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261130_000001_initial_schema;
 mod m20261130_000002_listing_indexes;
+mod m20261130_000003_version_key_collation;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261130_000001_initial_schema::Migration),
             Box::new(m20261130_000002_listing_indexes::Migration),
+            Box::new(m20261130_000003_version_key_collation::Migration),
         ]
     }
 }

@@ -31,10 +31,17 @@ impl Version {
                 format!("must be a semantic version such as v1.0.0 ({e})"),
             )
         })?;
-        Ok(Self {
+        let version = Self {
             label: label.to_owned(),
             semver,
-        })
+        };
+        if version.sort_key().len() > 255 {
+            return Err(AppError::bad_input(
+                field,
+                "has too many pre-release identifiers",
+            ));
+        }
+        Ok(version)
     }
 
     /// The version as the user wrote it (trimmed).

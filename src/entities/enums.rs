@@ -93,7 +93,8 @@ impl ModelFormat {
     /// How the inspector should read a file declared in this format.
     pub fn declared(self) -> modelhub_inspect::Declared {
         match self {
-            Self::Pickle | Self::Joblib | Self::Pth => modelhub_inspect::Declared::Pickled,
+            Self::Joblib => modelhub_inspect::Declared::Joblib,
+            Self::Pickle | Self::Pth => modelhub_inspect::Declared::Pickled,
             Self::Onnx => modelhub_inspect::Declared::Onnx,
             _ => modelhub_inspect::Declared::Other,
         }

@@ -273,16 +273,23 @@ impl AccountMutation {
             email: input.email,
             password: input.password,
         };
-        Ok(accounts::register(ctx.state(), registration).await?.into())
+        Ok(
+            accounts::register(ctx.state(), registration, ctx.client_ip())
+                .await?
+                .into(),
+        )
     }
 
     /// Logs in with a username (or email) and password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        Ok(
-            accounts::login(ctx.state(), &input.username, input.password)
-                .await?
-                .into(),
+        Ok(accounts::login(
+            ctx.state(),
+            &input.username,
+            input.password,
+            ctx.client_ip(),
         )
+        .await?
+        .into())
     }
 
     /// Creates an API token for the caller; the secret is in the answer and nowhere else.

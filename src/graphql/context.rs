@@ -9,12 +9,18 @@ use crate::{
     state::AppState,
 };
 
+/// The client's address (for per-IP rate limits), installed by the HTTP handler.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
 /// Accessors for the data every request carries.
 pub trait RequestContext {
     /// The shared application state.
     fn state(&self) -> &AppState;
     /// The caller (anonymous when the request had no token).
     fn viewer(&self) -> &Viewer;
+    /// The client's IP address, if known.
+    fn client_ip(&self) -> Option<std::net::IpAddr>;
 }
 
 static ANONYMOUS: Viewer = Viewer::Anonymous;
@@ -27,6 +33,10 @@ impl RequestContext for Context<'_> {
 
     fn viewer(&self) -> &Viewer {
         self.data_opt::<Viewer>().unwrap_or(&ANONYMOUS)
+    }
+
+    fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.data_opt::<ClientIp>().and_then(|ip| ip.0)
     }
 }
 

@@ -13,7 +13,7 @@ mod upload;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
-pub use context::RequestContext;
+pub use context::{ClientIp, RequestContext};
 pub use loaders::Loaders;
 pub use upload::{UploadedFile, UploadedFiles};
 

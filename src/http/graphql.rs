@@ -3,9 +3,11 @@
 
 use async_graphql::{BatchRequest, ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use std::net::SocketAddr;
+
 use axum::{
     body::Body,
-    extract::{FromRequest, Request, State},
+    extract::{ConnectInfo, FromRequest, Request, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -14,7 +16,12 @@ use http_body_util::Limited;
 use async_graphql::ErrorExtensions;
 
 use super::{HttpState, limits};
-use crate::{auth::Viewer, error::AppError, graphql::Loaders, services::accounts};
+use crate::{
+    auth::Viewer,
+    error::AppError,
+    graphql::{ClientIp, Loaders},
+    services::{accounts, rate_limit::Action},
+};
 
 /// The bearer token of a request, if it has one.
 pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
@@ -28,10 +35,15 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// Handles one GraphQL request (or batch).
 pub async fn handle(State(state): State<HttpState>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
     let viewer = match accounts::authenticate(&state.app, bearer_token(request.headers())).await {
         Ok(viewer) => viewer,
         Err(err) => return error_response(StatusCode::OK, err.into()),
     };
+    let client = ClientIp(peer);
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -42,9 +54,25 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
                 .starts_with("multipart/")
         });
     if is_multipart {
+        // Refused before a byte of the file is read.
+        if let Some(user) = viewer.user_id()
+            && let Err(err) = state
+                .app
+                .limiter
+                .check(Action::Upload, &user.to_string())
+                .await
+        {
+            return error_response(err.code().status(), err.into());
+        }
         return match super::multipart::read(&state.app, request).await {
             Ok((batch, files)) => {
-                let response = execute(&state, batch.data(files.clone()), viewer, false).await;
+                let response = execute(
+                    &state,
+                    batch.data(files.clone()).data(client),
+                    viewer,
+                    false,
+                )
+                .await;
                 files.discard_all(&state.app.blobs).await;
                 response
             }
@@ -59,7 +87,7 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
         Ok(batch) => batch.into_inner(),
         Err(rejection) => return rejection.respond(limit as u64),
     };
-    execute(&state, batch, viewer, is_get).await
+    execute(&state, batch.data(client), viewer, is_get).await
 }
 
 async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get: bool) -> Response {
@@ -72,11 +100,24 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
     let batch = batch.data(viewer).data(loaders);
     let mut response = state.schema.execute_batch(batch).await;
     limits::add_missing_codes(&mut response);
-    GraphQLResponse(response).into_response()
+    let retry_after = limits::retry_after(&response);
+    let mut http = GraphQLResponse(response).into_response();
+    if let Some(secs) = retry_after {
+        http.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    http
 }
 
 /// A GraphQL-shaped error answer with no data.
 pub fn error_response(status: StatusCode, error: async_graphql::Error) -> Response {
+    let retry_after = error
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("retryAfter"))
+        .and_then(|v| match v {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        });
     let server_error: ServerError = error.into_server_error(async_graphql::Pos::default());
     let body = serde_json::json!({ "errors": [server_error] });
     (
@@ -85,6 +126,7 @@ pub fn error_response(status: StatusCode, error: async_graphql::Error) -> Respon
         body.to_string(),
     )
         .into_response()
+        .tap_retry_after(retry_after)
 }
 
 /// A request that could not be parsed: answered as GraphQL errors with a code.
@@ -127,5 +169,19 @@ impl Rejection {
             )
         };
         error_response(err.0, err.1.into())
+    }
+}
+
+/// Adds `Retry-After` to a response when there is a wait to announce.
+trait RetryAfter {
+    fn tap_retry_after(self, secs: Option<u64>) -> Self;
+}
+
+impl RetryAfter for Response {
+    fn tap_retry_after(mut self, secs: Option<u64>) -> Self {
+        if let Some(secs) = secs {
+            self.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        self
     }
 }

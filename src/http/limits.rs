@@ -116,6 +116,23 @@ fn add_codes(response: &mut Response) {
     }
 }
 
+/// The longest `retryAfter` among a response's RATE_LIMITED errors.
+pub fn retry_after(response: &BatchResponse) -> Option<u64> {
+    let responses: Vec<&Response> = match response {
+        BatchResponse::Single(single) => vec![single],
+        BatchResponse::Batch(many) => many.iter().collect(),
+    };
+    responses
+        .iter()
+        .flat_map(|r| r.errors.iter())
+        .filter_map(|e| e.extensions.as_ref()?.get("retryAfter").cloned())
+        .filter_map(|v| match v {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max()
+}
+
 /// Gives every error of a response a code.
 pub fn add_missing_codes(response: &mut BatchResponse) {
     match response {

@@ -1,5 +1,7 @@
 //! Accounts: registration, login, administrators, and turning a bearer token into a `Viewer`.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
@@ -9,6 +11,7 @@ use crate::{
     domain::account::{Email, Password, Username},
     entities::{enums::Role, user},
     error::{AppError, AppResult, AuthFailure},
+    services::rate_limit::Action,
     state::AppState,
 };
 
@@ -88,15 +91,37 @@ async fn insert_user(state: &AppState, input: Registration, role: Role) -> AppRe
 }
 
 /// Creates an ordinary account and logs it in.
-pub async fn register(state: &AppState, input: Registration) -> AppResult<Session> {
+pub async fn register(
+    state: &AppState,
+    input: Registration,
+    ip: Option<IpAddr>,
+) -> AppResult<Session> {
+    if let Some(ip) = ip {
+        state
+            .limiter
+            .check(Action::Register, &ip.to_string())
+            .await?;
+    }
     let user = insert_user(state, input, Role::User).await?;
     new_session(state, user)
 }
 
 /// Logs in by username or email. A wrong password and an unknown user get the same answer
 /// after the same amount of work; a disabled account is refused only after its password checks.
-pub async fn login(state: &AppState, login: &str, password: String) -> AppResult<Session> {
+pub async fn login(
+    state: &AppState,
+    login: &str,
+    password: String,
+    ip: Option<IpAddr>,
+) -> AppResult<Session> {
     let key = login.trim().to_lowercase();
+    if let Some(ip) = ip {
+        state
+            .limiter
+            .check(Action::LoginByIp, &ip.to_string())
+            .await?;
+    }
+    state.limiter.check(Action::LoginByAccount, &key).await?;
     let column = if key.contains('@') {
         user::Column::Email
     } else {

@@ -10,6 +10,7 @@ use crate::{
     auth::{self, Authenticated, Credential, Scope, ScopeSet},
     entities::api_token,
     error::{AppError, AppResult, AuthFailure},
+    services::rate_limit::Action,
     state::AppState,
 };
 
@@ -35,6 +36,10 @@ pub async fn create(
     scopes: &[Scope],
     expires_in_days: Option<i32>,
 ) -> AppResult<CreatedToken> {
+    state
+        .limiter
+        .check(Action::CreateToken, &caller.user.id.to_string())
+        .await?;
     if caller.credential != Credential::Session {
         return Err(AppError::Forbidden(
             "API tokens can only be created from a login session".into(),

@@ -10,9 +10,13 @@ use uuid::Uuid;
 
 use super::{access, versions};
 use crate::{
-    auth::{Scope, Viewer},
+    auth::{Authenticated, Credential, Scope, ScopeSet, Viewer},
     config::UnsafeUploads,
-    entities::{download_event, enums::InspectionStatus, model, model_version},
+    entities::{
+        download_event,
+        enums::{InspectionStatus, Role},
+        model, model_version, user,
+    },
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -113,6 +117,26 @@ pub async fn authorize_version(
                 .one(&state.db)
                 .await?
                 .ok_or(AppError::NotFound("model version"))?;
+            // The link carries its holder's rights, checked again now: a model made private
+            // or an account disabled since the link was made closes it.
+            let holder = match claims.uid {
+                Some(uid) => match user::Entity::find_by_id(uid).one(&state.db).await? {
+                    Some(user) if !user.disabled => Viewer::User(Box::new(Authenticated {
+                        user,
+                        scopes: ScopeSet::of(&[Scope::Read]),
+                        credential: Credential::Session,
+                    })),
+                    _ => return Err(AppError::NotFound("model version")),
+                },
+                None => Viewer::Anonymous,
+            };
+            let can_view = access::can_view(&holder, &model)
+                || holder
+                    .authenticated()
+                    .is_some_and(|a| a.user.role == Role::Admin);
+            if !can_view {
+                return Err(AppError::NotFound("model version"));
+            }
             Grant {
                 version,
                 model,

@@ -11,6 +11,7 @@ pub mod downloads;
 pub mod maintenance;
 pub mod models;
 pub mod pagination;
+pub mod rate_limit;
 pub mod versions;
 
 use chrono::{DateTime, Utc};

@@ -318,7 +318,17 @@ pub async fn create_version(
     let label = input.version.clone();
     let mut row = version_row(model.id, caller.user.id, input, file)?;
     let format = *row.format.as_ref();
+    let listed = matches!(
+        model.approval_status,
+        ApprovalStatus::Approved | ApprovalStatus::Pending
+    );
     let version = store(state, file, format, async |txn, report| {
+        if listed && report.status() == Status::Unsafe {
+            return Err(AppError::Conflict(format!(
+                "the file runs code when loaded ({}); a public or pending model cannot take it",
+                report.dangerous().join(", ")
+            )));
+        }
         record_inspection(&mut row, report)?;
         let version = row
             .insert(txn)

@@ -172,6 +172,21 @@ async fn the_approval_cycle_controls_who_sees_a_model() {
         .await;
     assert_eq!(public_v2.data()["modelVersion"]["version"], "1.1.0");
 
+    let public_link = app
+        .gql(
+            None,
+            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
+            json!({ "id": version_id }),
+        )
+        .await;
+    let public_link = public_link.data()["modelVersion"]["downloadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.client.get(&public_link).send().await.unwrap().status(),
+        200
+    );
     let unpublished = act(&app, Some(&owner), "unpublishModel", &id).await;
     assert_eq!(
         unpublished.data()["unpublishModel"]["visibility"],
@@ -193,6 +208,11 @@ async fn the_approval_cycle_controls_who_sees_a_model() {
             .unwrap()
             .status(),
         404
+    );
+    assert_eq!(
+        app.client.get(&public_link).send().await.unwrap().status(),
+        404,
+        "links close with the model"
     );
 
     // Every decision is in the audit log, with its actor and reason.

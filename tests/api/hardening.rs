@@ -249,3 +249,89 @@ async fn gc_removes_unused_blobs_and_verify_finds_damage() {
         "{problems:?}"
     );
 }
+
+fn strict(login: u32) -> crate::helpers::Options {
+    let mut options = crate::helpers::Options::default();
+    options.rate_limits.login = modelhub::services::rate_limit::Rule {
+        burst: login,
+        period: std::time::Duration::from_secs(3600),
+    };
+    options.rate_limits.create_token = options.rate_limits.login;
+    options
+}
+
+async fn login(app: &crate::helpers::TestApp, username: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/graphql", app.base))
+        .json(&json!({ "query": format!("mutation {{ login(input: {{ username: \"{username}\", password: \"not it at all\" }}) {{ token }} }}") }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_attempts_are_rate_limited_with_retry_after() {
+    let app = crate::helpers::spawn_with(strict(3)).await;
+    for _ in 0..3 {
+        let body: Value = login(&app, "victim").await.json().await.unwrap();
+        assert_eq!(code(&body), "UNAUTHENTICATED");
+    }
+    let limited = login(&app, "victim").await;
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(code(&body), "RATE_LIMITED");
+    assert!(
+        body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // The IP's budget is spent too: another account from the same client is limited.
+    let body: Value = login(&app, "someone-else").await.json().await.unwrap();
+    assert_eq!(code(&body), "RATE_LIMITED");
+    // API token creation has its own budget per user.
+    let token = app.register("minter").await;
+    for i in 0..4 {
+        let answer = app
+            .gql(
+                Some(&token),
+                "mutation { createApiToken(input: { name: \"t\", scopes: [READ] }) { token } }",
+                json!({}),
+            )
+            .await;
+        if i < 3 {
+            answer.data();
+        } else {
+            assert_eq!(answer.code(), "RATE_LIMITED");
+        }
+    }
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_share_one_budget() {
+    let Some(_) = crate::helpers::test_redis_url() else {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(
+            b"replicas_sharing_redis_share_one_budget: skipped, MODELHUB_TEST_REDIS_URL is unset\n",
+        );
+        return;
+    };
+    let prefix = format!("modelhub-test-{}", uuid::Uuid::new_v4());
+    let mut options = strict(2);
+    options.redis_prefix = Some(prefix);
+    let first = crate::helpers::spawn_with(options.clone()).await;
+    let second = crate::helpers::spawn_with(options).await;
+    let body: Value = login(&first, "shared").await.json().await.unwrap();
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    let body: Value = login(&second, "shared").await.json().await.unwrap();
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    let limited = login(&first, "shared").await;
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(code(&body), "RATE_LIMITED");
+}

@@ -13,6 +13,7 @@ use std::{
 use modelhub::{
     App,
     config::{Config, StorageUrl, UnsafeUploads},
+    services::rate_limit::{RateLimiter, Rule, Rules},
     state::AppState,
     storage::BlobStore,
 };
@@ -83,15 +84,37 @@ fn announce_backend() -> Option<String> {
 pub struct Options {
     pub max_upload_bytes: u64,
     pub unsafe_uploads: UnsafeUploads,
+    /// Generous by default, so that tests making many accounts are not limited.
+    pub rate_limits: Rules,
+    /// Keep rate-limit buckets in Redis under this prefix (needs MODELHUB_TEST_REDIS_URL).
+    pub redis_prefix: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
+        let lots = Rule {
+            burst: 10_000,
+            period: Duration::from_secs(1),
+        };
         Self {
             max_upload_bytes: 64 * 1024 * 1024,
             unsafe_uploads: UnsafeUploads::Quarantine,
+            rate_limits: Rules {
+                login: lots,
+                register: lots,
+                upload: lots,
+                create_token: lots,
+            },
+            redis_prefix: None,
         }
     }
+}
+
+/// The Redis server for shared-limit tests, if one is configured.
+pub fn test_redis_url() -> Option<String> {
+    std::env::var("MODELHUB_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// Spawns the app with default options.
@@ -143,6 +166,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         max_request_bytes: 2 * 1024 * 1024,
         unsafe_uploads: options.unsafe_uploads,
         inspection_timeout: Duration::from_secs(30),
+        redis_url: None,
+        rate_limits: options.rate_limits.clone(),
     };
     let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
     let statements = Arc::new(AtomicUsize::new(0));
@@ -152,7 +177,13 @@ pub async fn spawn_with(options: Options) -> TestApp {
     });
     modelhub::db::migrate(&db).await.unwrap();
     let blobs = BlobStore::open(&config.storage).unwrap();
-    let state = AppState::new(config, db, blobs).unwrap();
+    let limiter = match (&options.redis_prefix, test_redis_url()) {
+        (Some(prefix), Some(url)) => RateLimiter::redis(options.rate_limits.clone(), &url, prefix)
+            .await
+            .expect("connect to MODELHUB_TEST_REDIS_URL"),
+        _ => RateLimiter::in_memory(options.rate_limits.clone()),
+    };
+    let state = AppState::new(config, db, blobs, limiter).unwrap();
     let app: App = modelhub::app_from_state(state.clone());
     tokio::spawn(async move {
         modelhub::serve(listener, app, std::future::pending())

@@ -365,6 +365,41 @@ async fn unsafe_versions_cannot_be_published_and_need_accept_risk() {
         safe.data()["models"]["edges"],
         json!([{ "node": { "name": "clean" } }])
     );
+    // A public model cannot take an unsafe version.
+    let clean = inspect(
+        &app,
+        &owner,
+        "public",
+        "SAFETENSORS",
+        "w.safetensors",
+        safetensors(8),
+    )
+    .await;
+    let clean_id = clean["modelId"].as_str().unwrap();
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { requestPublication(modelId: $id) { id } }",
+        json!({ "id": clean_id }),
+    )
+    .await
+    .data();
+    app.gql(
+        Some(&admin),
+        "mutation($id: ID!) { approveModel(modelId: $id) { id } }",
+        json!({ "id": clean_id }),
+    )
+    .await
+    .data();
+    let refused = app
+        .create_version(
+            &owner,
+            clean_id,
+            json!({ "version": "2.0.0", "format": "PICKLE" }),
+            "m.pkl",
+            fixture("evil_reduce.pkl"),
+        )
+        .await;
+    assert_eq!(refused.code(), "CONFLICT");
     let dashboard = app
         .gql(
             Some(&admin),
@@ -380,7 +415,7 @@ async fn unsafe_versions_cannot_be_published_and_need_accept_risk() {
     assert_eq!(
         counts,
         vec![
-            json!({ "status": "SAFE", "count": 1 }),
+            json!({ "status": "SAFE", "count": 2 }),
             json!({ "status": "UNSAFE", "count": 1 })
         ]
     );

@@ -105,6 +105,10 @@ async fn each_invalid_field_is_bad_input_and_leaves_nothing_behind() {
     let cases: Vec<(Value, &str)> = vec![
         (json!({ "version": "latest" }), "input.version"),
         (json!({ "version": "1.0" }), "input.version"),
+        (
+            json!({ "version": format!("1.0.0-{}0", "0.".repeat(28)) }),
+            "input.version",
+        ),
         (json!({ "format": "GGUF" }), "format"),
         (json!({ "format": "H5" }), "format"),
         (json!({ "name": "   " }), "input.name"),
