@@ -64,13 +64,24 @@ fn global_heap_strings(bytes: &[u8]) -> Vec<String> {
             let index = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]);
             let len =
                 u64::from_le_bytes(bytes[pos + 8..pos + 16].try_into().unwrap_or([0; 8])) as usize;
-            if index == 0 || pos + 16 + len > end {
+            // Lengths come from the file: every sum is checked.
+            let Some(data_end) = (pos + 16).checked_add(len).filter(|e| *e <= end) else {
+                break;
+            };
+            if index == 0 {
                 break;
             }
-            if let Ok(text) = std::str::from_utf8(&bytes[pos + 16..pos + 16 + len]) {
+            if let Ok(text) = std::str::from_utf8(&bytes[pos + 16..data_end]) {
                 found.push(text.to_owned());
             }
-            pos += 16 + len.div_ceil(8) * 8;
+            match len
+                .div_ceil(8)
+                .checked_mul(8)
+                .and_then(|padded| (pos + 16).checked_add(padded))
+            {
+                Some(next) => pos = next,
+                None => break,
+            }
         }
     }
     found
