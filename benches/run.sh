@@ -36,6 +36,8 @@ trap cleanup EXIT
 
 mkdir -p "$WORK/data" "$WORK/www"
 chmod 755 "$WORK" "$WORK/www"   # nginx's workers run as an unprivileged user
+# The benchmark's single user uploads 10,000 models: lift the per-user rate limits.
+MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
 MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
   "$ROOT/target/release/modelhub" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!

@@ -62,9 +62,15 @@ def upload(i: int) -> None:
         raise SystemExit(f"upload {i} failed: {body['errors']}")
 
 
+failures = []
+
+
 def worker(start: int, step: int) -> None:
-    for i in range(start, COUNT, step):
-        upload(i)
+    try:
+        for i in range(start, COUNT, step):
+            upload(i)
+    except Exception as error:  # reported below; the other workers stop at their next error
+        failures.append(error)
 
 
 began = time.time()
@@ -74,4 +80,6 @@ for t in threads:
 for t in threads:
     t.join()
 elapsed = time.time() - began
+if failures:
+    raise SystemExit(f"seeding failed: {failures[0]}")
 print(f"seeded {COUNT} models in {elapsed:.1f} s ({COUNT / elapsed:.0f} uploads/s)")

@@ -89,6 +89,29 @@ async fn scalar<C: ConnectionTrait>(db: &C, select: &SelectStatement) -> AppResu
     get_i64(&row, "n")
 }
 
+/// Rows of `table` counted per value of `column`.
+async fn count_by<C, E, Col, T>(db: &C, table: E, column: Col) -> AppResult<Vec<(T, i64)>>
+where
+    C: ConnectionTrait,
+    E: sea_orm::EntityTrait,
+    Col: sea_orm::ColumnTrait,
+    T: sea_orm::TryGetable,
+{
+    let rows = db
+        .query_all(
+            &Query::select()
+                .expr_as(Expr::col(column), Alias::new("k"))
+                .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+                .from(table)
+                .group_by_col(column)
+                .take(),
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get::<T>("", "k")?, get_i64(row, "n")?)))
+        .collect()
+}
+
 /// Zero-filled daily series for the `days` days ending `today`.
 pub fn fill_days(today: NaiveDate, days: i64, counts: &[(NaiveDate, i64)]) -> Vec<DayCount> {
     (0..days)
@@ -226,38 +249,15 @@ pub async fn dashboard(state: &AppState, _admin: Admin<'_>) -> AppResult<Dashboa
         .count(db)
         .await? as i64;
 
-    let mut models_by_status = Vec::new();
-    let rows = db
-        .query_all(
-            &Query::select()
-                .column(model::Column::ApprovalStatus)
-                .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-                .from(model::Entity)
-                .group_by_col(model::Column::ApprovalStatus)
-                .take(),
-        )
-        .await?;
-    for row in rows {
-        let status: ApprovalStatus = row.try_get("", "approval_status")?;
-        models_by_status.push((status, get_i64(&row, "n")?));
-    }
+    let models_by_status: Vec<(ApprovalStatus, i64)> =
+        count_by(db, model::Entity, model::Column::ApprovalStatus).await?;
     let models = models_by_status.iter().map(|(_, n)| n).sum();
-
-    let mut versions_by_inspection = Vec::new();
-    let rows = db
-        .query_all(
-            &Query::select()
-                .column(model_version::Column::InspectionStatus)
-                .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-                .from(model_version::Entity)
-                .group_by_col(model_version::Column::InspectionStatus)
-                .take(),
-        )
-        .await?;
-    for row in rows {
-        let status: InspectionStatus = row.try_get("", "inspection_status")?;
-        versions_by_inspection.push((status, get_i64(&row, "n")?));
-    }
+    let versions_by_inspection: Vec<(InspectionStatus, i64)> = count_by(
+        db,
+        model_version::Entity,
+        model_version::Column::InspectionStatus,
+    )
+    .await?;
     let versions = versions_by_inspection.iter().map(|(_, n)| n).sum();
 
     let bytes_referenced = scalar(
