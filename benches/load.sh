@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Load test: 64 connections for 60 s each on the model list query, on modelVersion lookups and
+# on downloads of a small file, with 10,000 models stored. Prints requests/s, p50/p99 latency
+# and errors for each, and the server's RSS before and after.
+#
+#   bash benches/load.sh                 # defaults below
+#   CONNECTIONS=32 SECONDS_EACH=20 MODELS=2000 bash benches/load.sh
+#
+# Loopback only; the server runs on its embedded defaults (SQLite, local disk) in a temporary
+# directory, with the per-user rate limits lifted for the benchmark's single user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MODELS=${MODELS:-10000}
+CONNECTIONS=${CONNECTIONS:-64}
+SECONDS_EACH=${SECONDS_EACH:-60}
+PORT=${PORT:-18082}
+WORK=$(mktemp -d /tmp/modelhub-load.XXXXXX)
+BASE="http://127.0.0.1:$PORT"
+
+command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
+MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
+  "$ROOT/target/release/modelhub" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+TOKEN=$(curl -sf "$BASE/graphql" -H 'content-type: application/json' \
+  -d '{"query":"mutation { register(input: {username: \"loader\", email: \"loader@example.com\", password: \"correct horse battery staple\"}) { token } }"}' \
+  | json 'd["data"]["register"]["token"]')
+python3 benches/seed.py "$BASE" "$TOKEN" "$MODELS"
+VERSION=$(curl -sf "$BASE/graphql" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+  -d '{"query":"{ models(first: 1) { edges { node { currentVersion { id } } } } }"}' \
+  | json 'd["data"]["models"]["edges"][0]["node"]["currentVersion"]["id"]')
+
+rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status"; }
+cat >"$WORK/report.lua" <<'LUA'
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format("%.0f requests/s, p50 %.2f ms, p99 %.2f ms, errors %d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
+end
+LUA
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("LOAD_TOKEN")
+wrk.body = os.getenv("LOAD_BODY")
+LUA
+cat "$WORK/report.lua" >>"$WORK/post.lua"
+cat >"$WORK/get.lua" <<'LUA'
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("LOAD_TOKEN")
+LUA
+cat "$WORK/report.lua" >>"$WORK/get.lua"
+
+LIST=$(python3 -c 'import json; print(json.dumps({"query": "{ models(first: 50) { edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions { edges { node { version sha256 } } } } } } }"}))')
+LOOKUP=$(python3 -c "import json; print(json.dumps({'query': 'query(\$id: ID!) { modelVersion(id: \$id) { id version sha256 sizeBytes format model { name } } }', 'variables': {'id': '$VERSION'}}))")
+run() {
+  LOAD_TOKEN="$TOKEN" LOAD_BODY="$2" wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --timeout 10s -s "$3" "$4" | tail -1 | sed "s/^/$1: /"
+}
+echo "machine: $(nproc) cores; $MODELS models; $CONNECTIONS connections, ${SECONDS_EACH}s each; $(date -u +%FT%TZ)"
+echo "server RSS before: $(rss) MiB"
+run "model list (50 with owners and versions)" "$LIST" "$WORK/post.lua" "$BASE/graphql"
+run "modelVersion lookup" "$LOOKUP" "$WORK/post.lua" "$BASE/graphql"
+run "download of a $(curl -sf -o /dev/null -w '%{size_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION")-byte file" "" "$WORK/get.lua" "$BASE/files/$VERSION"
+echo "server RSS after: $(rss) MiB"
