@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     audit::{self, Subject},
-    pagination::{Cursor, Page, SortValue},
+    pagination::{Cursor, Page, newest_first},
 };
 use crate::{
     auth::Admin,
@@ -292,21 +292,7 @@ pub async fn dashboard(state: &AppState, _admin: Admin<'_>) -> AppResult<Dashboa
     .await?;
 
     let downloads_total = scalar(db, &count_all(Alias::new("download_events"))).await?;
-    let rows = db
-        .query_all(
-            &Query::select()
-                .column(download_event::Column::Day)
-                .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-                .from(download_event::Entity)
-                .and_where(Expr::col(download_event::Column::Day).gte(series_start))
-                .group_by_col(download_event::Column::Day)
-                .take(),
-        )
-        .await?;
-    let mut per_day = Vec::new();
-    for row in rows {
-        per_day.push((row.try_get::<NaiveDate>("", "day")?, get_i64(&row, "n")?));
-    }
+    let per_day = downloads_by_day(db, series_start, None).await?;
     let downloads_per_day = fill_days(today, SERIES_DAYS, &per_day);
 
     let upload_day = utc_day(backend, "created_at");
@@ -367,6 +353,28 @@ pub async fn dashboard(state: &AppState, _admin: Admin<'_>) -> AppResult<Dashboa
     })
 }
 
+/// Downloads counted per day since `since`, of one model or of all.
+async fn downloads_by_day<C: ConnectionTrait>(
+    db: &C,
+    since: NaiveDate,
+    model_id: Option<Uuid>,
+) -> AppResult<Vec<(NaiveDate, i64)>> {
+    let mut select = Query::select();
+    select
+        .column(download_event::Column::Day)
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from(download_event::Entity)
+        .and_where(Expr::col(download_event::Column::Day).gte(since))
+        .group_by_col(download_event::Column::Day);
+    if let Some(model_id) = model_id {
+        select.and_where(Expr::col(download_event::Column::ModelId).eq(model_id));
+    }
+    let rows = db.query_all(&select).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get::<NaiveDate>("", "day")?, get_i64(row, "n")?)))
+        .collect()
+}
+
 /// Per-day downloads of one model over the last `days` days (oldest first, zero-filled).
 pub async fn model_downloads_per_day<C: ConnectionTrait>(
     db: &C,
@@ -374,24 +382,7 @@ pub async fn model_downloads_per_day<C: ConnectionTrait>(
     days: i64,
 ) -> AppResult<Vec<DayCount>> {
     let today = super::now().date_naive();
-    let rows = db
-        .query_all(
-            &Query::select()
-                .column(download_event::Column::Day)
-                .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-                .from(download_event::Entity)
-                .and_where(Expr::col(download_event::Column::ModelId).eq(model_id))
-                .and_where(
-                    Expr::col(download_event::Column::Day).gte(today - Duration::days(days - 1)),
-                )
-                .group_by_col(download_event::Column::Day)
-                .take(),
-        )
-        .await?;
-    let mut counts = Vec::new();
-    for row in rows {
-        counts.push((row.try_get::<NaiveDate>("", "day")?, get_i64(&row, "n")?));
-    }
+    let counts = downloads_by_day(db, today - Duration::days(days - 1), Some(model_id)).await?;
     Ok(fill_days(today, days, &counts))
 }
 
@@ -445,27 +436,15 @@ pub async fn users(
     if let Some(disabled) = filter.disabled {
         condition = condition.add(user::Column::Disabled.eq(disabled));
     }
-    let base = user::Entity::find().filter(condition);
-    let total = base.clone().count(&state.db).await?;
-    let mut query = base;
-    if let Some(cursor) = &after {
-        query = query.filter(user::Column::Id.lt(cursor.id));
-    }
-    let rows = query
-        .order_by_desc(user::Column::Id)
-        .limit(size as u64 + 1)
-        .all(&state.db)
-        .await?;
-    Ok(Page::from_rows(
-        rows,
+    newest_first(
+        &state.db,
+        user::Entity::find().filter(condition),
+        user::Column::Id,
         size,
-        after.is_some(),
-        Some(total),
-        |u| Cursor {
-            value: SortValue::None,
-            id: u.id,
-        },
-    ))
+        after,
+        |u| u.id,
+    )
+    .await
 }
 
 /// Changes a user's role or enabled state, refusing to leave no enabled administrator. The

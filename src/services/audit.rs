@@ -2,13 +2,12 @@
 //! transaction as the change it records.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pagination::{Cursor, Page, SortValue};
+use super::pagination::{Cursor, Page, newest_first};
 use crate::{auth::Admin, entities::audit_log, error::AppResult, state::AppState};
 
 /// What an entry is about.
@@ -84,25 +83,13 @@ pub async fn list(
     if let Some(subject_id) = &filter.subject_id {
         condition = condition.add(audit_log::Column::SubjectId.eq(subject_id.trim()));
     }
-    let base = audit_log::Entity::find().filter(condition);
-    let total = base.clone().count(&state.db).await?;
-    let mut query = base;
-    if let Some(cursor) = &after {
-        query = query.filter(audit_log::Column::Id.lt(cursor.id));
-    }
-    let rows = query
-        .order_by_desc(audit_log::Column::Id)
-        .limit(size as u64 + 1)
-        .all(&state.db)
-        .await?;
-    Ok(Page::from_rows(
-        rows,
+    newest_first(
+        &state.db,
+        audit_log::Entity::find().filter(condition),
+        audit_log::Column::Id,
         size,
-        after.is_some(),
-        Some(total),
-        |row| Cursor {
-            value: SortValue::None,
-            id: row.id,
-        },
-    ))
+        after,
+        |row| row.id,
+    )
+    .await
 }

@@ -117,3 +117,40 @@ impl<T> Page<T> {
         })
     }
 }
+
+/// A page of `base` ordered newest first by its UUIDv7 `id` column, with the total count.
+pub async fn newest_first<E, C>(
+    db: &C,
+    base: sea_orm::Select<E>,
+    id: E::Column,
+    size: usize,
+    after: Option<Cursor>,
+    id_of: impl Fn(&E::Model) -> Uuid,
+) -> AppResult<Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    let total = base.clone().count(db).await?;
+    let mut query = base;
+    if let Some(cursor) = &after {
+        query = query.filter(id.lt(cursor.id));
+    }
+    let rows = query
+        .order_by_desc(id)
+        .limit(size as u64 + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_rows(
+        rows,
+        size,
+        after.is_some(),
+        Some(total),
+        |row| Cursor {
+            value: SortValue::None,
+            id: id_of(row),
+        },
+    ))
+}
