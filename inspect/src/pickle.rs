@@ -195,6 +195,14 @@ impl<R: Read> Walker<'_, R> {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// The decimal memo key of a protocol 0 PUT or GET.
+    fn decimal_key(&mut self, opcode: &str) -> Result<u64, InspectError> {
+        self.line()?
+            .trim()
+            .parse()
+            .map_err(|_| InspectError::Malformed(format!("{opcode} with a bad key")))
+    }
+
     fn push(&mut self, value: Val) -> Result<(), InspectError> {
         if self.stack.len() >= MAX_STACK {
             return Err(InspectError::TooComplex(
@@ -633,11 +641,7 @@ impl<R: Read> Walker<'_, R> {
                 }
                 // Memo.
                 b'p' => {
-                    let key = self.line()?;
-                    let key = key
-                        .trim()
-                        .parse()
-                        .map_err(|_| InspectError::Malformed("PUT with a bad key".into()))?;
+                    let key = self.decimal_key("PUT")?;
                     self.memo_put(key)?;
                 }
                 b'q' => {
@@ -653,11 +657,7 @@ impl<R: Read> Walker<'_, R> {
                     self.memo_put(key)?;
                 }
                 b'g' => {
-                    let key = self.line()?;
-                    let key = key
-                        .trim()
-                        .parse()
-                        .map_err(|_| InspectError::Malformed("GET with a bad key".into()))?;
+                    let key = self.decimal_key("GET")?;
                     self.memo_get(key)?;
                 }
                 b'h' => {

@@ -16,10 +16,15 @@ async fn migrations_go_down_and_up_again() {
     use migration::MigratorTrait;
     let app = crate::helpers::spawn_app().await;
     app.register("before").await;
-    migration::Migrator::down(&app.state.db, None)
-        .await
-        .unwrap();
-    migration::Migrator::up(&app.state.db, None).await.unwrap();
+    // One connection for the whole cycle, so that no pooled connection works midway on a
+    // schema another one is changing.
+    let url = secrecy::ExposeSecret::expose_secret(&app.state.config.database_url).to_owned();
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    let db = sea_orm::Database::connect(options).await.unwrap();
+    migration::Migrator::down(&db, None).await.unwrap();
+    migration::Migrator::up(&db, None).await.unwrap();
+    db.close().await.unwrap();
     assert_eq!(app.count_rows("users").await, 0, "down dropped the tables");
     app.register("after").await;
     assert_eq!(app.count_rows("users").await, 1);
