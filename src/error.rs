@@ -25,6 +25,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    const ALL: [Self; 8] = [
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::BadUserInput,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::Internal,
+    ];
+
+    /// The code with this name, if it is one of ours.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.as_str() == name)
+    }
+
     /// The code as clients see it.
     pub fn as_str(self) -> &'static str {
         match self {

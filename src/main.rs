@@ -63,7 +63,8 @@ enum Command {
 /// How long in-flight requests may run on after SIGTERM or Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// How old an unused blob must be before the start-up collection removes it.
+/// How old an unused blob must be before the background collection removes it, and how often
+/// that collection runs.
 const GC_GRACE: Duration = Duration::from_secs(3600);
 
 fn main() -> ExitCode {
@@ -149,17 +150,27 @@ fn describe(err: modelhub::error::AppError) -> anyhow::Error {
 async fn serve(config: Config) -> Result<()> {
     let bind = config.bind;
     let app = modelhub::build_app(config).await?;
-    // Uploads cut short by a crash and blobs no version uses, collected in the background.
+    // What a crash left in the staging area goes before the first request.
+    let swept = app.state.blobs.sweep_staging(GC_GRACE).await?;
+    if swept > 0 {
+        tracing::info!(files = swept, "removed uploads cut short by a crash");
+    }
+    // Blobs no version uses, collected in the background now and every GC_GRACE.
     let state = app.state.clone();
     tokio::spawn(async move {
-        if let Err(e) = maintenance::gc(&state, GC_GRACE).await {
-            tracing::warn!(error = ?e.message(), "start-up garbage collection failed");
+        let mut every = tokio::time::interval(GC_GRACE);
+        loop {
+            every.tick().await;
+            if let Err(e) = maintenance::gc(&state, GC_GRACE).await {
+                tracing::warn!(error = ?e.message(), "background garbage collection failed");
+            }
         }
     });
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("MODELHUB_BIND: cannot listen on {bind}"))?;
-    tracing::info!(address = %bind, playground = %format!("http://{bind}/playground"), "Model Hub is serving");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, playground = %format!("http://{address}/playground"), "Model Hub is serving");
     // After a signal, in-flight requests get SHUTDOWN_GRACE to finish; then the process stops
     // (an upload cut short leaves only a staging file, which garbage collection removes).
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();

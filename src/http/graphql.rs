@@ -41,7 +41,7 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
         .map(|ConnectInfo(addr)| addr.ip());
     let viewer = match accounts::authenticate(&state.app, bearer_token(request.headers())).await {
         Ok(viewer) => viewer,
-        Err(err) => return error_response(StatusCode::OK, err.into()),
+        Err(err) => return error_response(err.code().status(), err.into()),
     };
     let client = ClientIp(peer);
     let is_multipart = request
@@ -81,6 +81,13 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
     }
     let limit = state.app.config.max_request_bytes;
     let is_get = request.method() == axum::http::Method::GET;
+    if !is_get && !is_json(request.headers()) {
+        return refusal_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST a GraphQL request as application/json (or multipart/form-data with files)",
+        );
+    }
     let (parts, body) = request.into_parts();
     let limited = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
     let batch = match GraphQLBatchRequest::<Rejection>::from_request(limited, &()).await {
@@ -92,20 +99,41 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
 
 async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get: bool) -> Response {
     if let Err(refusal) = limits::check(&batch, is_get) {
-        let error = async_graphql::Error::new(refusal.message)
-            .extend_with(|_, ext| ext.set("code", refusal.code));
-        return error_response(StatusCode::BAD_REQUEST, error);
+        return refusal_response(StatusCode::BAD_REQUEST, refusal.code, refusal.message);
     }
     let loaders = std::sync::Arc::new(Loaders::new(&state.app.db));
     let batch = batch.data(viewer).data(loaders);
     let mut response = state.schema.execute_batch(batch).await;
     limits::add_missing_codes(&mut response);
     let retry_after = limits::retry_after(&response);
+    let status = limits::status(&response);
     let mut http = GraphQLResponse(response).into_response();
+    *http.status_mut() = status;
     if let Some(secs) = retry_after {
         http.headers_mut().insert(header::RETRY_AFTER, secs.into());
     }
     http
+}
+
+/// Whether the body is declared as JSON (`application/json`, or any `+json` type).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"))
+}
+
+/// A request refused before execution, with its own code.
+fn refusal_response(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Response {
+    let error =
+        async_graphql::Error::new(message.into()).extend_with(|_, ext| ext.set("code", code));
+    error_response(status, error)
 }
 
 /// A GraphQL-shaped error answer with no data.

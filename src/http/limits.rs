@@ -9,6 +9,9 @@ use async_graphql::{
         types::{DocumentOperations, OperationType, Selection, SelectionSet},
     },
 };
+use axum::http::StatusCode;
+
+use crate::error::ErrorCode;
 
 /// Most operations in one batch.
 pub const MAX_BATCH: usize = 10;
@@ -52,6 +55,12 @@ pub fn check(batch: &BatchRequest, is_get: bool) -> Result<(), Refusal> {
         }
     };
     for request in requests {
+        if request.query.trim().is_empty() {
+            return Err(Refusal {
+                code: "BAD_USER_INPUT",
+                message: "the request has no `query`".into(),
+            });
+        }
         let Ok(document) = parse_query(&request.query) else {
             continue;
         };
@@ -131,6 +140,28 @@ pub fn retry_after(response: &BatchResponse) -> Option<u64> {
             _ => None,
         })
         .max()
+}
+
+/// The HTTP status of an answer (GraphQL over HTTP, `application/graphql-response+json`): 200
+/// when there is data or several operations; when a single operation produced none, the status
+/// of its first error's code (400 for request errors: parse, validation, limits).
+pub fn status(response: &BatchResponse) -> StatusCode {
+    let BatchResponse::Single(single) = response else {
+        return StatusCode::OK;
+    };
+    if single.data != async_graphql::Value::Null {
+        return StatusCode::OK;
+    }
+    single.errors.first().map_or(StatusCode::OK, |error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|e| match e.get("code") {
+                Some(async_graphql::Value::String(code)) => ErrorCode::from_name(code),
+                _ => None,
+            })
+            .map_or(StatusCode::BAD_REQUEST, ErrorCode::status)
+    })
 }
 
 /// Gives every error of a response a code.

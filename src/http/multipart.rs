@@ -68,10 +68,8 @@ fn bad(message: impl Into<String>) -> AppError {
 fn multer_error(err: multer::Error, max_file_bytes: u64) -> AppError {
     match err {
         multer::Error::FieldSizeExceeded { field_name, limit } => match field_name.as_deref() {
-            Some("operations") | Some("map") => bad(format!(
-                "the `{}` part exceeds {limit} bytes",
-                field_name.unwrap_or_default()
-            )),
+            Some("operations") => AppError::PayloadTooLarge { limit },
+            Some("map") => bad(format!("the `map` part exceeds {limit} bytes")),
             _ => AppError::PayloadTooLarge {
                 limit: max_file_bytes,
             },
@@ -137,9 +135,9 @@ async fn read_parts(
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "operations" if operations.is_none() => {
-                let text = field.text().await.map_err(error)?;
+                let bytes = field.bytes().await.map_err(error)?;
                 operations = Some(
-                    serde_json::from_str(&text)
+                    serde_json::from_slice(&bytes)
                         .map_err(|e| bad(format!("`operations` is not valid JSON: {e}")))?,
                 );
             }
@@ -147,8 +145,8 @@ async fn read_parts(
                 if operations.is_none() {
                     return Err(bad("the `operations` part must come before `map`"));
                 }
-                let text = field.text().await.map_err(error)?;
-                map = Some(serde_json::from_str(&text).map_err(|e| {
+                let bytes = field.bytes().await.map_err(error)?;
+                map = Some(serde_json::from_slice(&bytes).map_err(|e| {
                     bad(format!(
                         "`map` must be a JSON object of arrays of paths: {e}"
                     ))

@@ -2,9 +2,10 @@
 //! or any S3-compatible service). Uploads stream into `staging/` while they are hashed, then
 //! move to `blobs/sha256/…` once complete and durable; nothing half-written is ever addressed.
 
+mod staging;
 mod upload;
 
-use std::{ops::Range, sync::Arc};
+use std::{ops::Range, path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
@@ -92,28 +93,37 @@ fn read_local(file: std::fs::File, range: Range<u64>) -> ByteStream {
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store; `None` for S3.
+    local_root: Option<PathBuf>,
+    /// This process's staging directory, claimed at its first upload.
+    lease: Arc<tokio::sync::OnceCell<staging::Lease>>,
 }
 
 impl BlobStore {
     /// Opens the configured store; a local directory is created if missing.
     pub fn open(url: &StorageUrl) -> Result<Self, StorageError> {
-        let store: Arc<dyn ObjectStore> = match url {
+        let (store, local_root): (Arc<dyn ObjectStore>, _) = match url {
             StorageUrl::Local(dir) => {
                 std::fs::create_dir_all(dir)?;
-                Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_fsync(true))
+                let store = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
+                (Arc::new(store), Some(dir.clone()))
             }
             StorageUrl::S3 { bucket, prefix } => {
                 let s3 = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .build()?;
                 if prefix.is_empty() {
-                    Arc::new(s3)
+                    (Arc::new(s3), None)
                 } else {
-                    Arc::new(PrefixStore::new(s3, prefix.as_str()))
+                    (Arc::new(PrefixStore::new(s3, prefix.as_str())), None)
                 }
             }
         };
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            local_root,
+            lease: Arc::default(),
+        })
     }
 
     /// Where the blob with this SHA-256 (lower-case hex) lives.
@@ -123,7 +133,11 @@ impl BlobStore {
 
     /// Starts streaming a new upload into the staging area.
     pub async fn begin_upload(&self) -> Result<Upload, StorageError> {
-        Upload::begin(self.store.clone()).await
+        let lease = self
+            .lease
+            .get_or_try_init(|| async { staging::Lease::take(self.local_root.as_deref()) })
+            .await?;
+        Upload::begin(self.store.clone(), lease.new_path()).await
     }
 
     /// Moves a completed upload to its content address. Identical content already stored is
@@ -227,10 +241,18 @@ impl BlobStore {
         }
     }
 
-    /// Removes staging files older than `grace` (uploads cut short by a crash; younger ones
-    /// may still be in flight on another replica). Returns how many were removed.
+    /// Removes what uploads cut short by a crash left in the staging area; returns how many
+    /// files went. On local disk a dead process's files go at once (see [`staging`]); on S3,
+    /// staging objects go once older than `grace` (younger ones may be in flight on another
+    /// replica), and unfinished multipart uploads are left to the bucket's lifecycle rule.
     pub async fn sweep_staging(&self, grace: std::time::Duration) -> Result<usize, StorageError> {
-        let prefix = Path::from(upload::STAGING_PREFIX);
+        if let Some(root) = self.local_root.clone() {
+            return tokio::task::spawn_blocking(move || staging::sweep_local(&root, grace))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(StorageError::Io);
+        }
+        let prefix = Path::from(staging::PREFIX);
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         let stale: Vec<_> = self
             .store

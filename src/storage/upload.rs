@@ -6,13 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::{StorageError, map_err};
 use crate::auth::api_token::hex;
 
-/// Where uploads stream to before they are complete.
-pub(super) const STAGING_PREFIX: &str = "staging";
 /// The size of the parts handed to the store (S3's minimum part size is 5 MiB).
 const PART_SIZE: usize = 5 * 1024 * 1024;
 /// Parts in flight at once: bounds memory to about `PART_SIZE * (MAX_IN_FLIGHT + 1)`.
@@ -43,8 +40,10 @@ pub struct StagedBlob {
 }
 
 impl Upload {
-    pub(super) async fn begin(store: Arc<dyn ObjectStore>) -> Result<Self, StorageError> {
-        let path = Path::from(format!("{STAGING_PREFIX}/{}", Uuid::now_v7()));
+    pub(super) async fn begin(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+    ) -> Result<Self, StorageError> {
         let multipart = store.put_multipart(&path).await.map_err(map_err)?;
         Ok(Self {
             writer: WriteMultipart::new_with_chunk_size(multipart, PART_SIZE),

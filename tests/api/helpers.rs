@@ -34,7 +34,7 @@ pub struct TestApp {
 }
 
 /// A throwaway PostgreSQL database, dropped with the test.
-struct PostgresDatabase {
+pub struct PostgresDatabase {
     admin_url: String,
     name: String,
 }
@@ -122,7 +122,8 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
 
-async fn fresh_database(dir: &Path) -> (String, Option<PostgresDatabase>) {
+/// A fresh database: an SQLite file in `dir`, or a new PostgreSQL database in the test run.
+pub async fn fresh_database(dir: &Path) -> (String, Option<PostgresDatabase>) {
     match announce_backend() {
         None => (
             format!("sqlite://{}/modelhub.db?mode=rwc", dir.display()),
@@ -368,7 +369,8 @@ impl TestApp {
         .await
     }
 
-    /// Every file under the blob directory (committed blobs and staging leftovers).
+    /// Every file under the blob directory (committed blobs and staging leftovers), without the
+    /// staging area's lock files.
     pub fn blob_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -378,7 +380,7 @@ impl TestApp {
                 let path = entry.path();
                 if path.is_dir() {
                     walk(&path, out);
-                } else {
+                } else if path.extension().is_none_or(|e| e != "lock") {
                     out.push(path);
                 }
             }

@@ -11,6 +11,8 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod bad_input;
+mod crash;
 mod downloads;
 mod hardening;
 mod inspection;
