@@ -114,6 +114,12 @@ pub struct Config {
     /// `MODELHUB_LIMIT_LOGIN`, `MODELHUB_LIMIT_REGISTER`, `MODELHUB_LIMIT_UPLOAD`,
     /// `MODELHUB_LIMIT_API_TOKEN`: `COUNT/SECONDS` for each rate limit.
     pub rate_limits: Rules,
+    /// `MODELHUB_TRUSTED_PROXIES`: reverse proxies (addresses or CIDR networks, comma
+    /// separated) whose `X-Forwarded-For` names the client; none by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `MODELHUB_RESPONSE_CACHE_SECS`: how long answers to catalog reads may be reused (0
+    /// switches the cache off); also how soon other replicas' writes show in them.
+    pub response_cache_ttl: Duration,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -192,8 +198,25 @@ impl Config {
             .map(|o| o.trim().to_owned())
             .filter(|o| !o.is_empty())
             .collect();
+        let trusted_proxies = var("MODELHUB_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError {
+                        var: "MODELHUB_TRUSTED_PROXIES",
+                        message: format!("`{entry}` is not an IP address or CIDR network"),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             bind,
+            trusted_proxies,
+            response_cache_ttl: Duration::from_secs(parse_var("MODELHUB_RESPONSE_CACHE_SECS", 2)?),
             database_url: database_url.into(),
             storage,
             jwt_secret: jwt_secret.into(),

@@ -34,6 +34,18 @@ pub enum Status {
     Error,
 }
 
+impl Status {
+    /// The verdict as a lower-case word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Safe => "safe",
+            Self::Unsafe => "unsafe",
+            Self::Unknown => "unknown",
+            Self::Error => "error",
+        }
+    }
+}
+
 /// What the uploader says the file is; it matters only where the content is ambiguous
 /// (protocol 0 pickles, ONNX protobufs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,9 +39,37 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .sum()
 }
 
-/// Checks a parsed request against the limits. Documents that do not parse are left to the
-/// executor, which reports them.
-pub fn check(batch: &BatchRequest, is_get: bool) -> Result<(), Refusal> {
+/// Root fields whose answers depend only on the catalog and the viewer: a request made of
+/// nothing else may be answered from the response cache.
+const CATALOG_ROOTS: [&str; 5] = [
+    "models",
+    "model",
+    "modelByName",
+    "modelVersion",
+    "__typename",
+];
+
+/// What a request does, as far as the transport cares.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// It contains a mutation: cached answers are stale afterwards.
+    pub writes: bool,
+    /// It is one query reading only catalog root fields: its answer may be cached.
+    pub catalog_read: bool,
+}
+
+/// Whether a selection at the root reads only catalog fields.
+fn reads_only_catalog(set: &SelectionSet) -> bool {
+    set.items.iter().all(|item| match &item.node {
+        Selection::Field(field) => CATALOG_ROOTS.contains(&field.node.name.node.as_str()),
+        Selection::InlineFragment(_) | Selection::FragmentSpread(_) => false,
+    })
+}
+
+/// Checks a parsed request against the limits and tells what it does. Documents that do not
+/// parse are left to the executor, which reports them.
+pub fn check(batch: &BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
+    let mut shape = Shape::default();
     let requests = match batch {
         BatchRequest::Single(request) => std::slice::from_ref(request),
         BatchRequest::Batch(requests) => {
@@ -84,18 +112,22 @@ pub fn check(batch: &BatchRequest, is_get: bool) -> Result<(), Refusal> {
                 message: format!("at most {MAX_ALIASES} aliased fields per document"),
             });
         }
-        if is_get
+        shape.writes |= operations
+            .iter()
+            .any(|op| op.node.ty != OperationType::Query);
+        shape.catalog_read = matches!(batch, BatchRequest::Single(_))
+            && !shape.writes
             && operations
                 .iter()
-                .any(|op| op.node.ty != OperationType::Query)
-        {
+                .all(|op| reads_only_catalog(&op.node.selection_set.node));
+        if is_get && shape.writes {
             return Err(Refusal {
                 code: "METHOD_NOT_ALLOWED",
                 message: "mutations must be sent with POST".into(),
             });
         }
     }
-    Ok(())
+    Ok(shape)
 }
 
 /// The code for an error the executor raised without one.

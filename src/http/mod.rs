@@ -1,14 +1,17 @@
 //! The HTTP surface: routes, middleware (CORS, body limits, tracing, security headers) and the
 //! handlers that are not GraphQL.
 
+mod client_ip;
 mod files;
 mod graphql;
 mod health;
 mod limits;
+mod metrics;
 mod multipart;
 mod playground;
+mod response_cache;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -25,6 +28,7 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{graphql::AppSchema, state::AppState};
+use response_cache::ResponseCache;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -33,12 +37,25 @@ pub struct HttpState {
     pub app: AppState,
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// Recent answers to catalog reads; `None` when switched off.
+    pub cache: Option<Arc<ResponseCache>>,
+}
+
+impl HttpState {
+    /// Makes every cached answer stale: call after anything that changes the catalog.
+    pub fn catalog_changed(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate();
+        }
+    }
 }
 
 /// Builds the router with every route and middleware.
 pub fn router(app: AppState, schema: AppSchema) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
-    let state = HttpState { app, schema };
+    metrics::handle();
+    let cache = ResponseCache::new(app.config.response_cache_ttl);
+    let state = HttpState { app, schema, cache };
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))
         .route("/graphql", get(graphql::handle).post(graphql::handle))
@@ -48,6 +65,8 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/api/v1/models/{model_id}/download", get(files::by_model))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(cors)
         .layer(SetResponseHeaderLayer::overriding(

@@ -169,6 +169,7 @@ pub async fn authorize_current(
 
 /// Counts one download: on the version, on the model, and as an analytics event.
 pub async fn record(state: &AppState, grant: &Grant) -> AppResult<()> {
+    metrics::counter!("modelhub_downloads_total").increment(1);
     let txn = state.db.begin().await?;
     model_version::Entity::update_many()
         .col_expr(

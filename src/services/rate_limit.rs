@@ -200,6 +200,7 @@ impl RateLimiter {
             return Ok(());
         }
         tracing::warn!(action = action.name(), "rate limited");
+        metrics::counter!("modelhub_rate_limited_total", "action" => action.name()).increment(1);
         Err(AppError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         })

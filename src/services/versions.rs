@@ -223,6 +223,8 @@ where
         .map_err(AppError::internal)?;
     let outcome = async {
         let report = inspect_blob(state, &file.blob.sha256, file.blob.size, format).await?;
+        metrics::counter!("modelhub_inspections_total", "status" => report.status().as_str())
+            .increment(1);
         if report.status() == Status::Unsafe && state.config.unsafe_uploads == UnsafeUploads::Reject
         {
             return Err(AppError::bad_input(
@@ -239,8 +241,15 @@ where
         Ok(value)
     }
     .await;
-    if outcome.is_err() {
-        release_blob(state, &file.blob.sha256).await;
+    match &outcome {
+        Ok(_) => {
+            metrics::counter!("modelhub_uploads_total", "outcome" => "stored").increment(1);
+            metrics::counter!("modelhub_upload_bytes_total").increment(file.blob.size);
+        }
+        Err(_) => {
+            metrics::counter!("modelhub_uploads_total", "outcome" => "refused").increment(1);
+            release_blob(state, &file.blob.sha256).await;
+        }
     }
     outcome
 }

@@ -335,3 +335,50 @@ async fn replicas_sharing_redis_share_one_budget() {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(code(&body), "RATE_LIMITED");
 }
+
+async fn login_from(app: &crate::helpers::TestApp, forwarded_for: &str, username: &str) -> Value {
+    app.client
+        .post(format!("{}/graphql", app.base))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "query": format!("mutation {{ login(input: {{ username: \"{username}\", password: \"not it at all\" }}) {{ token }} }}") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forwarded_clients_get_their_own_budget_only_behind_a_trusted_proxy() {
+    let mut behind_proxy = strict(2);
+    behind_proxy.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let app = crate::helpers::spawn_with(behind_proxy).await;
+    for username in ["a1", "a2"] {
+        assert_eq!(
+            code(&login_from(&app, "198.51.100.1", username).await),
+            "UNAUTHENTICATED"
+        );
+    }
+    assert_eq!(
+        code(&login_from(&app, "198.51.100.1", "a3").await),
+        "RATE_LIMITED"
+    );
+    // Another client behind the same proxy has its own budget; a spoofed hop before it is
+    // not believed.
+    let other = login_from(&app, "198.51.100.1, 198.51.100.2", "b1").await;
+    assert_eq!(code(&other), "UNAUTHENTICATED");
+
+    // Exposed directly: the header is the client's own claim and changes nothing.
+    let app = crate::helpers::spawn_with(strict(2)).await;
+    for (ip, username) in [("192.0.2.1", "c1"), ("192.0.2.2", "c2")] {
+        assert_eq!(
+            code(&login_from(&app, ip, username).await),
+            "UNAUTHENTICATED"
+        );
+    }
+    assert_eq!(
+        code(&login_from(&app, "192.0.2.3", "c3").await),
+        "RATE_LIMITED"
+    );
+}

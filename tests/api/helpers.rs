@@ -88,6 +88,8 @@ pub struct Options {
     pub rate_limits: Rules,
     /// Keep rate-limit buckets in Redis under this prefix (needs MODELHUB_TEST_REDIS_URL).
     pub redis_prefix: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Options {
@@ -106,6 +108,7 @@ impl Default for Options {
                 create_token: lots,
             },
             redis_prefix: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -169,6 +172,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         inspection_timeout: Duration::from_secs(30),
         redis_url: None,
         rate_limits: options.rate_limits.clone(),
+        trusted_proxies: options.trusted_proxies.clone(),
+        response_cache_ttl: Duration::from_secs(2),
     };
     let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
     let statements = Arc::new(AtomicUsize::new(0));

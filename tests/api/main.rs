@@ -12,6 +12,7 @@ mod helpers;
 mod accounts;
 mod admin;
 mod bad_input;
+mod cache;
 mod crash;
 mod downloads;
 mod hardening;

@@ -140,3 +140,73 @@ async fn unparseable_requests_get_a_coded_error() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE");
 }
+
+/// The value of the first sample of `metric` whose line contains every one of `labels`.
+fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(metric) && labels.iter().all(|l| line.contains(l)))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_uploads_and_downloads() {
+    let app = spawn_app().await;
+    let token = app.register("metered").await;
+    let created = app
+        .create_model(
+            &token,
+            json!({ "name": "metered", "version": "1.0.0", "framework": "PYTORCH" }),
+            "w.safetensors",
+            crate::helpers::safetensors(4),
+        )
+        .await;
+    let version = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let download = app
+        .client
+        .get(format!("{}/files/{version}", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    // One recorder serves the whole test process, so counts are at least ours.
+    let text = response.text().await.unwrap();
+    let at_least_one = |metric: &str, labels: &[&str]| {
+        let value = sample(&text, metric, labels)
+            .unwrap_or_else(|| panic!("{metric} {labels:?} in\n{text}"));
+        assert!(value >= 1.0, "{metric} {labels:?} = {value}");
+    };
+    at_least_one(
+        "http_requests_total",
+        &["route=\"/graphql\"", "status=\"200\"", "method=\"POST\""],
+    );
+    at_least_one(
+        "http_requests_total",
+        &["route=\"/files/{version_id}\"", "status=\"200\""],
+    );
+    at_least_one(
+        "http_request_duration_seconds_bucket",
+        &["route=\"/graphql\"", "le=\"+Inf\""],
+    );
+    at_least_one("modelhub_uploads_total", &["outcome=\"stored\""]);
+    at_least_one("modelhub_upload_bytes_total", &[]);
+    at_least_one("modelhub_inspections_total", &["status=\"safe\""]);
+    at_least_one("modelhub_downloads_total", &[]);
+    at_least_one("modelhub_build_info", &[]);
+}

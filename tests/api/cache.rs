@@ -1,0 +1,115 @@
+//! The response cache of catalog reads: a repeated read costs no SQL, each viewer has their
+//! own answers, and every change (a mutation, a download) shows at once.
+
+use serde_json::json;
+
+use crate::helpers::{safetensors, spawn_app};
+
+const LIST: &str = "{ models(first: 10) { edges { node { name description downloads } } } }";
+
+#[tokio::test]
+async fn repeated_catalog_reads_are_answered_without_sql() {
+    let app = spawn_app().await;
+    let token = app.register("cached").await;
+    app.create_model(
+        &token,
+        json!({ "name": "cached", "version": "1.0.0", "framework": "PYTORCH" }),
+        "w.safetensors",
+        safetensors(4),
+    )
+    .await
+    .data();
+    let first = app.gql(None, LIST, json!({})).await;
+    let before = app.statements();
+    let again = app.gql(None, LIST, json!({})).await;
+    assert_eq!(again.body, first.body);
+    assert_eq!(app.statements(), before, "an anonymous repeat runs no SQL");
+    // A signed-in viewer's repeat runs only the lookup of their account.
+    app.gql(Some(&token), LIST, json!({})).await.data();
+    let before = app.statements();
+    app.gql(Some(&token), LIST, json!({})).await.data();
+    assert_eq!(app.statements(), before + 1);
+    // A document that also reads something else is executed every time.
+    let mixed = "{ me { username } models(first: 1) { totalCount } }";
+    app.gql(Some(&token), mixed, json!({})).await.data();
+    let before = app.statements();
+    app.gql(Some(&token), mixed, json!({})).await.data();
+    assert!(app.statements() > before + 1);
+}
+
+#[tokio::test]
+async fn cached_answers_are_per_viewer_and_changes_show_at_once() {
+    let app = spawn_app().await;
+    let owner = app.register("owner").await;
+    let other = app.register("other").await;
+    let created = app
+        .create_model(
+            &owner,
+            json!({ "name": "secret", "version": "1.0.0", "framework": "PYTORCH" }),
+            "w.safetensors",
+            safetensors(4),
+        )
+        .await;
+    let model = created.data()["createModel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let version = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let names = |answer: &crate::helpers::Gql| -> Vec<String> {
+        answer.data()["models"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The owner's answer, now cached, is never given to anyone else.
+    assert_eq!(
+        names(&app.gql(Some(&owner), LIST, json!({})).await),
+        ["secret"]
+    );
+    assert!(names(&app.gql(None, LIST, json!({})).await).is_empty());
+    assert!(names(&app.gql(Some(&other), LIST, json!({})).await).is_empty());
+
+    // A mutation shows in the next read.
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { updateModel(id: $id, input: { description: \"changed\" }) { id } }",
+        json!({ "id": model }),
+    )
+    .await
+    .data();
+    let read = app.gql(Some(&owner), LIST, json!({})).await;
+    assert_eq!(
+        read.data()["models"]["edges"][0]["node"]["description"],
+        "changed"
+    );
+
+    // So does a download's count.
+    let downloaded = app
+        .client
+        .get(format!("{}/files/{version}", app.base))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(downloaded.status(), 200);
+    downloaded.bytes().await.unwrap();
+    let read = app.gql(Some(&owner), LIST, json!({})).await;
+    assert_eq!(read.data()["models"]["edges"][0]["node"]["downloads"], 1);
+
+    // Errors are not kept: a bad page size is refused every time.
+    for _ in 0..2 {
+        let refused = app
+            .gql(
+                Some(&owner),
+                "{ models(first: 500) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(refused.code(), "BAD_USER_INPUT");
+    }
+}
