@@ -7,7 +7,9 @@
 #   CONNECTIONS=32 SECONDS_EACH=20 MODELS=2000 bash benches/load.sh
 #
 # Loopback only; the server runs on its embedded defaults (SQLite, local disk) in a temporary
-# directory, with the per-user rate limits lifted for the benchmark's single user.
+# directory, with the per-user rate limits lifted for the benchmark's single user. The list
+# runs twice: with the response cache (the default: a repeated page is a cache hit) and,
+# after a restart on the same data with MODELHUB_RESPONSE_CACHE_SECS=0, without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -27,11 +29,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
-MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
-  "$ROOT/target/release/modelhub" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+start_server() {
+  MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
+  MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
+    "$ROOT/target/release/modelhub" >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+}
+start_server
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 TOKEN=$(curl -sf "$BASE/graphql" -H 'content-type: application/json' \
@@ -73,3 +78,6 @@ run "model list (50 with owners and versions)" "$LIST" "$WORK/post.lua" "$BASE/g
 run "modelVersion lookup" "$LOOKUP" "$WORK/post.lua" "$BASE/graphql"
 run "download of a $(curl -sf -o /dev/null -w '%{size_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION")-byte file" "" "$WORK/get.lua" "$BASE/files/$VERSION"
 echo "server RSS after: $(rss) MiB"
+kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
+MODELHUB_RESPONSE_CACHE_SECS=0 start_server
+run "model list, response cache off" "$LIST" "$WORK/post.lua" "$BASE/graphql"

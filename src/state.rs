@@ -1,11 +1,17 @@
 //! What every request shares: configuration, the database pool, the blob store and the keys.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    auth::jwt::JwtKeys, config::Config, services::rate_limit::RateLimiter, storage::BlobStore,
+    auth::jwt::JwtKeys,
+    config::Config,
+    services::{credential_cache::CredentialCache, rate_limit::RateLimiter},
+    storage::BlobStore,
 };
 
 /// Shared application state (cheap to clone).
@@ -24,6 +30,28 @@ pub struct Inner {
     pub jwt: JwtKeys,
     /// Rate limits.
     pub limiter: RateLimiter,
+    /// Counts the changes made through this process, for the caches.
+    pub changes: ChangeCounter,
+    /// Recently resolved credentials; `None` when caching is off.
+    pub credentials: Option<CredentialCache>,
+}
+
+/// A count of changes (mutations, downloads) made through this process. Caches tag what they
+/// compute with the count read before computing it, and use it only while the count is the
+/// same.
+#[derive(Debug, Default)]
+pub struct ChangeCounter(AtomicU64);
+
+impl ChangeCounter {
+    /// The current count.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Records a change: everything cached before is stale.
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl AppState {
@@ -35,12 +63,15 @@ impl AppState {
         limiter: RateLimiter,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         let jwt = JwtKeys::new(&config.jwt_secret)?;
+        let credentials = CredentialCache::new(config.response_cache_ttl);
         Ok(Self(Arc::new(Inner {
             config,
             db,
             blobs,
             jwt,
             limiter,
+            changes: ChangeCounter::default(),
+            credentials,
         })))
     }
 }

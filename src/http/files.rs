@@ -220,7 +220,7 @@ async fn serve(
             })?;
         if start == 0 {
             downloads::record(&state.app, &grant).await?;
-            state.catalog_changed();
+            state.app.changes.bump();
         }
         Body::from_stream(stream)
     };

@@ -113,10 +113,10 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
     let cache_slot = match (&state.cache, &batch) {
         (Some(cache), BatchRequest::Single(request)) if shape.catalog_read => {
             let key = ResponseCache::key(&viewer, request);
-            if let Some(body) = cache.get(&key) {
+            if let Some(body) = cache.get(&key, &state.app.changes) {
                 return graphql_body(StatusCode::OK, body);
             }
-            Some((cache, key, cache.generation()))
+            Some((cache, key, state.app.changes.current()))
         }
         _ => None,
     };
@@ -124,14 +124,14 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
     let batch = batch.data(viewer).data(loaders);
     let mut response = state.schema.execute_batch(batch).await;
     if shape.writes {
-        state.catalog_changed();
+        state.app.changes.bump();
     }
     if let (Some((cache, key, generation)), BatchResponse::Single(single)) = (cache_slot, &response)
         && single.is_ok()
         && let Ok(body) = serde_json::to_vec(single)
     {
         let body = Bytes::from(body);
-        cache.put(key, generation, body.clone());
+        cache.put(key, generation, body.clone(), &state.app.changes);
         return graphql_body(StatusCode::OK, body);
     }
     limits::add_missing_codes(&mut response);

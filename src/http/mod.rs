@@ -41,20 +41,11 @@ pub struct HttpState {
     pub cache: Option<Arc<ResponseCache>>,
 }
 
-impl HttpState {
-    /// Makes every cached answer stale: call after anything that changes the catalog.
-    pub fn catalog_changed(&self) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate();
-        }
-    }
-}
-
 /// Builds the router with every route and middleware.
 pub fn router(app: AppState, schema: AppSchema) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
     metrics::handle();
-    let cache = ResponseCache::new(app.config.response_cache_ttl);
+    let cache = ResponseCache::new(app.config.response_cache_ttl).map(Arc::new);
     let state = HttpState { app, schema, cache };
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))

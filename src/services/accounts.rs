@@ -11,7 +11,7 @@ use crate::{
     domain::account::{Email, Password, Username},
     entities::{enums::Role, user},
     error::{AppError, AppResult, AuthFailure},
-    services::rate_limit::Action,
+    services::{credential_cache::CredentialCache, rate_limit::Action},
     state::AppState,
 };
 
@@ -170,16 +170,33 @@ pub async fn authenticate(state: &AppState, bearer: Option<&str>) -> AppResult<V
     let Some(token) = bearer else {
         return Ok(Viewer::Anonymous);
     };
-    let (user_id, scopes, credential) = if token.starts_with(auth::api_token::PREFIX) {
+    let Some(cache) = &state.credentials else {
+        return Ok(resolve(state, token).await?.0);
+    };
+    let key = CredentialCache::key(token);
+    let generation = state.changes.current();
+    if let Some(viewer) = cache.get(&key, generation) {
+        return Ok(viewer);
+    }
+    let (viewer, expires_at) = resolve(state, token).await?;
+    cache.put(key, generation, expires_at, viewer.clone());
+    Ok(viewer)
+}
+
+/// Reads the account behind a bearer token; also returns when the token expires.
+async fn resolve(state: &AppState, token: &str) -> AppResult<(Viewer, Option<DateTime<Utc>>)> {
+    let (user_id, scopes, credential, expires_at) = if token.starts_with(auth::api_token::PREFIX) {
         let api_token = super::api_tokens::verify_secret(state, token).await?;
         (
             api_token.user_id,
             ScopeSet::from_db(&api_token.scopes),
             Credential::ApiToken(api_token.id),
+            api_token.expires_at,
         )
     } else {
         let claims = state.jwt.verify_access(token)?;
-        (claims.sub, ScopeSet::ALL, Credential::Session)
+        let expires_at = DateTime::from_timestamp(claims.exp, 0);
+        (claims.sub, ScopeSet::ALL, Credential::Session, expires_at)
     };
     let user = user::Entity::find_by_id(user_id)
         .one(&state.db)
@@ -188,9 +205,10 @@ pub async fn authenticate(state: &AppState, bearer: Option<&str>) -> AppResult<V
     if user.disabled {
         return Err(AppError::Unauthenticated(AuthFailure::AccountDisabled));
     }
-    Ok(Viewer::User(Box::new(Authenticated {
+    let viewer = Viewer::User(Box::new(Authenticated {
         user,
         scopes,
         credential,
-    })))
+    }));
+    Ok((viewer, expires_at))
 }
