@@ -2,7 +2,7 @@
 //! or a multipart upload), and executes it.
 
 use async_graphql::{BatchRequest, BatchResponse, ParseRequestError, ServerError};
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLBatchRequest;
 use bytes::Bytes;
 use std::net::SocketAddr;
 
@@ -16,7 +16,11 @@ use http_body_util::Limited;
 
 use async_graphql::ErrorExtensions;
 
-use super::{HttpState, client_ip, limits, response_cache::ResponseCache};
+use super::{
+    HttpState, client_ip,
+    limits::{self, Shape},
+    response_cache::{Answer, ResponseCache},
+};
 use crate::{
     auth::Viewer,
     error::AppError,
@@ -103,46 +107,57 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
 }
 
 async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get: bool) -> Response {
+    // A catalog read answered recently for this viewer is answered again as it was. Only
+    // answers to requests that passed the limits below are ever stored, so a hit skips them.
+    let cached = match (&state.cache, &batch) {
+        (Some(cache), BatchRequest::Single(request)) => {
+            let key = ResponseCache::key(&viewer, request, state.app.changes.current());
+            if let Some(answer) = cache.get(&key).await {
+                return answer.into_response();
+            }
+            Some((cache, key))
+        }
+        _ => None,
+    };
     let shape = match limits::check(&batch, is_get) {
         Ok(shape) => shape,
         Err(refusal) => {
             return refusal_response(StatusCode::BAD_REQUEST, refusal.code, refusal.message);
         }
     };
-    // A catalog read answered recently for this viewer is answered again as it was.
-    let cache_slot = match (&state.cache, &batch) {
-        (Some(cache), BatchRequest::Single(request)) if shape.catalog_read => {
-            let key = ResponseCache::key(&viewer, request);
-            if let Some(body) = cache.get(&key, &state.app.changes) {
-                return graphql_body(StatusCode::OK, body);
-            }
-            Some((cache, key, state.app.changes.current()))
-        }
-        _ => None,
-    };
+    match cached.filter(|_| shape.catalog_read) {
+        // Concurrent misses of one key wait for a single execution.
+        Some((cache, key)) => cache
+            .get_or_compute(key, run(state, batch, viewer, shape))
+            .await
+            .into_response(),
+        None => run(state, batch, viewer, shape).await.into_response(),
+    }
+}
+
+/// Executes a request that passed the limits.
+async fn run(state: &HttpState, batch: BatchRequest, viewer: Viewer, shape: Shape) -> Answer {
     let loaders = std::sync::Arc::new(Loaders::new(&state.app.db));
     let batch = batch.data(viewer).data(loaders);
     let mut response = state.schema.execute_batch(batch).await;
     if shape.writes {
         state.app.changes.bump();
     }
-    if let (Some((cache, key, generation)), BatchResponse::Single(single)) = (cache_slot, &response)
-        && single.is_ok()
-        && let Ok(body) = serde_json::to_vec(single)
-    {
-        let body = Bytes::from(body);
-        cache.put(key, generation, body.clone(), &state.app.changes);
-        return graphql_body(StatusCode::OK, body);
-    }
+    let shareable = matches!(&response, BatchResponse::Single(single) if single.is_ok());
     limits::add_missing_codes(&mut response);
-    let retry_after = limits::retry_after(&response);
-    let status = limits::status(&response);
-    let mut http = GraphQLResponse(response).into_response();
-    *http.status_mut() = status;
-    if let Some(secs) = retry_after {
-        http.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    let body = match serde_json::to_vec(&response) {
+        Ok(body) => Bytes::from(body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a GraphQL response");
+            return Answer::internal();
+        }
+    };
+    Answer {
+        status: limits::status(&response),
+        retry_after: limits::retry_after(&response),
+        body,
+        shareable,
     }
-    http
 }
 
 /// Whether the body is declared as JSON (`application/json`, or any `+json` type).
@@ -164,16 +179,6 @@ fn refusal_response(
     let error =
         async_graphql::Error::new(message.into()).extend_with(|_, ext| ext.set("code", code));
     error_response(status, error)
-}
-
-/// A serialized GraphQL answer.
-fn graphql_body(status: StatusCode, body: Bytes) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/graphql-response+json")],
-        body,
-    )
-        .into_response()
 }
 
 /// A GraphQL-shaped error answer with no data.

@@ -2,7 +2,10 @@
 //! request. Services add their own counters (uploads, downloads, inspections, refusals)
 //! through the `metrics` macros; one recorder serves the whole process.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -16,6 +19,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS: [f64; 13] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+
+/// How often recorded samples are folded into the histograms.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The process's recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
@@ -33,6 +39,14 @@ pub fn handle() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder is installed; /metrics will be empty");
         }
+        // Histogram samples pile up until upkeep folds them into buckets.
+        let upkeep = handle.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            }
+        });
         metrics::gauge!("modelhub_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         handle
     })
