@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261130_000001_initial_schema;
 mod m20261130_000002_listing_indexes;
 mod m20261130_000003_version_key_collation;
+mod m20261130_000004_blob_locks;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_initial_schema::Migration),
             Box::new(m20261130_000002_listing_indexes::Migration),
             Box::new(m20261130_000003_version_key_collation::Migration),
+            Box::new(m20261130_000004_blob_locks::Migration),
         ]
     }
 }

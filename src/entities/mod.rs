@@ -3,6 +3,7 @@
 
 pub mod api_token;
 pub mod audit_log;
+pub mod blob_lock;
 pub mod download_event;
 pub mod enums;
 pub mod model;

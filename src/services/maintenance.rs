@@ -74,7 +74,7 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
             continue;
         }
         // Checked again just before deleting: a version may have arrived meanwhile.
-        super::versions::release_blob(state, &blob.sha256).await;
+        super::blobs::release(state, &blob.sha256).await;
         report.deleted += 1;
         report.freed_bytes += blob.size;
     }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api_tokens;
 pub mod approvals;
 pub mod audit;
+pub mod blobs;
 pub mod credential_cache;
 pub mod downloads;
 pub mod maintenance;

@@ -395,7 +395,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     txn.commit().await?;
     tracing::info!(model_id = %id, "model deleted");
     for sha256 in hashes {
-        versions::release_blob(state, &sha256).await;
+        super::blobs::release(state, &sha256).await;
     }
     Ok(())
 }

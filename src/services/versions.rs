@@ -1,11 +1,12 @@
-//! Versions and the upload pipeline. A file arrives already staged and hashed (see
-//! `http::multipart`); here its format is checked, it moves to its content address — durable —
-//! and only then are the rows written, in one transaction. If the rows cannot be written, the
-//! file is removed again unless another version uses the same bytes.
+//! Versions and the upload pipeline. A file arrives already staged, durable and hashed (see
+//! `http::multipart`); here its format is checked and its content inspected, then, in one
+//! transaction holding the blob's lock (see [`blobs`]), it moves to its content address and the
+//! rows are written. If the rows cannot be written, the file is removed again unless another
+//! version uses the same bytes.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait, sea_query::Expr,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use super::{
     access,
     audit::{self, Subject},
+    blobs,
     models::write_tags,
 };
 use modelhub_inspect::{Limits, Report, Status};
@@ -28,6 +30,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::UploadedFile,
     state::AppState,
+    storage::StagedBlob,
 };
 
 /// A new version's metadata.
@@ -161,35 +164,16 @@ pub(super) async fn refresh_current_version<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Deletes the blob with this hash if no version uses it any more (best effort, logged).
-pub async fn release_blob(state: &AppState, sha256: &str) {
-    let still_used = model_version::Entity::find()
-        .filter(model_version::Column::Sha256.eq(sha256))
-        .count(&state.db)
-        .await;
-    match still_used {
-        Ok(0) => {
-            if let Err(e) = state.blobs.delete_blob(sha256).await {
-                tracing::warn!(sha256, error = %e, "could not delete an unused blob; `modelhub gc` will");
-            }
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(sha256, error = %e, "could not check whether a blob is still used")
-        }
-    }
-}
-
-/// Inspects a stored blob off the async runtime (see [`modelhub_inspect`]).
-pub async fn inspect_blob(
+/// Inspects an uploaded file off the async runtime (see [`modelhub_inspect`]).
+pub async fn inspect_upload(
     state: &AppState,
-    sha256: &str,
-    size: u64,
+    staged: &StagedBlob,
     format: ModelFormat,
 ) -> AppResult<Report> {
+    let size = staged.size;
     let (file, temp) = state
         .blobs
-        .local_copy(sha256)
+        .upload_copy(staged)
         .await
         .map_err(AppError::internal)?;
     let limits = Limits {
@@ -205,8 +189,9 @@ pub async fn inspect_blob(
     .map_err(AppError::internal)
 }
 
-/// Moves the staged file to its address, inspects it, applies the unsafe-upload policy, runs
-/// `write` in a transaction with the report, and undoes the file if anything fails.
+/// Inspects the staged file, applies the unsafe-upload policy, then, in one transaction, puts
+/// the file at its content address and runs `write` with the report; the file is removed again
+/// if anything fails and no other version uses it.
 async fn store<T, F>(
     state: &AppState,
     file: &UploadedFile,
@@ -216,13 +201,8 @@ async fn store<T, F>(
 where
     F: AsyncFnOnce(&sea_orm::DatabaseTransaction, &Report) -> AppResult<T>,
 {
-    state
-        .blobs
-        .commit(&file.blob)
-        .await
-        .map_err(AppError::internal)?;
     let outcome = async {
-        let report = inspect_blob(state, &file.blob.sha256, file.blob.size, format).await?;
+        let report = inspect_upload(state, &file.blob, format).await?;
         metrics::counter!("modelhub_inspections_total", "status" => report.status().as_str())
             .increment(1);
         if report.status() == Status::Unsafe && state.config.unsafe_uploads == UnsafeUploads::Reject
@@ -235,12 +215,15 @@ where
                 ),
             ));
         }
-        let txn = state.db.begin().await?;
+        let txn = blobs::begin_with(state, &file.blob).await?;
         let value = write(&txn, &report).await?;
         txn.commit().await?;
         Ok(value)
     }
     .await;
+    // Stored or not, the staged copy has served (a later use of the same file in this request
+    // reads the stored blob).
+    state.blobs.discard(&file.blob).await;
     match &outcome {
         Ok(_) => {
             metrics::counter!("modelhub_uploads_total", "outcome" => "stored").increment(1);
@@ -248,7 +231,7 @@ where
         }
         Err(_) => {
             metrics::counter!("modelhub_uploads_total", "outcome" => "refused").increment(1);
-            release_blob(state, &file.blob.sha256).await;
+            blobs::release(state, &file.blob.sha256).await;
         }
     }
     outcome
@@ -392,6 +375,6 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     .await?;
     txn.commit().await?;
     tracing::info!(model_id = %model.id, version_id = %version.id, "version deleted");
-    release_blob(state, &version.sha256).await;
+    blobs::release(state, &version.sha256).await;
     Ok(())
 }

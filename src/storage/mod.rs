@@ -51,6 +51,9 @@ pub struct BlobInfo {
     pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
+/// A readable local file, and the temporary file to remove when done (for remote stores).
+pub type LocalCopy = (std::fs::File, Option<tempfile::TempPath>);
+
 /// A stream of a blob's bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 
@@ -140,15 +143,13 @@ impl BlobStore {
         Upload::begin(self.store.clone(), lease.new_path()).await
     }
 
-    /// Moves a completed upload to its content address. Identical content already stored is
-    /// kept and the staged copy dropped, so each distinct file is stored once.
-    pub async fn commit(&self, staged: &StagedBlob) -> Result<(), StorageError> {
+    /// Makes sure a completed upload's content is at its content address: moves the staged
+    /// file there unless identical content already is (then the staged copy stays, for the
+    /// caller to discard), so each distinct file is stored once.
+    pub async fn ensure_stored(&self, staged: &StagedBlob) -> Result<(), StorageError> {
         let target = Self::blob_path(&staged.sha256);
         match self.store.head(&target).await {
-            Ok(_) => {
-                self.discard(staged).await;
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => self
                 .store
                 .rename(&staged.staging_path, &target)
@@ -206,17 +207,21 @@ impl BlobStore {
         }
     }
 
-    /// The blob as a local file to read at will: the file itself on local disk, or a
+    /// An upload's content as a local file to read at will: the staged file, or, once it has
+    /// moved, the blob at its content address.
+    pub async fn upload_copy(&self, staged: &StagedBlob) -> Result<LocalCopy, StorageError> {
+        match self.local_copy(&staged.staging_path).await {
+            Err(StorageError::NotFound(_)) => {
+                self.local_copy(&Self::blob_path(&staged.sha256)).await
+            }
+            other => other,
+        }
+    }
+
+    /// The object at `location` as a local file: the file itself on local disk, or a
     /// temporary copy (removed when the returned guard drops) for remote stores.
-    pub async fn local_copy(
-        &self,
-        sha256: &str,
-    ) -> Result<(std::fs::File, Option<tempfile::TempPath>), StorageError> {
-        let result = self
-            .store
-            .get(&Self::blob_path(sha256))
-            .await
-            .map_err(map_err)?;
+    async fn local_copy(&self, location: &Path) -> Result<LocalCopy, StorageError> {
+        let result = self.store.get(location).await.map_err(map_err)?;
         match result.payload {
             GetResultPayload::File(file, _) => Ok((file, None)),
             GetResultPayload::Stream(mut stream) => {

@@ -382,3 +382,64 @@ async fn forwarded_clients_get_their_own_budget_only_behind_a_trusted_proxy() {
         "RATE_LIMITED"
     );
 }
+
+#[tokio::test]
+async fn deleting_the_last_use_of_a_file_while_it_is_uploaded_again_keeps_the_file() {
+    let app = spawn_app().await;
+    let token = app.register("racer").await;
+    let bytes = crate::helpers::safetensors(64);
+    let created = app
+        .create_model(
+            &token,
+            json!({ "name": "racy", "version": "1.0.0", "framework": "PYTORCH" }),
+            "w.safetensors",
+            bytes.clone(),
+        )
+        .await;
+    let model = created.data()["createModel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut last = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 1..=12 {
+        // The only version using the bytes goes while a new version with the same bytes comes.
+        let (deleted, uploaded) = tokio::join!(
+            app.gql(
+                Some(&token),
+                "mutation($id: ID!) { deleteModelVersion(id: $id) }",
+                json!({ "id": last }),
+            ),
+            app.create_version(
+                &token,
+                &model,
+                json!({ "version": format!("1.0.{i}") }),
+                "w.safetensors",
+                bytes.clone(),
+            ),
+        );
+        deleted.data();
+        last = uploaded.data()["createModelVersion"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (checked, problems) = modelhub::services::maintenance::verify(&app.state)
+            .await
+            .map_err(|e| e.message())
+            .unwrap();
+        assert_eq!((checked, problems), (1, vec![]), "round {i}");
+    }
+    let file = app
+        .client
+        .get(format!("{}/files/{last}", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(file == bytes);
+}

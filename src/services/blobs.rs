@@ -1,0 +1,73 @@
+//! Keeping model files and the versions that use them in step. Recording a version that uses a
+//! blob and deleting a blob no version uses both happen under the blob's row lock (an upsert
+//! into `blob_locks`, held until the transaction ends), so a blob is never deleted between a new
+//! version's check that it exists and that version's commit.
+
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait, sea_query::OnConflict,
+};
+
+use crate::{
+    entities::{blob_lock, model_version},
+    error::{AppError, AppResult},
+    state::AppState,
+    storage::StagedBlob,
+};
+
+/// Locks the blob's row until `txn` ends (creating the row if needed).
+async fn lock(txn: &DatabaseTransaction, sha256: &str) -> AppResult<()> {
+    blob_lock::Entity::insert(blob_lock::ActiveModel {
+        sha256: Set(sha256.to_owned()),
+        locked_at: Set(super::now()),
+    })
+    .on_conflict(
+        OnConflict::column(blob_lock::Column::Sha256)
+            .update_column(blob_lock::Column::LockedAt)
+            .to_owned(),
+    )
+    .exec(txn)
+    .await?;
+    Ok(())
+}
+
+/// Opens a transaction in which `staged` is at its content address and stays there until the
+/// transaction ends: record the versions that use it in it, then commit.
+pub async fn begin_with(state: &AppState, staged: &StagedBlob) -> AppResult<DatabaseTransaction> {
+    let txn = state.db.begin().await?;
+    lock(&txn, &staged.sha256).await?;
+    state
+        .blobs
+        .ensure_stored(staged)
+        .await
+        .map_err(AppError::internal)?;
+    Ok(txn)
+}
+
+/// Deletes the blob with this hash if no version uses it (best effort, logged).
+pub async fn release(state: &AppState, sha256: &str) {
+    let outcome: AppResult<()> = async {
+        let txn = state.db.begin().await?;
+        lock(&txn, sha256).await?;
+        let users = model_version::Entity::find()
+            .filter(model_version::Column::Sha256.eq(sha256))
+            .count(&txn)
+            .await?;
+        if users == 0 {
+            state
+                .blobs
+                .delete_blob(sha256)
+                .await
+                .map_err(AppError::internal)?;
+            blob_lock::Entity::delete_by_id(sha256.to_owned())
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        tracing::warn!(sha256, error = ?e.message(), "could not release a blob; `modelhub gc` will");
+    }
+}
