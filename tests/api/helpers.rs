@@ -90,6 +90,9 @@ pub struct Options {
     pub redis_prefix: Option<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Store blobs in the S3 bucket `MODELHUB_TEST_S3_BUCKET` (under a prefix of the test's
+    /// own) instead of a local directory.
+    pub s3: bool,
 }
 
 impl Default for Options {
@@ -109,6 +112,7 @@ impl Default for Options {
             },
             redis_prefix: None,
             trusted_proxies: Vec::new(),
+            s3: false,
         }
     }
 }
@@ -118,6 +122,14 @@ pub fn test_redis_url() -> Option<String> {
     std::env::var("MODELHUB_TEST_REDIS_URL")
         .ok()
         .filter(|u| !u.is_empty())
+}
+
+/// The S3 bucket for object-store tests, if one is configured (with the usual `AWS_*`
+/// variables for its endpoint and keys).
+pub fn test_s3_bucket() -> Option<String> {
+    std::env::var("MODELHUB_TEST_S3_BUCKET")
+        .ok()
+        .filter(|b| !b.is_empty())
 }
 
 /// Spawns the app with default options.
@@ -159,7 +171,13 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let config = Config {
         bind: addr,
         database_url: database_url.into(),
-        storage: StorageUrl::Local(blob_dir.clone()),
+        storage: match (options.s3, test_s3_bucket()) {
+            (true, Some(bucket)) => StorageUrl::S3 {
+                bucket,
+                prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
+            },
+            _ => StorageUrl::Local(blob_dir.clone()),
+        },
         jwt_secret: format!("test-secret-{}", uuid::Uuid::new_v4()).into(),
         max_upload_bytes: options.max_upload_bytes,
         public_url: url::Url::parse(&format!("http://{addr}")).unwrap(),

@@ -18,6 +18,7 @@ mod downloads;
 mod hardening;
 mod inspection;
 mod models;
+mod s3;
 mod schema;
 mod server;
 mod uploads;
