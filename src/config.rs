@@ -120,6 +120,9 @@ pub struct Config {
     /// `MODELHUB_RESPONSE_CACHE_SECS`: how long answers to catalog reads may be reused (0
     /// switches the cache off); also how soon other replicas' writes show in them.
     pub response_cache_ttl: Duration,
+    /// `MODELHUB_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run on after SIGTERM or
+    /// Ctrl-C.
+    pub shutdown_grace: Duration,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -217,6 +220,7 @@ impl Config {
             bind,
             trusted_proxies,
             response_cache_ttl: Duration::from_secs(parse_var("MODELHUB_RESPONSE_CACHE_SECS", 2)?),
+            shutdown_grace: Duration::from_secs(parse_var("MODELHUB_SHUTDOWN_GRACE_SECS", 30)?),
             database_url: database_url.into(),
             storage,
             jwt_secret: jwt_secret.into(),

@@ -60,9 +60,6 @@ enum Command {
     Verify,
 }
 
-/// How long in-flight requests may run on after SIGTERM or Ctrl-C.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
 /// How old an unused blob must be before the background collection removes it, and how often
 /// that collection runs.
 const GC_GRACE: Duration = Duration::from_secs(3600);
@@ -149,6 +146,7 @@ fn describe(err: modelhub::error::AppError) -> anyhow::Error {
 
 async fn serve(config: Config) -> Result<()> {
     let bind = config.bind;
+    let grace = config.shutdown_grace;
     let app = modelhub::build_app(config).await?;
     // What a crash left in the staging area goes before the first request.
     let swept = app.state.blobs.sweep_staging(GC_GRACE).await?;
@@ -171,21 +169,23 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("MODELHUB_BIND: cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, playground = %format!("http://{address}/playground"), "Model Hub is serving");
-    // After a signal, in-flight requests get SHUTDOWN_GRACE to finish; then the process stops
-    // (an upload cut short leaves only a staging file, which garbage collection removes).
+    // After a signal, in-flight requests get `grace` to finish; then the process stops, and
+    // removes the staging files of uploads cut short.
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown_signal().await;
         let _ = stopping.send(());
     };
+    let state = app.state.clone();
     tokio::select! {
         result = modelhub::serve(listener, app, signal) => result?,
         () = async {
             let _ = stopped.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time"),
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "in-flight requests did not finish in time"),
     }
-    tracing::info!("stopped");
+    let cut_short = state.blobs.clear_own_staging()?;
+    tracing::info!(uploads_cut_short = cut_short, "stopped");
     Ok(())
 }
 

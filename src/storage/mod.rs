@@ -275,6 +275,15 @@ impl BlobStore {
         Ok(stale.len())
     }
 
+    /// Removes this process's staging area as it stops (local disk; on S3 uploads cut short
+    /// are aborted by the bucket's lifecycle rule). Returns how many partial uploads went.
+    pub fn clear_own_staging(&self) -> Result<usize, StorageError> {
+        match (&self.local_root, self.lease.get()) {
+            (Some(root), Some(lease)) => Ok(lease.clear(root)?),
+            _ => Ok(0),
+        }
+    }
+
     /// Every stored blob.
     pub async fn list_blobs(&self) -> Result<Vec<BlobInfo>, StorageError> {
         let prefix = Path::from("blobs/sha256");

@@ -22,6 +22,7 @@ const LOCK_SUFFIX: &str = ".lock";
 /// This process's claim on its staging directory.
 #[derive(Debug)]
 pub(super) struct Lease {
+    instance: Uuid,
     dir: Path,
     /// Held (locked) for the life of the process; the OS frees it when the process dies.
     _lock: Option<File>,
@@ -45,9 +46,21 @@ impl Lease {
             None => None,
         };
         Ok(Self {
+            instance,
             dir: Path::from(format!("{PREFIX}/{instance}")),
             _lock: lock,
         })
+    }
+
+    /// Removes this process's staging directory under `root` and its lock file, when the
+    /// process stops; returns how many files (uploads cut short) went.
+    pub(super) fn clear(&self, root: &FsPath) -> io::Result<usize> {
+        let staging = root.join(PREFIX);
+        let removed = remove_tree(&staging.join(self.instance.to_string()))?;
+        ignore_missing(std::fs::remove_file(
+            staging.join(format!("{}{LOCK_SUFFIX}", self.instance)),
+        ))?;
+        Ok(removed)
     }
 
     /// A new upload's path.

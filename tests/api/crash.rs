@@ -48,7 +48,12 @@ fn modelhub(dir: &Path, database_url: &str) -> Command {
 impl Server {
     /// Starts `modelhub serve` and waits for the line that says it is listening.
     fn start(dir: &Path, database_url: &str) -> Self {
-        let mut child = modelhub(dir, database_url)
+        Self::spawn(modelhub(dir, database_url))
+    }
+
+    /// Starts `command serve` and waits for the line that says it is listening.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -134,43 +139,89 @@ fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
 
 const CREATE_VERSION: &str = "mutation($id: ID!, $input: CreateVersionInput!, $file: Upload!) { createModelVersion(modelId: $id, input: $input, file: $file) { id } }";
 
-/// Sends the head of a `size`-byte upload of version 2.0.0 and returns the open connection.
-fn start_large_upload(
-    base: &str,
-    token: &str,
-    model_id: &str,
-    size: usize,
-    sent: usize,
-) -> std::net::TcpStream {
-    let operations = json!({ "query": CREATE_VERSION, "variables": { "id": model_id, "input": { "version": "2.0.0" }, "file": null } });
-    let boundary = "crash-test-boundary";
-    let head = format!(
-        "--{boundary}\r\ncontent-disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"map\"\r\n\r\n{{\"0\":[\"variables.file\"]}}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"0\"; filename=\"big.bin\"\r\n\r\n"
-    );
-    let tail = format!("\r\n--{boundary}--\r\n");
-    let address = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "POST /graphql HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\ncontent-type: multipart/form-data; boundary={boundary}\r\ncontent-length: {}\r\n\r\n{head}",
-        head.len() + size + tail.len()
-    )
-    .unwrap();
-    let chunk = vec![0x5au8; 1024 * 1024];
-    for _ in 0..sent / chunk.len() {
-        stream.write_all(&chunk).unwrap();
-    }
-    stream
+/// An upload of version `version` sent by hand, `sent` bytes of its file so far.
+struct RawUpload {
+    stream: std::net::TcpStream,
+    remaining: usize,
+    tail: String,
 }
 
-#[test]
-fn a_server_killed_mid_upload_restarts_clean() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (database_url, _postgres) = runtime.block_on(fresh_database(dir.path()));
-    let staging = dir.path().join("data/blobs/staging");
+/// A file of 1 MiB chunks.
+const CHUNK: usize = 1024 * 1024;
 
-    let server = Server::start(dir.path(), &database_url);
+impl RawUpload {
+    /// Sends the head of a `size`-byte upload and its first `sent` bytes.
+    fn start(
+        base: &str,
+        token: &str,
+        model_id: &str,
+        version: &str,
+        size: usize,
+        sent: usize,
+    ) -> Self {
+        let operations = json!({ "query": CREATE_VERSION, "variables": { "id": model_id, "input": { "version": version }, "file": null } });
+        let boundary = "crash-test-boundary";
+        let head = format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"map\"\r\n\r\n{{\"0\":[\"variables.file\"]}}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"0\"; filename=\"big.bin\"\r\n\r\n"
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let address = base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "POST /graphql HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\ncontent-type: multipart/form-data; boundary={boundary}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+            head.len() + size + tail.len()
+        )
+        .unwrap();
+        let mut upload = Self {
+            stream,
+            remaining: size,
+            tail,
+        };
+        upload.send(sent);
+        upload
+    }
+
+    fn send(&mut self, bytes: usize) {
+        let chunk = vec![0x5au8; CHUNK];
+        for _ in 0..bytes / CHUNK {
+            self.stream.write_all(&chunk).unwrap();
+        }
+        self.remaining -= bytes;
+    }
+
+    /// Sends the rest and reads the answer.
+    fn finish(mut self) -> (u16, Value) {
+        self.send(self.remaining);
+        self.stream.write_all(self.tail.as_bytes()).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut self.stream, &mut answer).unwrap();
+        let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+/// Waits (bounded) until `check` holds.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// A user with a model whose version 1.0.0 is committed.
+struct Seeded {
+    token: String,
+    model_id: String,
+    version_id: String,
+    committed: Vec<u8>,
+}
+
+fn seed(server: &Server) -> Seeded {
     let token = server.gql(
         None,
         "mutation($i: RegisterInput!) { register(input: $i) { token } }",
@@ -188,22 +239,54 @@ fn a_server_killed_mid_upload_restarts_clean() {
         }),
         committed.clone(),
     );
-    let model_id = created["createModel"]["id"].as_str().unwrap().to_owned();
-    let version_id = created["createModel"]["currentVersion"]["id"]
-        .as_str()
+    Seeded {
+        token,
+        model_id: created["createModel"]["id"].as_str().unwrap().to_owned(),
+        version_id: created["createModel"]["currentVersion"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        committed,
+    }
+}
+
+/// The versions of a model, oldest first.
+fn versions(server: &Server, token: &str, model_id: &str) -> Vec<String> {
+    let mut found: Vec<String> = server.gql(
+        Some(token),
+        "query($id: ID!) { model(id: $id) { versions { edges { node { version } } } } }",
+        json!({ "id": model_id }),
+    )["model"]["versions"]["edges"]
+        .as_array()
         .unwrap()
-        .to_owned();
+        .iter()
+        .map(|edge| edge["node"]["version"].as_str().unwrap().to_owned())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_server_killed_mid_upload_restarts_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (database_url, _postgres) = runtime.block_on(fresh_database(dir.path()));
+    let staging = dir.path().join("data/blobs/staging");
+
+    let server = Server::start(dir.path(), &database_url);
+    let Seeded {
+        token,
+        model_id,
+        version_id,
+        committed,
+    } = seed(&server);
 
     // 24 of 64 MiB sent: the staging area holds part of it when the process dies.
-    let _connection = start_large_upload(&server.base, &token, &model_id, 64 << 20, 24 << 20);
+    let _upload = RawUpload::start(&server.base, &token, &model_id, "2.0.0", 64 << 20, 24 << 20);
     let staged = || files(&staging).iter().map(|(_, size)| size).sum::<u64>();
-    for _ in 0..3000 {
-        if staged() >= 5 << 20 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(staged() >= 5 << 20, "the upload reached the staging area");
+    wait_until("the upload reaches the staging area", || {
+        staged() >= 5 << 20
+    });
     let mut server = server;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -254,4 +337,64 @@ fn a_server_killed_mid_upload_restarts_clean() {
         "{:?}",
         server.errors
     );
+}
+
+#[test]
+fn sigterm_lets_in_flight_uploads_finish_within_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (database_url, _postgres) = runtime.block_on(fresh_database(dir.path()));
+    let staging = dir.path().join("data/blobs/staging");
+    let mut command = modelhub(dir.path(), &database_url);
+    command.env("MODELHUB_SHUTDOWN_GRACE_SECS", "3");
+    let mut server = Server::spawn(command);
+    let Seeded {
+        token, model_id, ..
+    } = seed(&server);
+
+    // One upload will finish during the grace period, the other never will.
+    let finishing = RawUpload::start(&server.base, &token, &model_id, "2.0.0", 8 << 20, 7 << 20);
+    let _stalled = RawUpload::start(&server.base, &token, &model_id, "3.0.0", 8 << 20, 2 << 20);
+    wait_until("both uploads reach the staging area", || {
+        files(&staging).len() >= 2
+    });
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let address = server.base.trim_start_matches("http://").to_owned();
+    wait_until("the server stops accepting connections", || {
+        std::net::TcpStream::connect(&address).is_err()
+    });
+
+    let (status, body) = finishing.finish();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["data"]["createModelVersion"]["id"].is_string(),
+        "{body}"
+    );
+    wait_until("the process exits after the grace period", || {
+        server.child.try_wait().unwrap().is_some()
+    });
+    assert!(server.child.wait().unwrap().success());
+    assert!(files(&staging).is_empty(), "{:?}", files(&staging));
+    assert!(
+        server.errors.lock().unwrap().is_empty(),
+        "{:?}",
+        server.errors
+    );
+    drop(server);
+
+    let server = Server::start(dir.path(), &database_url);
+    assert_eq!(versions(&server, &token, &model_id), ["1.0.0", "2.0.0"]);
+    let verify = modelhub(dir.path(), &database_url)
+        .arg("verify")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(report.contains("checked 2 blobs: 0 problems"), "{report}");
 }

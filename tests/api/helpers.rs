@@ -192,6 +192,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         rate_limits: options.rate_limits.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
         response_cache_ttl: Duration::from_secs(2),
+        shutdown_grace: Duration::from_secs(30),
     };
     let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
     let statements = Arc::new(AtomicUsize::new(0));
