@@ -495,26 +495,37 @@ async fn prefetch(
     } else {
         Vec::new()
     };
-    let current: Vec<Uuid> = if node.field("currentVersion").exists() {
-        models
-            .clone()
-            .filter_map(|m| m.current_version_id)
-            .collect()
-    } else {
-        Vec::new()
-    };
     let with_versions: Vec<Uuid> =
         if node.field("versions").exists() || node.field("version").exists() {
-            models.map(|m| m.id).collect()
+            models.clone().map(|m| m.id).collect()
         } else {
             Vec::new()
         };
+    // The current versions are among all versions: read them separately only when those are
+    // not read anyway.
+    let current: Vec<Uuid> = if node.field("currentVersion").exists() && with_versions.is_empty()
+    {
+        models.filter_map(|m| m.current_version_id).collect()
+    } else {
+        Vec::new()
+    };
     let (owners, current, versions) = tokio::join!(
         Loaders::prime(&loaders.users, owners),
         Loaders::prime(&loaders.versions, current),
-        Loaders::prime(&loaders.versions_of_model, with_versions),
+        Loaders::prime(&loaders.versions_of_model, with_versions.clone()),
     );
     owners.and(current).and(versions).map_err(load_error)?;
+    if !with_versions.is_empty() && node.field("currentVersion").exists() {
+        let all = loaders
+            .versions_of_model
+            .load_many(with_versions)
+            .await
+            .map_err(load_error)?;
+        loaders
+            .versions
+            .feed_many(all.into_values().flatten().map(|v| (v.id, v)))
+            .await;
+    }
     Ok(())
 }
 
