@@ -127,6 +127,8 @@ pub struct Config {
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const DEFAULT_DATA_DIR: &str = "./data";
+/// The longest time cached answers may be reused (a day).
+const MAX_CACHE_SECS: u64 = 86_400;
 
 fn var(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -216,10 +218,19 @@ impl Config {
                     })
             })
             .collect::<Result<_, _>>()?;
+        let response_cache_ttl = match parse_var("MODELHUB_RESPONSE_CACHE_SECS", 2u64)? {
+            secs if secs <= MAX_CACHE_SECS => Duration::from_secs(secs),
+            _ => {
+                return Err(ConfigError {
+                    var: "MODELHUB_RESPONSE_CACHE_SECS",
+                    message: format!("at most {MAX_CACHE_SECS} seconds"),
+                });
+            }
+        };
         Ok(Self {
             bind,
             trusted_proxies,
-            response_cache_ttl: Duration::from_secs(parse_var("MODELHUB_RESPONSE_CACHE_SECS", 2)?),
+            response_cache_ttl,
             shutdown_grace: Duration::from_secs(parse_var("MODELHUB_SHUTDOWN_GRACE_SECS", 30)?),
             database_url: database_url.into(),
             storage,

@@ -149,9 +149,10 @@ async fn serve(config: Config) -> Result<()> {
     let grace = config.shutdown_grace;
     let app = modelhub::build_app(config).await?;
     // What a crash left in the staging area goes before the first request.
-    let swept = app.state.blobs.sweep_staging(GC_GRACE).await?;
-    if swept > 0 {
-        tracing::info!(files = swept, "removed uploads cut short by a crash");
+    match app.state.blobs.sweep_staging(GC_GRACE).await {
+        Ok(0) => {}
+        Ok(files) => tracing::info!(files, "removed uploads cut short by a crash"),
+        Err(e) => tracing::warn!(error = %e, "could not clean the staging area; gc will retry"),
     }
     // Blobs no version uses, collected in the background now and every GC_GRACE.
     let state = app.state.clone();

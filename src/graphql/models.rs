@@ -503,8 +503,7 @@ async fn prefetch(
         };
     // The current versions are among all versions: read them separately only when those are
     // not read anyway.
-    let current: Vec<Uuid> = if node.field("currentVersion").exists() && with_versions.is_empty()
-    {
+    let current: Vec<Uuid> = if node.field("currentVersion").exists() && with_versions.is_empty() {
         models.filter_map(|m| m.current_version_id).collect()
     } else {
         Vec::new()

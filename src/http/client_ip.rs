@@ -9,7 +9,8 @@ use ipnet::IpNet;
 /// The client of a request from `peer` with `headers`, given the trusted proxy networks.
 pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let peer = peer?;
+    // A dual-stack listener sees IPv4 peers as IPv4-mapped IPv6 addresses.
+    let peer = peer?.to_canonical();
     if !is_trusted(&peer) {
         return Some(peer);
     }
@@ -24,6 +25,7 @@ pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> 
             let Ok(ip) = hop.trim().parse::<IpAddr>() else {
                 return Some(client);
             };
+            let ip = ip.to_canonical();
             client = ip;
             if !is_trusted(&ip) {
                 return Some(client);
@@ -76,6 +78,16 @@ mod tests {
         assert_eq!(
             resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
             ip("10.0.0.1")
+        );
+        // IPv4 peers of a dual-stack listener are recognised.
+        let mapped = ip("::ffff:10.0.0.1");
+        assert_eq!(
+            resolve(mapped, &headers(&["198.51.100.7"]), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            resolve(ip("::ffff:203.0.113.9"), &spoofed, &trusted),
+            ip("203.0.113.9")
         );
         // Nothing trusted: always the peer.
         assert_eq!(resolve(ip("10.0.0.1"), &chain, &[]), ip("10.0.0.1"));

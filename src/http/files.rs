@@ -220,7 +220,6 @@ async fn serve(
             })?;
         if start == 0 {
             downloads::record(&state.app, &grant).await?;
-            state.app.changes.bump();
         }
         Body::from_stream(stream)
     };

@@ -17,8 +17,7 @@ use http_body_util::Limited;
 use async_graphql::ErrorExtensions;
 
 use super::{
-    HttpState, client_ip,
-    limits::{self, Shape},
+    HttpState, client_ip, limits,
     response_cache::{Answer, ResponseCache},
 };
 use crate::{
@@ -89,7 +88,10 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
         };
     }
     let limit = state.app.config.max_request_bytes;
-    let is_get = request.method() == axum::http::Method::GET;
+    let is_get = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
     if !is_get && !is_json(request.headers()) {
         return refusal_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -128,21 +130,18 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
     match cached.filter(|_| shape.catalog_read) {
         // Concurrent misses of one key wait for a single execution.
         Some((cache, key)) => cache
-            .get_or_compute(key, run(state, batch, viewer, shape))
+            .get_or_compute(key, run(state, batch, viewer))
             .await
             .into_response(),
-        None => run(state, batch, viewer, shape).await.into_response(),
+        None => run(state, batch, viewer).await.into_response(),
     }
 }
 
 /// Executes a request that passed the limits.
-async fn run(state: &HttpState, batch: BatchRequest, viewer: Viewer, shape: Shape) -> Answer {
+async fn run(state: &HttpState, batch: BatchRequest, viewer: Viewer) -> Answer {
     let loaders = std::sync::Arc::new(Loaders::new(&state.app.db));
     let batch = batch.data(viewer).data(loaders);
     let mut response = state.schema.execute_batch(batch).await;
-    if shape.writes {
-        state.app.changes.bump();
-    }
     let shareable = matches!(&response, BatchResponse::Single(single) if single.is_ok());
     limits::add_missing_codes(&mut response);
     let body = match serde_json::to_vec(&response) {
@@ -193,13 +192,13 @@ pub fn error_response(status: StatusCode, error: async_graphql::Error) -> Respon
         });
     let server_error: ServerError = error.into_server_error(async_graphql::Pos::default());
     let body = serde_json::json!({ "errors": [server_error] });
-    (
+    Answer {
         status,
-        [(header::CONTENT_TYPE, "application/graphql-response+json")],
-        body.to_string(),
-    )
-        .into_response()
-        .tap_retry_after(retry_after)
+        retry_after,
+        body: Bytes::from(body.to_string()),
+        shareable: false,
+    }
+    .into_response()
 }
 
 /// A request that could not be parsed: answered as GraphQL errors with a code.
@@ -242,19 +241,5 @@ impl Rejection {
             )
         };
         error_response(err.0, err.1.into())
-    }
-}
-
-/// Adds `Retry-After` to a response when there is a wait to announce.
-trait RetryAfter {
-    fn tap_retry_after(self, secs: Option<u64>) -> Self;
-}
-
-impl RetryAfter for Response {
-    fn tap_retry_after(mut self, secs: Option<u64>) -> Self {
-        if let Some(secs) = secs {
-            self.headers_mut().insert(header::RETRY_AFTER, secs.into());
-        }
-        self
     }
 }

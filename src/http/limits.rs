@@ -52,7 +52,7 @@ const CATALOG_ROOTS: [&str; 5] = [
 /// What a request does, as far as the transport cares.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
-    /// It contains a mutation: cached answers are stale afterwards.
+    /// It contains a mutation (refused over GET).
     pub writes: bool,
     /// It is one query reading only catalog root fields: its answer may be cached.
     pub catalog_read: bool,

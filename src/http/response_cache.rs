@@ -66,6 +66,12 @@ impl IntoResponse for Answer {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, secs.into());
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
         response
     }
 }
@@ -106,13 +112,10 @@ impl ResponseCache {
             ),
         }
         field(request.query.as_bytes());
-        field(
-            request
-                .operation_name
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        match &request.operation_name {
+            Some(name) => field(format!("+{name}").as_bytes()),
+            None => field(b"-"),
+        }
         field(
             serde_json::to_string(&request.variables)
                 .unwrap_or_default()

@@ -157,6 +157,7 @@ pub async fn create_admin(state: &AppState, input: Registration) -> AppResult<(u
         active.disabled = Set(false);
         active.updated_at = Set(super::now());
         let user = active.update(&state.db).await?;
+        state.changes.bump();
         tracing::info!(user_id = %user.id, "user promoted to administrator");
         return Ok((user, false));
     }

@@ -112,6 +112,7 @@ pub async fn revoke(state: &AppState, caller: &Authenticated, id: Uuid) -> AppRe
     let mut active: api_token::ActiveModel = token.into();
     active.revoked_at = Set(Some(super::now()));
     active.update(&state.db).await?;
+    state.changes.bump();
     tracing::info!(user_id = %caller.user.id, token_id = %id, "API token revoked");
     Ok(true)
 }

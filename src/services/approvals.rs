@@ -104,7 +104,7 @@ async fn apply(
         None,
     )
     .await?;
-    txn.commit().await?;
+    super::commit_change(state, txn).await?;
     tracing::info!(model_id = %model_id, actor_id = %actor, action = step.action, "publication workflow");
     Ok(current)
 }
@@ -292,7 +292,7 @@ pub async fn set_withdrawn(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("model version"))?;
-    txn.commit().await?;
+    super::commit_change(state, txn).await?;
     Ok(updated)
 }
 

@@ -199,6 +199,6 @@ pub async fn record(state: &AppState, grant: &Grant) -> AppResult<()> {
     }
     .insert(&txn)
     .await?;
-    txn.commit().await?;
+    super::commit_change(state, txn).await?;
     Ok(())
 }

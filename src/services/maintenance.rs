@@ -1,6 +1,6 @@
 //! Keeping the blob store and the database in agreement: `gc` removes blobs no version uses,
 //! `verify` re-hashes every blob a version uses. Both run from the command line; `gc` also
-//! runs in the background when the server starts.
+//! runs in the background when the server starts and every hour.
 
 use std::time::Duration;
 
@@ -47,8 +47,8 @@ async fn referenced(state: &AppState) -> Result<Vec<(String, i64)>, AppError> {
         .await?)
 }
 
-/// Deletes blobs that no version references and that are older than `grace`, and staging
-/// files older than `grace`.
+/// Deletes blobs that no version references and that are older than `grace`, and what uploads
+/// cut short left in the staging area (see [`crate::storage::BlobStore::sweep_staging`]).
 pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError> {
     let mut report = GcReport {
         staging_removed: state

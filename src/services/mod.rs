@@ -17,6 +17,17 @@ pub mod rate_limit;
 pub mod versions;
 
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
+
+use crate::{error::AppResult, state::AppState};
+
+/// Commits a transaction that changed what catalog reads or credentials show, and makes the
+/// caches' answers computed before it stale (see [`crate::state::ChangeCounter`]).
+pub async fn commit_change(state: &AppState, txn: DatabaseTransaction) -> AppResult<()> {
+    txn.commit().await?;
+    state.changes.bump();
+    Ok(())
+}
 
 /// The current time, at the microsecond precision both databases keep, so values read back
 /// compare equal to values written.

@@ -365,7 +365,7 @@ pub async fn update(
     if let Some(tags) = &tags {
         write_tags(&txn, id, tags).await?;
     }
-    txn.commit().await?;
+    super::commit_change(state, txn).await?;
     tracing::info!(model_id = %id, "model updated");
     Ok(updated)
 }
@@ -392,7 +392,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
         Some(details),
     )
     .await?;
-    txn.commit().await?;
+    super::commit_change(state, txn).await?;
     tracing::info!(model_id = %id, "model deleted");
     for sha256 in hashes {
         super::blobs::release(state, &sha256).await;

@@ -215,17 +215,23 @@ where
                 ),
             ));
         }
+        state
+            .blobs
+            .prepare(&file.blob)
+            .await
+            .map_err(AppError::internal)?;
         let txn = blobs::begin_with(state, &file.blob).await?;
         let value = write(&txn, &report).await?;
-        txn.commit().await?;
+        super::commit_change(state, txn).await?;
         Ok(value)
     }
     .await;
-    // Stored or not, the staged copy has served (a later use of the same file in this request
-    // reads the stored blob).
-    state.blobs.discard(&file.blob).await;
     match &outcome {
         Ok(_) => {
+            // The content is stored: a later use of the same file in this request reads it
+            // there. After a failure the staged copy stays for such a use (the request
+            // discards it at its end).
+            state.blobs.discard(&file.blob).await;
             metrics::counter!("modelhub_uploads_total", "outcome" => "stored").increment(1);
             metrics::counter!("modelhub_upload_bytes_total").increment(file.blob.size);
         }
@@ -373,7 +379,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
         Some(details),
     )
     .await?;
-    txn.commit().await?;
+    super::commit_change(state, txn).await?;
     tracing::info!(model_id = %model.id, version_id = %version.id, "version deleted");
     blobs::release(state, &version.sha256).await;
     Ok(())

@@ -143,6 +143,25 @@ impl BlobStore {
         Upload::begin(self.store.clone(), lease.new_path()).await
     }
 
+    /// Copies a completed upload to its content address ahead of [`Self::ensure_stored`] where
+    /// moving is slow (S3 renames by copying the whole object), so that the move under the
+    /// blob's lock has nothing left to do; the staged copy stays. A no-op on local disk.
+    pub async fn prepare(&self, staged: &StagedBlob) -> Result<(), StorageError> {
+        if self.local_root.is_some() {
+            return Ok(());
+        }
+        let target = Self::blob_path(&staged.sha256);
+        match self.store.head(&target).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => self
+                .store
+                .copy(&staged.staging_path, &target)
+                .await
+                .map_err(map_err),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
     /// Makes sure a completed upload's content is at its content address: moves the staged
     /// file there unless identical content already is (then the staged copy stays, for the
     /// caller to discard), so each distinct file is stored once.

@@ -8,6 +8,7 @@
 use std::{
     fs::{File, OpenOptions, TryLockError},
     io,
+    os::unix::fs::MetadataExt,
     path::Path as FsPath,
     time::{Duration, SystemTime},
 };
@@ -18,6 +19,8 @@ use uuid::Uuid;
 /// The staging area's prefix in the store.
 pub(super) const PREFIX: &str = "staging";
 const LOCK_SUFFIX: &str = ".lock";
+/// Attempts at a lock file no sweep got hold of first.
+const LEASE_ATTEMPTS: usize = 8;
 
 /// This process's claim on its staging directory.
 #[derive(Debug)]
@@ -31,25 +34,36 @@ pub(super) struct Lease {
 impl Lease {
     /// Claims a fresh staging directory; on local disk (`root`), locks its lock file.
     pub(super) fn take(root: Option<&FsPath>) -> io::Result<Self> {
-        let instance = Uuid::now_v7();
-        let lock = match root {
-            Some(root) => {
-                let staging = root.join(PREFIX);
-                std::fs::create_dir_all(&staging)?;
-                let file = File::create(staging.join(format!("{instance}{LOCK_SUFFIX}")))?;
-                file.try_lock().map_err(|e| match e {
-                    TryLockError::Error(e) => e,
-                    TryLockError::WouldBlock => io::Error::other("a fresh lock file is taken"),
-                })?;
-                Some(file)
-            }
-            None => None,
+        let Some(root) = root else {
+            return Ok(Self::new(Uuid::now_v7(), None));
         };
-        Ok(Self {
+        let staging = root.join(PREFIX);
+        std::fs::create_dir_all(&staging)?;
+        for _ in 0..LEASE_ATTEMPTS {
+            let instance = Uuid::now_v7();
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(staging.join(format!("{instance}{LOCK_SUFFIX}")))?;
+            // A sweep may take the new, unlocked file for a dead process's: then it holds the
+            // lock (WouldBlock), or has already unlinked the file (no links left).
+            match file.try_lock() {
+                Ok(()) if file.metadata()?.nlink() > 0 => {
+                    return Ok(Self::new(instance, Some(file)));
+                }
+                Ok(()) | Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        Err(io::Error::other("could not claim a staging directory"))
+    }
+
+    fn new(instance: Uuid, lock: Option<File>) -> Self {
+        Self {
             instance,
             dir: Path::from(format!("{PREFIX}/{instance}")),
             _lock: lock,
-        })
+        }
     }
 
     /// Removes this process's staging directory under `root` and its lock file, when the
@@ -84,17 +98,19 @@ pub(super) fn sweep_local(root: &FsPath, grace: Duration) -> io::Result<usize> {
         let entry = entry?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(instance) = name.strip_suffix(LOCK_SUFFIX) {
-            if owner_is_dead(&path)? {
-                // The directory first: a directory without its lock file is never live.
-                removed += remove_tree(&staging.join(instance))?;
+        let instance = |name: &str| Uuid::parse_str(name).is_ok();
+        if let Some(owner) = name.strip_suffix(LOCK_SUFFIX).filter(|n| instance(n)) {
+            if let Some(_held) = lock_if_dead(&path)? {
+                // The directory first (a directory without its lock file is never live), and
+                // under the lock, so that no process can claim this name meanwhile.
+                removed += remove_tree(&staging.join(owner))?;
                 ignore_missing(std::fs::remove_file(&path))?;
             }
-        } else if entry.file_type()?.is_dir() {
+        } else if instance(&name) && entry.file_type()?.is_dir() {
             if !staging.join(format!("{name}{LOCK_SUFFIX}")).exists() {
                 removed += remove_tree(&path)?;
             }
-        } else if entry.metadata()?.modified()? <= cutoff {
+        } else if entry.file_type()?.is_file() && is_older(&path, cutoff)? {
             ignore_missing(std::fs::remove_file(&path))?;
             removed += 1;
         }
@@ -102,16 +118,26 @@ pub(super) fn sweep_local(root: &FsPath, grace: Duration) -> io::Result<usize> {
     Ok(removed)
 }
 
-/// Whether no process holds this lock file (it may have gone meanwhile: then its owner too).
-fn owner_is_dead(lock: &FsPath) -> io::Result<bool> {
-    let file = match OpenOptions::new().read(true).write(true).open(lock) {
+/// Whether the file at `path` was last modified before `cutoff` (a vanished file is not).
+fn is_older(path: &FsPath, cutoff: SystemTime) -> io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(meta.modified()? <= cutoff),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The lock file, locked, if no process held it (a vanished file is not dead: it was swept).
+fn lock_if_dead(lock: &FsPath) -> io::Result<Option<File>> {
+    // flock needs no write access: another account's lock files can be tested too.
+    let file = match File::open(lock) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     match file.try_lock() {
-        Ok(()) => Ok(true),
-        Err(TryLockError::WouldBlock) => Ok(false),
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(e),
     }
 }
@@ -178,18 +204,27 @@ mod tests {
             std::fs::write(path.with_file_name("part#1"), b"partial").unwrap();
         }
         drop(dead);
+        // Names that are not instances are left to the age rule, whatever they look like.
+        let staging = root.path().join(PREFIX);
+        std::fs::write(staging.join(".lock"), b"").unwrap();
+        std::fs::create_dir_all(staging.join("not-an-instance")).unwrap();
+        std::fs::write(staging.join("not-an-instance/kept"), b"").unwrap();
+        let hour = Duration::from_secs(3600);
         // Two files per lease (lock and part); the dead one's go whatever their age.
+        assert_eq!(files(root.path()), 6);
+        assert_eq!(sweep_local(root.path(), hour).unwrap(), 1);
         assert_eq!(files(root.path()), 4);
-        assert_eq!(
-            sweep_local(root.path(), Duration::from_secs(3600)).unwrap(),
-            1
-        );
-        assert_eq!(files(root.path()), 2);
         drop(live);
-        assert_eq!(
-            sweep_local(root.path(), Duration::from_secs(3600)).unwrap(),
-            1
+        assert_eq!(sweep_local(root.path(), hour).unwrap(), 1);
+        assert_eq!(files(root.path()), 2);
+        // A fresh lease is not mistaken for a dead one; old loose files go.
+        let fresh = Lease::take(Some(root.path())).unwrap();
+        assert_eq!(sweep_local(root.path(), Duration::ZERO).unwrap(), 1);
+        assert!(
+            staging
+                .join(format!("{}{LOCK_SUFFIX}", fresh.instance))
+                .exists()
         );
-        assert_eq!(files(root.path()), 0);
+        assert!(staging.join("not-an-instance/kept").exists());
     }
 }

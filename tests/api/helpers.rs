@@ -90,6 +90,8 @@ pub struct Options {
     pub redis_prefix: Option<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long the response and credential caches keep answers.
+    pub response_cache_secs: u64,
     /// Store blobs in the S3 bucket `MODELHUB_TEST_S3_BUCKET` (under a prefix of the test's
     /// own) instead of a local directory.
     pub s3: bool,
@@ -113,6 +115,7 @@ impl Default for Options {
             redis_prefix: None,
             trusted_proxies: Vec::new(),
             s3: false,
+            response_cache_secs: 2,
         }
     }
 }
@@ -191,7 +194,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         redis_url: None,
         rate_limits: options.rate_limits.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
-        response_cache_ttl: Duration::from_secs(2),
+        response_cache_ttl: Duration::from_secs(options.response_cache_secs),
         shutdown_grace: Duration::from_secs(30),
     };
     let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
