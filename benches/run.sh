@@ -76,6 +76,7 @@ for SIZE_MIB in 64 1024; do
   rm -f "$WORK/dd.bin"
 
   reset_peak
+  UP_BEFORE=$(rss_kib)
   UP=$(curl -s -o "$WORK/up.json" -w '%{speed_upload}' "$BASE/graphql" -H "authorization: Bearer $TOKEN" \
     -F operations="{\"query\":\"mutation(\$input: CreateModelInput!, \$file: Upload!) { createModel(input: \$input, file: \$file) { currentVersion { id } } }\",\"variables\":{\"file\":null,\"input\":{\"name\":\"big-$SIZE_MIB\",\"framework\":\"bench\",\"version\":\"1.0.0\",\"format\":\"OTHER\"}}}" \
     -F map='{"0":["variables.file"]}' -F "0=@$FILE")
@@ -83,6 +84,7 @@ for SIZE_MIB in 64 1024; do
   VERSION=$(json 'd["data"]["createModel"]["currentVersion"]["id"]' <"$WORK/up.json")
 
   reset_peak
+  DOWN_BEFORE=$(rss_kib)
   DOWN=$(curl -s -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION")
   DOWN_PEAK=$(peak_kib)
   NGINX=$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$NGINX_PORT/model-$SIZE_MIB.bin")
@@ -90,8 +92,8 @@ for SIZE_MIB in 64 1024; do
   NGINX2=$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$NGINX_PORT/model-$SIZE_MIB.bin")
 
   echo "${SIZE_MIB} MiB upload:   $(mbps "$UP") MB/s (dd conv=fsync: $DD; ratio $(python3 -c "
-import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d else 1e6); print(f'{$UP / v:.0%}')")), server peak RSS $((UP_PEAK / 1024)) MiB"
-  echo "${SIZE_MIB} MiB download: $(mbps "$DOWN") / $(mbps "$DOWN2") MB/s vs nginx $(mbps "$NGINX") / $(mbps "$NGINX2") MB/s (ratio $(python3 -c "print(f'{($DOWN + $DOWN2) / ($NGINX + $NGINX2):.0%}')")), server peak RSS $((DOWN_PEAK / 1024)) MiB"
+import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d else 1e6); print(f'{$UP / v:.0%}')")), server RSS $((UP_BEFORE / 1024)) MiB before, peak $((UP_PEAK / 1024)) MiB"
+  echo "${SIZE_MIB} MiB download: $(mbps "$DOWN") / $(mbps "$DOWN2") MB/s vs nginx $(mbps "$NGINX") / $(mbps "$NGINX2") MB/s (ratio $(python3 -c "print(f'{($DOWN + $DOWN2) / ($NGINX + $NGINX2):.0%}')")), server RSS $((DOWN_BEFORE / 1024)) MiB before, peak $((DOWN_PEAK / 1024)) MiB"
   rm -f "$FILE"
 done
 

@@ -140,7 +140,12 @@ impl BlobStore {
             .lease
             .get_or_try_init(|| async { staging::Lease::take(self.local_root.as_deref()) })
             .await?;
-        Upload::begin(self.store.clone(), lease.new_path()).await
+        let part_size = if self.local_root.is_some() {
+            upload::LOCAL_PART_SIZE
+        } else {
+            upload::REMOTE_PART_SIZE
+        };
+        Upload::begin(self.store.clone(), lease.new_path(), part_size).await
     }
 
     /// Copies a completed upload to its content address ahead of [`Self::ensure_stored`] where

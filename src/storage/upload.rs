@@ -10,9 +10,11 @@ use sha2::{Digest, Sha256};
 use super::{StorageError, map_err};
 use crate::auth::api_token::hex;
 
-/// The size of the parts handed to the store (S3's minimum part size is 5 MiB).
-const PART_SIZE: usize = 5 * 1024 * 1024;
-/// Parts in flight at once: bounds memory to about `PART_SIZE * (MAX_IN_FLIGHT + 1)`.
+/// The size of the parts handed to a remote store (S3's minimum part size is 5 MiB).
+pub(super) const REMOTE_PART_SIZE: usize = 5 * 1024 * 1024;
+/// The size of the parts written to local disk: smaller parts keep less in memory.
+pub(super) const LOCAL_PART_SIZE: usize = 1024 * 1024;
+/// Parts in flight at once: bounds memory to about `part size * (MAX_IN_FLIGHT + 1)`.
 const MAX_IN_FLIGHT: usize = 2;
 /// How many leading bytes are kept to recognise the file format.
 pub const HEAD_BYTES: usize = 64 * 1024;
@@ -43,10 +45,11 @@ impl Upload {
     pub(super) async fn begin(
         store: Arc<dyn ObjectStore>,
         path: Path,
+        part_size: usize,
     ) -> Result<Self, StorageError> {
         let multipart = store.put_multipart(&path).await.map_err(map_err)?;
         Ok(Self {
-            writer: WriteMultipart::new_with_chunk_size(multipart, PART_SIZE),
+            writer: WriteMultipart::new_with_chunk_size(multipart, part_size),
             path,
             hasher: Sha256::new(),
             size: 0,
