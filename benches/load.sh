@@ -29,16 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_server() {
-  MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
-  MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
-    "$ROOT/target/release/modelhub" >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
-}
+source benches/lib.sh
 start_server
 
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 TOKEN=$(curl -sf "$BASE/graphql" -H 'content-type: application/json' \
   -d '{"query":"mutation { register(input: {username: \"loader\", email: \"loader@example.com\", password: \"correct horse battery staple\"}) { token } }"}' \
   | json 'd["data"]["register"]["token"]')

@@ -36,12 +36,8 @@ trap cleanup EXIT
 
 mkdir -p "$WORK/data" "$WORK/www"
 chmod 755 "$WORK" "$WORK/www"   # nginx's workers run as an unprivileged user
-# The benchmark's single user uploads 10,000 models: lift the per-user rate limits.
-MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
-MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
-  "$ROOT/target/release/modelhub" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+source benches/lib.sh
+start_server
 
 cat >"$NGINX_CONF" <<CONF
 worker_processes 1;
@@ -57,7 +53,6 @@ CONF
 nginx -c "$NGINX_CONF"
 
 gql() { curl -sf "$BASE/graphql" -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 gql '{"query":"mutation { register(input: {username: \"bench\", email: \"bench@example.com\", password: \"correct horse battery staple\"}) { token } }"}' >/dev/null
 TOKEN=$(gql '{"query":"mutation { login(input: {username: \"bench\", password: \"correct horse battery staple\"}) { token } }"}' | json 'd["data"]["login"]["token"]')
 

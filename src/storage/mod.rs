@@ -152,35 +152,28 @@ impl BlobStore {
     /// moving is slow (S3 renames by copying the whole object), so that the move under the
     /// blob's lock has nothing left to do; the staged copy stays. A no-op on local disk.
     pub async fn prepare(&self, staged: &StagedBlob) -> Result<(), StorageError> {
-        if self.local_root.is_some() {
+        if self.local_root.is_some() || self.blob_size(&staged.sha256).await?.is_some() {
             return Ok(());
         }
         let target = Self::blob_path(&staged.sha256);
-        match self.store.head(&target).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => self
-                .store
-                .copy(&staged.staging_path, &target)
-                .await
-                .map_err(map_err),
-            Err(e) => Err(map_err(e)),
-        }
+        self.store
+            .copy(&staged.staging_path, &target)
+            .await
+            .map_err(map_err)
     }
 
     /// Makes sure a completed upload's content is at its content address: moves the staged
     /// file there unless identical content already is (then the staged copy stays, for the
     /// caller to discard), so each distinct file is stored once.
     pub async fn ensure_stored(&self, staged: &StagedBlob) -> Result<(), StorageError> {
-        let target = Self::blob_path(&staged.sha256);
-        match self.store.head(&target).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => self
-                .store
-                .rename(&staged.staging_path, &target)
-                .await
-                .map_err(map_err),
-            Err(e) => Err(map_err(e)),
+        if self.blob_size(&staged.sha256).await?.is_some() {
+            return Ok(());
         }
+        let target = Self::blob_path(&staged.sha256);
+        self.store
+            .rename(&staged.staging_path, &target)
+            .await
+            .map_err(map_err)
     }
 
     /// Deletes a staged upload that will not be committed (best effort, logged).

@@ -5,18 +5,7 @@ use modelhub::entities::enums::Role;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{Options, TestApp, spawn_app, spawn_with};
-
-/// An app without the credential and response caches, for tests that edit the database behind
-/// the server's back: it is then authoritative at once (with the caches, such a change — like
-/// one made by another replica — shows within their time to live).
-async fn spawn_uncached() -> TestApp {
-    spawn_with(Options {
-        response_cache_secs: 0,
-        ..Options::default()
-    })
-    .await
-}
+use crate::helpers::{spawn_app, spawn_with_cache};
 
 const REGISTER: &str = "mutation($i: RegisterInput!) { register(input: $i) { token expiresAt user { id username email role } } }";
 const LOGIN: &str = "mutation($i: LoginInput!) { login(input: $i) { token user { username } } }";
@@ -252,7 +241,9 @@ async fn api_tokens_work_until_revoked() {
 
 #[tokio::test]
 async fn api_token_scopes_and_expiry_are_enforced() {
-    let app = spawn_uncached().await;
+    // The database is edited behind the server's back: without the caches it is authoritative
+    // at once (with them, such a change shows within their time to live, like another replica's).
+    let app = spawn_with_cache(0).await;
     let session = app.register("grace").await;
     let admin_scope = app
         .gql(
@@ -323,7 +314,9 @@ async fn api_token_scopes_and_expiry_are_enforced() {
 
 #[tokio::test]
 async fn disabled_users_can_neither_log_in_nor_use_tokens() {
-    let app = spawn_uncached().await;
+    // The database is edited behind the server's back: without the caches it is authoritative
+    // at once (with them, such a change shows within their time to live, like another replica's).
+    let app = spawn_with_cache(0).await;
     let session = app.register("heidi").await;
     let created = app
         .gql(

@@ -4,16 +4,12 @@
 
 use serde_json::json;
 
-use crate::helpers::{Options, TestApp, safetensors, spawn_with};
+use crate::helpers::{TestApp, safetensors, spawn_with_cache};
 
 /// An app whose caches keep answers for ten minutes: what changes within a test is what a
 /// change made stale, not what aged out.
 async fn spawn_app() -> TestApp {
-    spawn_with(Options {
-        response_cache_secs: 600,
-        ..Options::default()
-    })
-    .await
+    spawn_with_cache(600).await
 }
 
 const LIST: &str = "{ models(first: 10) { edges { node { name description downloads } } } }";

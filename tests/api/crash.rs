@@ -4,7 +4,7 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, mpsc},
     time::Duration,
@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::helpers::{fresh_database, safetensors, sha256_hex};
+use crate::helpers::{files_under, fresh_database, safetensors, sha256_hex};
 
 /// The server binary, run as an operator would.
 struct Server {
@@ -120,21 +120,21 @@ impl Server {
     }
 }
 
-/// The files under `dir` (recursively), without the staging locks, with their sizes.
-fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else if path.extension().is_none_or(|e| e != "lock") {
-            out.push((path.clone(), entry.metadata().unwrap().len()));
-        }
-    }
-    out
+/// The bytes of the files under `dir` (staging locks aside).
+fn bytes_under(dir: &Path) -> u64 {
+    files_under(dir)
+        .iter()
+        .filter_map(|file| std::fs::metadata(file).ok())
+        .map(|meta| meta.len())
+        .sum()
+}
+
+/// `modelhub verify` on the same data: its report, after checking it exited 0.
+fn verify(dir: &Path, database_url: &str) -> String {
+    let verify = modelhub(dir, database_url).arg("verify").output().unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(verify.status.success(), "{report}");
+    report
 }
 
 const CREATE_VERSION: &str = "mutation($id: ID!, $input: CreateVersionInput!, $file: Upload!) { createModelVersion(modelId: $id, input: $input, file: $file) { id } }";
@@ -283,7 +283,7 @@ fn a_server_killed_mid_upload_restarts_clean() {
 
     // 24 of 64 MiB sent: the staging area holds part of it when the process dies.
     let _upload = RawUpload::start(&server.base, &token, &model_id, "2.0.0", 64 << 20, 24 << 20);
-    let staged = || files(&staging).iter().map(|(_, size)| size).sum::<u64>();
+    let staged = || bytes_under(&staging);
     wait_until("the upload reaches the staging area", || {
         staged() >= 5 << 20
     });
@@ -291,16 +291,16 @@ fn a_server_killed_mid_upload_restarts_clean() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     assert!(
-        !files(&staging).is_empty(),
+        !files_under(&staging).is_empty(),
         "the crash left a partial upload"
     );
     drop(server);
 
     let server = Server::start(dir.path(), &database_url);
     assert!(
-        files(&staging).is_empty(),
+        files_under(&staging).is_empty(),
         "start-up removed the partial upload: {:?}",
-        files(&staging)
+        files_under(&staging)
     );
     let model = server.gql(
         Some(&token),
@@ -322,15 +322,10 @@ fn a_server_killed_mid_upload_restarts_clean() {
         .bytes()
         .unwrap();
     assert!(downloaded == committed, "the committed file is intact");
-    let blobs = files(&dir.path().join("data/blobs/blobs"));
+    let blobs = files_under(&dir.path().join("data/blobs/blobs"));
     assert_eq!(blobs.len(), 1, "{blobs:?}");
 
-    let verify = modelhub(dir.path(), &database_url)
-        .arg("verify")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "{report}");
+    let report = verify(dir.path(), &database_url);
     assert!(report.contains("checked 1 blobs: 0 problems"), "{report}");
     assert!(
         server.errors.lock().unwrap().is_empty(),
@@ -356,7 +351,7 @@ fn sigterm_lets_in_flight_uploads_finish_within_the_grace_period() {
     let finishing = RawUpload::start(&server.base, &token, &model_id, "2.0.0", 8 << 20, 7 << 20);
     let _stalled = RawUpload::start(&server.base, &token, &model_id, "3.0.0", 8 << 20, 2 << 20);
     wait_until("both uploads reach the staging area", || {
-        files(&staging).len() >= 2
+        files_under(&staging).len() >= 2
     });
     let pid = server.child.id().to_string();
     assert!(
@@ -381,7 +376,11 @@ fn sigterm_lets_in_flight_uploads_finish_within_the_grace_period() {
         server.child.try_wait().unwrap().is_some()
     });
     assert!(server.child.wait().unwrap().success());
-    assert!(files(&staging).is_empty(), "{:?}", files(&staging));
+    assert!(
+        files_under(&staging).is_empty(),
+        "{:?}",
+        files_under(&staging)
+    );
     assert!(
         server.errors.lock().unwrap().is_empty(),
         "{:?}",
@@ -391,10 +390,6 @@ fn sigterm_lets_in_flight_uploads_finish_within_the_grace_period() {
 
     let server = Server::start(dir.path(), &database_url);
     assert_eq!(versions(&server, &token, &model_id), ["1.0.0", "2.0.0"]);
-    let verify = modelhub(dir.path(), &database_url)
-        .arg("verify")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&verify.stdout);
+    let report = verify(dir.path(), &database_url);
     assert!(report.contains("checked 2 blobs: 0 problems"), "{report}");
 }

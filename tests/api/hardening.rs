@@ -185,13 +185,7 @@ async fn hostile_strings_and_paths_change_nothing() {
             .all(|p| p.starts_with(&app.blob_dir))
     );
     assert_eq!(app.count_rows("models").await, 1);
-    let alive = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(alive.status(), 200);
+    app.assert_serving().await;
 }
 
 #[tokio::test]

@@ -135,6 +135,37 @@ pub fn test_s3_bucket() -> Option<String> {
         .filter(|b| !b.is_empty())
 }
 
+/// Every file under `dir`, sorted, without the staging area's lock files.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_none_or(|e| e != "lock") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    files
+}
+
+/// Spawns the app with its response and credential caches keeping answers `secs` seconds (0:
+/// off).
+pub async fn spawn_with_cache(secs: u64) -> TestApp {
+    spawn_with(Options {
+        response_cache_secs: secs,
+        ..Options::default()
+    })
+    .await
+}
+
 /// Spawns the app with default options.
 pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
@@ -399,23 +430,18 @@ impl TestApp {
     /// Every file under the blob directory (committed blobs and staging leftovers), without the
     /// staging area's lock files.
     pub fn blob_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else if path.extension().is_none_or(|e| e != "lock") {
-                    out.push(path);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&self.blob_dir, &mut files);
-        files.sort();
-        files
+        files_under(&self.blob_dir)
+    }
+
+    /// Asserts that the server still answers its liveness probe.
+    pub async fn assert_serving(&self) {
+        let alive = self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(alive.status(), 200);
     }
 
     /// Counts the rows of a table.

@@ -285,13 +285,7 @@ async fn truncated_and_corrupt_files_are_errors_and_the_server_stays_up() {
             "{name}"
         );
     }
-    let alive = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(alive.status(), 200);
+    app.assert_serving().await;
 }
 
 #[tokio::test]
