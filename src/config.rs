@@ -108,6 +108,15 @@ pub struct Config {
     pub unsafe_uploads: UnsafeUploads,
     /// `MODELHUB_INSPECTION_TIMEOUT_SECS`: the longest one file's inspection may take.
     pub inspection_timeout: Duration,
+    /// `MODELHUB_INSPECTION_THREADS`: how many files are inspected at once (one thread each;
+    /// the rest wait). Defaults to the number of cores.
+    pub inspection_threads: usize,
+    /// `MODELHUB_INSPECTION_MEMORY_BYTES`: the memory one inspection may use for what it
+    /// rebuilds (past it the file is held as ERROR).
+    pub inspection_memory: u64,
+    /// `MODELHUB_PICKLE_ALLOW`: this deployment's own globals that pickles may import
+    /// (`pkg.module.Name` or `pkg.module.*`, comma separated), beside the built-in allowlist.
+    pub pickle_rules: modelhub_inspect::Rules,
     /// `MODELHUB_REDIS_URL`: where rate-limit buckets are shared between replicas; in memory
     /// when unset.
     pub redis_url: Option<SecretString>,
@@ -253,6 +262,24 @@ impl Config {
                 "MODELHUB_INSPECTION_TIMEOUT_SECS",
                 60,
             )?),
+            inspection_threads: match parse_var("MODELHUB_INSPECTION_THREADS", 0usize)? {
+                0 => std::thread::available_parallelism().map_or(2, usize::from),
+                n => n,
+            },
+            inspection_memory: parse_var(
+                "MODELHUB_INSPECTION_MEMORY_BYTES",
+                modelhub_inspect::DEFAULT_MEMORY,
+            )?,
+            pickle_rules: modelhub_inspect::Rules::new(
+                &var("MODELHUB_PICKLE_ALLOW")
+                    .unwrap_or_default()
+                    .split(',')
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|message| ConfigError {
+                var: "MODELHUB_PICKLE_ALLOW",
+                message,
+            })?,
             redis_url: var("MODELHUB_REDIS_URL").map(Into::into),
             rate_limits: {
                 let defaults = Rules::default();

@@ -1,4 +1,5 @@
-//! The `modelhub` command line: `serve` (the default), `migrate`, `create-admin`, `schema`.
+//! The `modelhub` command line: `serve` (the default), `migrate`, `create-admin`, `schema`,
+//! `gc`, `verify`, `reinspect`.
 
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use modelhub::{
     config::Config,
     services::{
         accounts::{self, Registration},
-        maintenance,
+        inspection, maintenance,
     },
 };
 use tokio::net::TcpListener;
@@ -58,6 +59,13 @@ enum Command {
     /// Re-hash every blob a version uses and report missing or corrupt ones (exit code 1 if
     /// any).
     Verify,
+    /// Inspect stored versions again under the current rules (MODELHUB_PICKLE_ALLOW and the
+    /// built-in lists) and update their verdicts: those whose report was made under other
+    /// rules, or every one with --all. The server does the former at start-up.
+    Reinspect {
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// How old an unused blob must be before the background collection removes it, and how often
@@ -124,6 +132,15 @@ async fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::Reinspect { all } => {
+            let state = modelhub::open_state(Config::from_env()?).await?;
+            let report = inspection::reinspect(&state, all).await.map_err(describe)?;
+            println!(
+                "inspected {} versions again: {} verdicts changed",
+                report.inspected, report.changed
+            );
+            Ok(())
+        }
         Command::Verify => {
             let state = modelhub::open_state(Config::from_env()?).await?;
             let (checked, problems) = maintenance::verify(&state).await.map_err(describe)?;
@@ -154,6 +171,21 @@ async fn serve(config: Config) -> Result<()> {
         Ok(files) => tracing::info!(files, "removed uploads cut short by a crash"),
         Err(e) => tracing::warn!(error = %e, "could not clean the staging area; gc will retry"),
     }
+    // Versions inspected under other rules than today's get a new verdict, in the background.
+    let state = app.state.clone();
+    tokio::spawn(async move {
+        match inspection::reinspect(&state, false).await {
+            Ok(report) if report.inspected > 0 => tracing::info!(
+                inspected = report.inspected,
+                changed = report.changed,
+                "versions inspected again under the current rules"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = ?e.message(), "re-inspection failed; `modelhub reinspect` will retry")
+            }
+        }
+    });
     // Blobs no version uses, collected in the background now and every GC_GRACE.
     let state = app.state.clone();
     tokio::spawn(async move {

@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::jwt::JwtKeys,
     config::Config,
-    services::{credential_cache::CredentialCache, rate_limit::RateLimiter},
+    services::{credential_cache::CredentialCache, inspection::Inspector, rate_limit::RateLimiter},
     storage::BlobStore,
 };
 
@@ -34,6 +34,8 @@ pub struct Inner {
     pub changes: ChangeCounter,
     /// Recently resolved credentials; `None` when caching is off.
     pub credentials: Option<CredentialCache>,
+    /// Runs the static inspection of model files.
+    pub inspector: Inspector,
 }
 
 /// A count of changes (mutations, downloads) made through this process. Caches tag what they
@@ -64,7 +66,9 @@ impl AppState {
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         let jwt = JwtKeys::new(&config.jwt_secret)?;
         let credentials = CredentialCache::new(config.response_cache_ttl);
+        let inspector = Inspector::new(&config);
         Ok(Self(Arc::new(Inner {
+            inspector,
             config,
             db,
             blobs,

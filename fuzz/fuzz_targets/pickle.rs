@@ -1,4 +1,4 @@
-//! The pickle walker on arbitrary bytes: it must return, never panic or run away.
+//! The pickle stream walker on arbitrary bytes: it must return, never panic or run away.
 #![no_main]
 
 use std::time::Duration;
@@ -9,7 +9,5 @@ use modelhub_inspect::{Budget, pickle};
 fuzz_target!(|data: &[u8]| {
     let mut budget = Budget::new(Duration::from_secs(2));
     let mut summary = pickle::PickleSummary::default();
-    for joblib in [false, true] {
-        let _ = pickle::walk(&mut &data[..], &mut budget, &mut summary, joblib);
-    }
+    let _ = pickle::walk_stream(&mut &data[..], &mut budget, &mut summary);
 });

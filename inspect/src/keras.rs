@@ -1,39 +1,276 @@
 //! Keras models: HDF5 files (`.h5`) are recognised by their signature and searched, without an
 //! HDF5 library, for the attributes Keras writes inline (`keras_version`, `backend`, and the
-//! `model_config` JSON); `.keras` archives carry `config.json` and `metadata.json`.
+//! `model_config` JSON, wherever in the file it lies); `.keras` archives carry `config.json`
+//! and `metadata.json` (see `archive`). Every config is checked for code: `Lambda` layers
+//! carry Python bytecode, and Keras 3 objects name a `module` that deserialisation imports.
 
 use std::io::Read;
 
 use serde_json::{Map, Value};
 
-/// How much of an HDF5 file is searched for Keras attributes.
-pub const SCAN_BYTES: u64 = 16 * 1024 * 1024;
+use crate::{Budget, Finding, InspectError, Report, Rules, Severity, imports};
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// How much of an HDF5 file is searched for the version and backend attributes.
+pub const SCAN_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest model config read.
+const MAX_CONFIG: usize = 64 * 1024 * 1024;
+/// Most configs checked in one file.
+const MAX_CONFIGS: usize = 64;
+/// Where a Keras config object starts.
+const CONFIG_START: &[u8] = b"{\"class_name\"";
+
+/// Layer and object classes that Keras 2 configs (which name no module) rebuild from Keras'
+/// own code, without running anything the file carries.
+const KERAS2_CLASSES: &[&str] = &[
+    // Models.
+    "Sequential",
+    "Functional",
+    "Model",
+    // Core, convolution, pooling, recurrent, normalisation, attention, merging, reshaping.
+    "InputLayer",
+    "Dense",
+    "EinsumDense",
+    "Activation",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianDropout",
+    "GaussianNoise",
+    "AlphaDropout",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "RepeatVector",
+    "Masking",
+    "Embedding",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+    "SeparableConv1D",
+    "SeparableConv2D",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "UpSampling1D",
+    "UpSampling2D",
+    "UpSampling3D",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "SimpleRNN",
+    "GRU",
+    "LSTM",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "SimpleRNNCell",
+    "GRUCell",
+    "LSTMCell",
+    "StackedRNNCells",
+    "RNN",
+    "Bidirectional",
+    "TimeDistributed",
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "UnitNormalization",
+    "Normalization",
+    "Attention",
+    "AdditiveAttention",
+    "MultiHeadAttention",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dot",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "ThresholdedReLU",
+    "Softmax",
+    "Rescaling",
+    "Resizing",
+    "CenterCrop",
+    "Identity",
+    // Initializers, regularizers, constraints.
+    "GlorotUniform",
+    "GlorotNormal",
+    "HeUniform",
+    "HeNormal",
+    "LecunUniform",
+    "LecunNormal",
+    "Zeros",
+    "Ones",
+    "Constant",
+    "RandomUniform",
+    "RandomNormal",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Orthogonal",
+    "Identity",
+    "L1",
+    "L2",
+    "L1L2",
+    "OrthogonalRegularizer",
+    "MaxNorm",
+    "MinMaxNorm",
+    "NonNeg",
+    "UnitNorm",
+    "RadialConstraint",
+    // Optimizers, losses and metrics of a training config.
+    "Adam",
+    "AdamW",
+    "SGD",
+    "RMSprop",
+    "Adagrad",
+    "Adadelta",
+    "Adamax",
+    "Nadam",
+    "Ftrl",
+    "Custom>Adam",
+    "ExponentialDecay",
+    "PiecewiseConstantDecay",
+    "PolynomialDecay",
+    "CosineDecay",
+    "InverseTimeDecay",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "Hinge",
+    "Huber",
+    "MeanMetricWrapper",
+    "Mean",
+    "Accuracy",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
+    "SparseCategoricalAccuracy",
+    "AUC",
+    "Precision",
+    "Recall",
+];
+
+/// Layer classes that carry code.
+const CODE_LAYERS: &[&str] = &["Lambda", "__lambda__"];
+/// Layers that call a named function of the TensorFlow API.
+const API_LAYERS: &[&str] = &["TFOpLambda", "SlicingOpLambda"];
+
+fn finding(module: &str, name: &str, severity: Severity, reason: &str) -> Finding {
+    Finding {
+        module: module.to_owned(),
+        name: name.chars().take(256).collect(),
+        severity,
+        reason: reason.to_owned(),
+    }
 }
 
-/// The first balanced JSON object starting at `at`, parsed.
-fn json_object_at(bytes: &[u8], at: usize) -> Option<Value> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &b) in bytes[at..].iter().enumerate() {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if in_string => escaped = true,
-            b'"' => in_string = !in_string,
-            b'{' if !in_string => depth += 1,
-            b'}' if !in_string => {
-                depth -= 1;
-                if depth == 0 {
-                    return serde_json::from_slice(&bytes[at..at + i + 1]).ok();
+/// Checks every object of a Keras model config for code and foreign references.
+pub fn check_config(config: &Value, rules: &Rules, report: &mut Report) {
+    // Depth is bounded by the JSON parser (128 levels); the walk is a loop all the same.
+    let mut pending = vec![config];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(object) => {
+                if let Some(found) = check_object(object, rules) {
+                    report.absorb_finding(found);
                 }
+                pending.extend(object.values());
             }
             _ => {}
         }
     }
-    None
+}
+
+fn check_object(object: &Map<String, Value>, rules: &Rules) -> Option<Finding> {
+    let class = object.get("class_name").and_then(Value::as_str)?;
+    let module = object.get("module").and_then(Value::as_str);
+    if CODE_LAYERS.contains(&class) {
+        return Some(finding(
+            module.unwrap_or("keras.layers"),
+            class,
+            Severity::Dangerous,
+            "a Lambda layer holds Python code that runs when the model is loaded",
+        ));
+    }
+    if API_LAYERS.contains(&class) {
+        return Some(finding(
+            module.unwrap_or("keras.layers"),
+            class,
+            Severity::Unknown,
+            "calls a TensorFlow function named in the file",
+        ));
+    }
+    match module {
+        // Keras 3: the module is imported and the class (or function) fetched from it.
+        Some(module) => {
+            let name = if class == "function" {
+                object
+                    .get("config")
+                    .and_then(Value::as_str)
+                    .unwrap_or(class)
+            } else {
+                class
+            };
+            if imports::is_keras_builtin(module) {
+                let registered = object.get("registered_name").and_then(Value::as_str);
+                return registered.filter(|r| r.contains('>')).map(|r| {
+                    finding(
+                        module,
+                        r,
+                        Severity::Unknown,
+                        "a custom object registered with Keras",
+                    )
+                });
+            }
+            let verdict = rules.classify(module, name);
+            Some(finding(
+                module,
+                name,
+                verdict.severity.max(Severity::Unknown),
+                if verdict.severity == Severity::Dangerous {
+                    "the config makes Keras import code that can run commands"
+                } else {
+                    "the config makes Keras import an object outside Keras"
+                },
+            ))
+        }
+        // Keras 2: classes are looked up among Keras' own and the loader's custom objects.
+        None if object.contains_key("config") && !KERAS2_CLASSES.contains(&class) => Some(finding(
+            "keras",
+            class,
+            Severity::Unknown,
+            "a class that is not one of Keras' own (a custom object)",
+        )),
+        None => None,
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The printable token that follows an attribute name within a short window.
@@ -119,33 +356,195 @@ pub fn summarise_config(config: &Value, out: &mut Map<String, Value>) {
     }
 }
 
-/// Reads what Keras wrote into an HDF5 file's first [`SCAN_BYTES`].
-pub fn read_hdf5<R: Read>(input: &mut R) -> std::io::Result<Map<String, Value>> {
-    let mut bytes = Vec::new();
-    input.take(SCAN_BYTES).read_to_end(&mut bytes)?;
-    let mut out = Map::new();
-    out.insert("container".into(), "HDF5".into());
+/// Finds the JSON objects that start with [`CONFIG_START`] in a stream fed chunk by chunk,
+/// outside of any object already being captured.
+#[derive(Default)]
+struct ConfigScanner {
+    /// The last bytes of the previous chunk, for a start split between chunks.
+    carry: Vec<u8>,
+    /// The object being captured, with the state of its brace matching.
+    capture: Option<Capture>,
+    found: Vec<Vec<u8>>,
+    /// How many times the `model_config` attribute name appears.
+    attribute_names: usize,
+}
+
+struct Capture {
+    bytes: Vec<u8>,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Capture {
+    /// Takes bytes until the object closes; returns how many were taken if it did.
+    fn take(&mut self, bytes: &[u8]) -> Option<usize> {
+        for (i, &b) in bytes.iter().enumerate() {
+            self.bytes.push(b);
+            match b {
+                _ if self.escaped => self.escaped = false,
+                b'\\' if self.in_string => self.escaped = true,
+                b'"' => self.in_string = !self.in_string,
+                b'{' if !self.in_string => self.depth += 1,
+                b'}' if !self.in_string => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+impl ConfigScanner {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), InspectError> {
+        const ATTRIBUTE: &[u8] = b"model_config";
+        let mut window = std::mem::take(&mut self.carry);
+        let carried = window.len();
+        window.extend_from_slice(chunk);
+        // Names wholly inside the carried bytes were counted with the previous chunk.
+        self.attribute_names += window
+            .windows(ATTRIBUTE.len())
+            .enumerate()
+            .filter(|(i, w)| i + ATTRIBUTE.len() > carried && *w == ATTRIBUTE)
+            .count();
+        let mut at = 0;
+        loop {
+            if let Some(capture) = &mut self.capture {
+                let Some(used) = capture.take(&window[at..]) else {
+                    if capture.bytes.len() > MAX_CONFIG {
+                        return Err(InspectError::TooComplex(format!(
+                            "a Keras config over {MAX_CONFIG} bytes"
+                        )));
+                    }
+                    return Ok(());
+                };
+                at += used;
+                if let Some(done) = self.capture.take() {
+                    self.found.push(done.bytes);
+                }
+                if self.found.len() > MAX_CONFIGS {
+                    return Err(InspectError::TooComplex(format!(
+                        "more than {MAX_CONFIGS} Keras configs"
+                    )));
+                }
+            }
+            match find(&window[at..], CONFIG_START) {
+                Some(i) => {
+                    at += i;
+                    self.capture = Some(Capture {
+                        bytes: Vec::new(),
+                        depth: 0,
+                        in_string: false,
+                        escaped: false,
+                    });
+                }
+                None => {
+                    let keep = CONFIG_START.len().max(ATTRIBUTE.len()) - 1;
+                    let from = window.len().saturating_sub(keep).max(at);
+                    self.carry = window[from..].to_vec();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Reads an HDF5 file: the Keras attributes from its first [`SCAN_BYTES`], and every Keras
+/// config anywhere in it, each checked for code. A `model_config` attribute that cannot be
+/// read is an error (the loader would read it); a file without one holds weights only.
+pub fn inspect_hdf5<R: Read>(
+    input: &mut R,
+    budget: &mut Budget,
+    rules: &Rules,
+    report: &mut Report,
+) -> Result<(), InspectError> {
+    let mut head = Vec::new();
+    (&mut *input).take(SCAN_BYTES).read_to_end(&mut head)?;
+    report.meta("container", "HDF5");
     let is_backend = |t: &str| {
         matches!(
             t,
             "tensorflow" | "jax" | "torch" | "theano" | "cntk" | "numpy"
         )
     };
-    let heap = global_heap_strings(&bytes);
+    let heap = global_heap_strings(&head);
     // Fixed-length attributes sit right after their name; variable-length ones in the heap.
-    let version = value_after(&bytes, b"keras_version", is_version)
+    let version = value_after(&head, b"keras_version", is_version)
         .or_else(|| heap.iter().find(|s| is_version(s)).cloned());
     if let Some(version) = version {
-        out.insert("keras_version".into(), version.into());
+        report.meta("keras_version", version);
     }
-    let backend = value_after(&bytes, b"backend", is_backend)
+    let backend = value_after(&head, b"backend", is_backend)
         .or_else(|| heap.iter().find(|s| is_backend(s)).cloned());
     if let Some(backend) = backend {
-        out.insert("backend".into(), backend.into());
+        report.meta("backend", backend);
     }
-    if let Some(config) = find(&bytes, b"{\"class_name\"").and_then(|at| json_object_at(&bytes, at))
-    {
-        summarise_config(&config, &mut out);
+    let mut scanner = ConfigScanner::default();
+    scanner.feed(&head)?;
+    let mut chunk = vec![0u8; 4 << 20];
+    loop {
+        budget.check()?;
+        let n = input.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        scanner.feed(&chunk[..n])?;
     }
-    Ok(out)
+    let mut configs = 0;
+    for bytes in &scanner.found {
+        let Ok(config) = serde_json::from_slice::<Value>(bytes) else {
+            continue;
+        };
+        if configs == 0 {
+            let mut summary = Map::new();
+            summarise_config(&config, &mut summary);
+            for (k, v) in summary {
+                report.meta(&k, v);
+            }
+        }
+        check_config(&config, rules, report);
+        configs += 1;
+    }
+    if scanner.attribute_names > 0 && configs == 0 {
+        return Err(InspectError::Malformed(
+            "the file has a model_config attribute that could not be read".into(),
+        ));
+    }
+    report.clear(if configs > 0 {
+        "HDF5: tensors and a Keras config of Keras' own layers"
+    } else {
+        "HDF5 without a Keras model config: tensors and attributes only"
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(chunks: &[&[u8]]) -> ConfigScanner {
+        let mut scanner = ConfigScanner::default();
+        for chunk in chunks {
+            scanner.feed(chunk).unwrap();
+        }
+        scanner
+    }
+
+    #[test]
+    fn configs_are_found_across_chunk_boundaries() {
+        let config = br#"{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": {"name": "}"}}]}}"#;
+        let mut file = b"\x00junk model_config\x00".to_vec();
+        file.extend_from_slice(config);
+        file.extend_from_slice(b"\x00tail {\"class_name\": \"Lambda\"}");
+        for split in 0..file.len() {
+            let scanner = scan(&[&file[..split], &file[split..]]);
+            assert_eq!(scanner.found.len(), 2, "split at {split}");
+            assert_eq!(scanner.found[0], config.to_vec(), "split at {split}");
+            assert_eq!(scanner.attribute_names, 1, "split at {split}");
+        }
+    }
 }

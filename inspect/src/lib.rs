@@ -3,34 +3,46 @@
 //! fields) within a time and memory budget, and reports what it found. Malformed input is a
 //! finding, never a panic. The crate knows nothing of the server; `cargo fuzz` drives its
 //! readers directly (see `fuzz/`).
+//!
+//! The verdict fails closed: a file is [`Status::Safe`] only when a reader positively cleared
+//! it ([`Report::clearance`] says how) — a pickle whose every import is on the allowlist, or a
+//! format no loader executes. Anything a reader could not finish is `ERROR`, anything it
+//! could not vouch for `UNKNOWN`. Files are recognised by their content, never by what the
+//! uploader declared, except that ONNX (a protobuf without a signature) is decoded when
+//! declared.
 
 mod archive;
+mod compressed;
 pub mod gguf;
 mod imports;
 pub mod keras;
 pub mod magic;
+mod numpy;
 pub mod onnx;
 pub mod pickle;
 pub mod safetensors;
 
 use std::{
     io::{self, BufRead, BufReader, Read, Seek, SeekFrom},
+    panic::{self, AssertUnwindSafe},
     time::{Duration, Instant},
 };
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub use imports::{RULES_VERSION, Rules};
+
 /// The verdict on a whole file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Nothing dangerous, nothing unknown.
+    /// Positively cleared: every import is allowlisted, or the format runs no code.
     Safe,
     /// Something runs code when the file is loaded.
     Unsafe,
-    /// Imports outside the allowlist, or a format no reader understands.
+    /// Imports outside the allowlist, or content no reader could vouch for.
     Unknown,
-    /// The file could not be read completely.
+    /// The file could not be read completely (malformed, or past the time or memory budget).
     Error,
 }
 
@@ -46,22 +58,18 @@ impl Status {
     }
 }
 
-/// What the uploader says the file is; it matters only where the content is ambiguous
-/// (protocol 0 pickles, ONNX protobufs).
+/// What the uploader says the file is. Only ONNX matters (a protobuf has no signature to
+/// recognise it by); everything else is recognised by its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {
-    /// A pickle or a PyTorch checkpoint.
-    Pickled,
-    /// A joblib dump (numpy array bytes follow their wrappers inline).
-    Joblib,
     /// An ONNX protobuf.
     Onnx,
     /// Anything else.
     Other,
 }
 
-/// How bad an import is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How bad an import is (ordered from harmless to dangerous).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Severity {
     /// On the allowlist.
@@ -72,7 +80,7 @@ pub enum Severity {
     Dangerous,
 }
 
-/// One thing a model file imports, and what it means.
+/// One thing a model file imports or references, and what it means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// The Python module (`<dynamic>` for a computed one).
@@ -98,19 +106,30 @@ pub enum InspectError {
     Io(#[from] io::Error),
 }
 
-/// A time budget shared by a file's readers.
+/// Memory one inspection may use for what it rebuilds, unless told otherwise.
+pub const DEFAULT_MEMORY: u64 = 256 * 1024 * 1024;
+
+/// The time and memory budget shared by a file's readers.
 pub struct Budget {
     deadline: Instant,
     ticks: u64,
+    memory_left: u64,
 }
 
 impl Budget {
-    /// A budget ending `limit` from now.
+    /// A budget ending `limit` from now, with [`DEFAULT_MEMORY`].
     pub fn new(limit: Duration) -> Self {
         Self {
             deadline: Instant::now() + limit,
             ticks: 0,
+            memory_left: DEFAULT_MEMORY,
         }
+    }
+
+    /// The same budget with `bytes` of memory.
+    pub fn with_memory(mut self, bytes: u64) -> Self {
+        self.memory_left = bytes;
+        self
     }
 
     /// Counts a step; fails once the deadline has passed (checked every 4096 steps).
@@ -123,17 +142,43 @@ impl Budget {
         }
         Ok(())
     }
+
+    /// Fails if the deadline has passed (for long steps such as skipping data).
+    pub fn check(&mut self) -> Result<(), InspectError> {
+        if Instant::now() > self.deadline {
+            return Err(InspectError::TooComplex(
+                "the inspection ran out of time".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Charges `bytes` of memory; fails once the budget is spent.
+    pub fn charge(&mut self, bytes: u64) -> Result<(), InspectError> {
+        match self.memory_left.checked_sub(bytes) {
+            Some(left) => {
+                self.memory_left = left;
+                Ok(())
+            }
+            None => Err(InspectError::TooComplex(
+                "the inspection ran out of memory".into(),
+            )),
+        }
+    }
 }
 
 /// Everything an inspection found: stored with the version as JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
-    /// Which reader ran (`pickle`, `pytorch-zip`, `safetensors`, …).
+    /// Which reader ran (`pickle`, `pytorch-zip`, `safetensors`, `data`, …).
     pub inspector: String,
-    /// Imports found in pickles, with their severity.
+    /// Imports found in pickles (and references in Keras configs), with their severity.
     pub findings: Vec<Finding>,
     /// Why the file could not be read completely, if it could not.
     pub error: Option<String>,
+    /// How a reader positively cleared the file; without it the file is never SAFE.
+    pub clearance: Option<String>,
     pub parameter_count: Option<u64>,
     pub tensor_count: Option<u64>,
     pub dtypes: Vec<String>,
@@ -144,8 +189,50 @@ pub struct Report {
     pub outputs: Vec<onnx::TensorSpec>,
     /// Frameworks the file points to (`scikit-learn`, `pytorch`, `keras`, `llama.cpp`, …).
     pub framework_hints: Vec<String>,
-    /// Raw metadata the format carries.
+    /// Raw metadata the format carries (bounded: long strings cut, long maps capped).
     pub metadata: Value,
+}
+
+/// Longest string kept in a report's metadata.
+const MAX_META_STRING: usize = 1024;
+/// Most entries of a metadata map kept in a report.
+const MAX_META_ENTRIES: usize = 256;
+
+/// Cuts a metadata value down to a bounded size: strings to [`MAX_META_STRING`] bytes, maps
+/// and arrays to [`MAX_META_ENTRIES`] entries (values nest at most a few levels here).
+fn bounded(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.len() > MAX_META_STRING => {
+            let mut end = MAX_META_STRING;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            Value::String(format!("{}…", &s[..end]))
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .take(MAX_META_ENTRIES)
+                .map(bounded)
+                .collect(),
+        ),
+        Value::Object(map) => {
+            let total = map.len();
+            let mut kept: Map<String, Value> = map
+                .into_iter()
+                .take(MAX_META_ENTRIES)
+                .map(|(k, v)| (k.chars().take(256).collect(), bounded(v)))
+                .collect();
+            if total > MAX_META_ENTRIES {
+                kept.insert(
+                    "…".into(),
+                    json!(format!("{} more entries", total - MAX_META_ENTRIES)),
+                );
+            }
+            Value::Object(kept)
+        }
+        other => other,
+    }
 }
 
 impl Report {
@@ -165,27 +252,23 @@ impl Report {
 
     fn meta(&mut self, key: &str, value: impl Into<Value>) {
         if let Value::Object(map) = &mut self.metadata {
-            map.insert(key.to_owned(), value.into());
+            map.insert(key.to_owned(), bounded(value.into()));
         }
     }
 
+    fn clear(&mut self, how: &str) {
+        self.clearance = Some(how.to_owned());
+    }
+
     /// DANGEROUS findings make a file UNSAFE; otherwise a read error makes it ERROR; unknown
-    /// imports make it UNKNOWN; the rest is SAFE.
+    /// findings make it UNKNOWN; it is SAFE only when a reader cleared it, UNKNOWN otherwise.
     pub fn status(&self) -> Status {
-        if self
-            .findings
-            .iter()
-            .any(|f| f.severity == Severity::Dangerous)
-        {
+        let worst = self.findings.iter().map(|f| f.severity).max();
+        if worst == Some(Severity::Dangerous) {
             Status::Unsafe
         } else if self.error.is_some() {
             Status::Error
-        } else if self.inspector == "none"
-            || self
-                .findings
-                .iter()
-                .any(|f| f.severity == Severity::Unknown)
-        {
+        } else if worst == Some(Severity::Unknown) || self.clearance.is_none() {
             Status::Unknown
         } else {
             Status::Safe
@@ -201,11 +284,31 @@ impl Report {
             .collect()
     }
 
+    fn absorb_finding(&mut self, finding: Finding) {
+        if !self.findings.contains(&finding) {
+            self.findings.push(finding);
+        }
+    }
+
     fn absorb_pickle(&mut self, summary: pickle::PickleSummary) {
+        if summary.opcodes > 0 {
+            self.meta("pickle_opcodes", summary.opcodes);
+        }
+        if summary.pickles > 1 {
+            self.meta("pickles_in_stream", summary.pickles);
+        }
+        if summary.arrays > 0 {
+            self.meta("inline_arrays", summary.arrays);
+        }
+        if summary.persistent_ids > 0 {
+            self.meta("persistent_ids", summary.persistent_ids);
+        }
+        if summary.storages > 0 {
+            self.meta("legacy_storages", summary.storages);
+            self.hint("pytorch");
+        }
         for finding in summary.findings {
-            if !self.findings.contains(&finding) {
-                self.findings.push(finding);
-            }
+            self.absorb_finding(finding);
         }
         if self.estimator_class.is_none() {
             self.estimator_class = summary.root_class;
@@ -232,12 +335,15 @@ impl Report {
 pub struct Limits {
     /// Wall-clock time for the whole file.
     pub time: Duration,
+    /// Memory for what the readers rebuild.
+    pub memory: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             time: Duration::from_secs(60),
+            memory: DEFAULT_MEMORY,
         }
     }
 }
@@ -254,84 +360,115 @@ fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-const ZLIB: &[&[u8]] = &[b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"];
+/// What the readers of one file share.
+struct Context<'a> {
+    budget: Budget,
+    rules: &'a Rules,
+}
 
-/// Walks consecutive pickles (legacy PyTorch files hold several) until the data stops
-/// looking like one.
-fn walk_pickles<R: BufRead>(
+impl Context<'_> {
+    fn summary(&self) -> pickle::PickleSummary {
+        pickle::PickleSummary::new(self.rules.clone())
+    }
+}
+
+/// Reads a pickle-family stream (a plain pickle, a joblib dump, a legacy PyTorch file, an
+/// object array's payload) to its end into `report`. Returns whether the stream held any
+/// pickle at all.
+fn read_pickles<R: BufRead>(
     input: &mut R,
-    budget: &mut Budget,
+    cx: &mut Context<'_>,
     report: &mut Report,
-    joblib: bool,
-) -> Result<(), InspectError> {
-    let mut summary = pickle::PickleSummary::default();
-    let outcome = (|| {
-        for round in 0.. {
-            pickle::walk(input, budget, &mut summary, joblib)?;
-            let next = input.fill_buf()?;
-            // Legacy PyTorch files hold five pickles (the main one possibly in protocol 0 or
-            // 1) before the raw storages; later ones start with PROTO.
-            let more = next.first() == Some(&0x80) || (round < 4 && magic::is_pickle(next));
-            if round >= 16 || !more {
-                return Ok(());
-            }
-        }
-        Ok(())
-    })();
-    report.meta("pickle_opcodes", summary.opcodes);
-    if summary.arrays > 0 {
-        report.meta("inline_arrays", summary.arrays);
-    }
-    if summary.persistent_ids > 0 {
-        report.meta("persistent_ids", summary.persistent_ids);
-    }
+) -> Result<pickle::Stream, InspectError> {
+    let mut summary = cx.summary();
+    let outcome = pickle::walk_stream(input, &mut cx.budget, &mut summary);
     report.absorb_pickle(summary);
     outcome
 }
 
-fn inspect_pickle<R: Read + Seek>(
-    file: &mut R,
-    budget: &mut Budget,
-    report: &mut Report,
-    joblib: bool,
-) -> Result<(), InspectError> {
-    let mut head = [0u8; 2];
-    let n = file.read(&mut head)?;
-    file.seek(SeekFrom::Start(0))?;
-    let head = &head[..n];
-    if ZLIB.iter().any(|m| head.starts_with(m)) {
-        report.meta("compression", "zlib");
-        walk_pickles(
-            &mut BufReader::new(flate2::read::ZlibDecoder::new(file)),
-            budget,
-            report,
-            joblib,
-        )
-    } else if head.starts_with(b"\x1f\x8b") {
-        report.meta("compression", "gzip");
-        walk_pickles(
-            &mut BufReader::new(flate2::read::GzDecoder::new(file)),
-            budget,
-            report,
-            joblib,
-        )
+/// The reader chosen for a file.
+enum Kind {
+    Gguf,
+    Hdf5,
+    Zip,
+    Safetensors,
+    Npy,
+    Compressed(compressed::Codec),
+    Onnx,
+    /// Anything else: read as a pickle stream; if it is none, it is inert data.
+    Other,
+}
+
+fn sniff(head: &[u8], size: u64, declared: Declared) -> Kind {
+    if head.starts_with(magic::GGUF_MAGIC) {
+        Kind::Gguf
+    } else if magic::is_hdf5(head) {
+        Kind::Hdf5
+    } else if head.starts_with(magic::ZIP_MAGIC) {
+        Kind::Zip
+    } else if magic::is_safetensors(head, size) {
+        Kind::Safetensors
+    } else if head.starts_with(numpy::MAGIC) {
+        Kind::Npy
+    } else if let Some(codec) = compressed::Codec::sniff(head) {
+        Kind::Compressed(codec)
+    } else if declared == Declared::Onnx && head.first() != Some(&0x80) {
+        Kind::Onnx
     } else {
-        walk_pickles(
-            &mut BufReader::with_capacity(1 << 20, file),
-            budget,
-            report,
-            joblib,
-        )
+        Kind::Other
     }
 }
 
-/// Inspects a model file of `size` bytes, recognised by its content (the declared format
-/// decides only where the content is ambiguous).
-pub fn inspect<R: Read + Seek>(
+/// What clears a stream that turned out to be pickles: every import on the allowlist.
+const PICKLE_CLEARANCE: &str = "a pickle stream whose every import is on the allowlist";
+
+fn inspect_other<R: Read + Seek>(
+    file: &mut R,
+    head: &[u8],
+    size: u64,
+    cx: &mut Context<'_>,
+) -> (Report, Result<(), InspectError>) {
+    let mut report = Report::new("pickle");
+    let outcome = read_pickles(
+        &mut BufReader::with_capacity(1 << 20, &mut *file),
+        cx,
+        &mut report,
+    );
+    match outcome {
+        Ok(pickle::Stream::Pickles) => {
+            report.clear(PICKLE_CLEARANCE);
+            (report, Ok(()))
+        }
+        // It starts as a pickle stream does: a broken pickle, not data.
+        Ok(pickle::Stream::NotPickle { offset: 0, why }) if magic::is_pickle_protocol(head) => {
+            (report, Err(InspectError::Malformed(why)))
+        }
+        Ok(pickle::Stream::NotPickle { offset, .. }) => {
+            // Not a pickle. A zip archive may still hide at the end (zip readers look there
+            // first), behind bytes that are not one.
+            if archive::has_trailing_directory(file, size).unwrap_or(true) {
+                let mut report = Report::new("zip");
+                let outcome = archive::inspect(file, cx, &mut report);
+                return (report, outcome);
+            }
+            let mut report = Report::new("data");
+            report.meta("not_a_pickle_at", offset);
+            report.clear(
+                "inert data: not a pickle stream, an archive, a compressed stream, HDF5 or a \
+                 numpy array",
+            );
+            (report, Ok(()))
+        }
+        Err(e) => (report, Err(e)),
+    }
+}
+
+fn inspect_file<R: Read + Seek>(
     file: &mut R,
     size: u64,
     declared: Declared,
     limits: Limits,
+    rules: &Rules,
 ) -> Report {
     let mut head = vec![0u8; 64 * 1024];
     let read = (|| {
@@ -344,110 +481,161 @@ pub fn inspect<R: Read + Seek>(
         report.error = Some(format!("read error: {e}"));
         return report;
     }
-    let mut budget = Budget::new(limits.time);
-    let picklish = head.first() == Some(&0x80)
-        || (matches!(declared, Declared::Pickled | Declared::Joblib)
-            && (magic::is_pickle(&head)
-                || ZLIB.iter().any(|m| head.starts_with(m))
-                || head.starts_with(b"\x1f\x8b")));
-    let (mut report, outcome) = if head.starts_with(b"GGUF") {
-        let mut report = Report::new("gguf");
-        report.hint("llama.cpp");
-        let outcome = gguf::read(&mut BufReader::new(&mut *file), &mut budget).map(|info| {
-            report.tensor_count = Some(info.tensor_count);
-            report.parameter_count = Some(info.parameter_count);
-            report.dtypes = info.tensor_types;
-            let get = |key: &str| info.metadata.get(key).cloned();
-            let arch = get("general.architecture").and_then(|v| v.as_str().map(str::to_owned));
-            report.meta("gguf_version", info.version);
-            if let Some(arch) = &arch {
-                report.meta("architecture", arch.as_str());
-                if let Some(ctx) = get(&format!("{arch}.context_length")) {
-                    report.meta("context_length", ctx);
+    let mut cx = Context {
+        budget: Budget::new(limits.time).with_memory(limits.memory),
+        rules,
+    };
+    let (mut report, outcome) = match sniff(&head, size, declared) {
+        Kind::Gguf => {
+            let mut report = Report::new("gguf");
+            report.hint("llama.cpp");
+            let outcome = gguf::read(&mut BufReader::new(&mut *file), &mut cx.budget).map(|info| {
+                report.tensor_count = Some(info.tensor_count);
+                report.parameter_count = Some(info.parameter_count);
+                report.dtypes = info.tensor_types;
+                let get = |key: &str| info.metadata.get(key).cloned();
+                let arch = get("general.architecture").and_then(|v| v.as_str().map(str::to_owned));
+                report.meta("gguf_version", info.version);
+                if let Some(arch) = &arch {
+                    report.meta("architecture", arch.as_str());
+                    if let Some(ctx) = get(&format!("{arch}.context_length")) {
+                        report.meta("context_length", ctx);
+                    }
                 }
-            }
-            if let Some(file_type) = get("general.file_type") {
-                report.meta("file_type", file_type);
-            }
-            report.meta("kv", Value::Object(info.metadata));
-        });
-        (report, outcome)
-    } else if magic::is_hdf5(&head) {
-        let mut report = Report::new("hdf5");
-        report.hint("keras");
-        let outcome = keras::read_hdf5(file)
-            .map_err(InspectError::Io)
-            .map(|found| {
-                for (k, v) in found {
-                    report.meta(&k, v);
+                if let Some(file_type) = get("general.file_type") {
+                    report.meta("file_type", file_type);
                 }
+                report.meta("kv", Value::Object(info.metadata));
+                report.clear("GGUF: key/value metadata and raw tensor data, nothing executable");
             });
-        (report, outcome)
-    } else if head.starts_with(b"PK\x03\x04") {
-        let mut report = Report::new("zip");
-        let outcome = archive::inspect(file, &mut budget, &mut report);
-        (report, outcome)
-    } else if magic::is_safetensors(&head, size) {
-        let mut report = Report::new("safetensors");
-        let outcome = safetensors::read(&mut BufReader::new(file), size).map(|info| {
-            report.tensor_count = Some(info.tensor_count);
-            report.parameter_count = Some(info.parameter_count);
-            report.dtypes = info.dtypes;
-            report.meta("metadata", json!(info.metadata));
-        });
-        (report, outcome)
-    } else if picklish {
-        let mut report = Report::new("pickle");
-        let outcome = inspect_pickle(file, &mut budget, &mut report, declared == Declared::Joblib);
-        (report, outcome)
-    } else if declared == Declared::Onnx {
-        let mut report = Report::new("onnx");
-        report.hint("onnx");
-        let outcome = if size > onnx::MAX_BYTES {
-            Err(InspectError::TooComplex(format!(
-                "ONNX files over {} bytes are not decoded",
-                onnx::MAX_BYTES
-            )))
-        } else {
-            let mut bytes = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut bytes)
+            (report, outcome)
+        }
+        Kind::Hdf5 => {
+            let mut report = Report::new("hdf5");
+            report.hint("keras");
+            let outcome = keras::inspect_hdf5(file, &mut cx.budget, cx.rules, &mut report);
+            (report, outcome)
+        }
+        Kind::Zip => {
+            let mut report = Report::new("zip");
+            let outcome = archive::inspect(file, &mut cx, &mut report);
+            (report, outcome)
+        }
+        Kind::Safetensors => {
+            let mut report = Report::new("safetensors");
+            let outcome = safetensors::read(&mut BufReader::new(file), size).map(|info| {
+                report.tensor_count = Some(info.tensor_count);
+                report.parameter_count = Some(info.parameter_count);
+                report.dtypes = info.dtypes;
+                report.meta("metadata", json!(info.metadata));
+                report.clear("safetensors: a JSON header and raw tensor data, nothing executable");
+            });
+            (report, outcome)
+        }
+        Kind::Npy => {
+            let mut report = Report::new("numpy");
+            let outcome = numpy::inspect(&mut BufReader::new(file), &mut cx, &mut report);
+            (report, outcome)
+        }
+        Kind::Compressed(codec) => {
+            let mut report = Report::new("pickle");
+            report.meta("compression", codec.name());
+            let outcome = codec
+                .decoder(BufReader::new(&mut *file))
                 .map_err(InspectError::Io)
-                .and_then(|_| onnx::read(&bytes))
-                .map(|info| {
-                    report.parameter_count = Some(info.parameter_count);
-                    report.tensor_count = Some(info.initializer_count);
-                    report.dtypes = info.dtypes;
-                    report.inputs = info.inputs;
-                    report.outputs = info.outputs;
-                    if let Some(v) = info.ir_version {
-                        report.meta("ir_version", v);
-                    }
-                    if let Some(p) = info.producer {
-                        report.meta("producer", p);
-                    }
-                    if let Some(o) = info.opset {
-                        report.meta("opset", o);
-                    }
-                    report.meta("node_count", info.node_count);
-                    report.meta(
-                        "metadata_props",
-                        Value::Object(
-                            info.metadata
-                                .into_iter()
-                                .map(|(k, v)| (k, Value::String(v)))
-                                .collect(),
-                        ),
-                    );
+                .and_then(|decoder| {
+                    read_pickles(
+                        &mut BufReader::with_capacity(1 << 20, decoder),
+                        &mut cx,
+                        &mut report,
+                    )
                 })
-        };
-        (report, outcome)
-    } else {
-        let mut report = Report::new("none");
-        report.meta("note", "no inspector reads this kind of file");
-        (report, Ok(()))
+                .map(|stream| match stream {
+                    pickle::Stream::Pickles => report.clear(PICKLE_CLEARANCE),
+                    pickle::Stream::NotPickle { .. } => {
+                        report.inspector = "compressed".into();
+                        report.meta(
+                            "note",
+                            "a compressed stream whose content is not a pickle: not inspected",
+                        );
+                    }
+                });
+            (report, outcome)
+        }
+        Kind::Onnx => {
+            let mut report = Report::new("onnx");
+            report.hint("onnx");
+            let outcome = read_onnx(file, size, &mut report);
+            (report, outcome)
+        }
+        Kind::Other => inspect_other(file, &head, size, &mut cx),
     };
     if let Err(e) = outcome {
         report.error = Some(e.to_string());
     }
     report
+}
+
+fn read_onnx<R: Read>(file: &mut R, size: u64, report: &mut Report) -> Result<(), InspectError> {
+    if size > onnx::MAX_BYTES {
+        return Err(InspectError::TooComplex(format!(
+            "ONNX files over {} bytes are not decoded",
+            onnx::MAX_BYTES
+        )));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.read_to_end(&mut bytes)?;
+    let info = onnx::read(&bytes)?;
+    report.parameter_count = Some(info.parameter_count);
+    report.tensor_count = Some(info.initializer_count);
+    report.dtypes = info.dtypes;
+    report.inputs = info.inputs;
+    report.outputs = info.outputs;
+    if let Some(v) = info.ir_version {
+        report.meta("ir_version", v);
+    }
+    if let Some(p) = info.producer {
+        report.meta("producer", p);
+    }
+    if let Some(o) = info.opset {
+        report.meta("opset", o);
+    }
+    report.meta("node_count", info.node_count);
+    report.meta(
+        "metadata_props",
+        Value::Object(
+            info.metadata
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        ),
+    );
+    report.clear("ONNX: a protobuf graph and tensors, nothing executable");
+    Ok(())
+}
+
+/// Inspects a model file of `size` bytes, recognised by its content, with imports classified
+/// by `rules`. Never panics: a reader that does anyway yields an ERROR report.
+pub fn inspect<R: Read + Seek>(
+    file: &mut R,
+    size: u64,
+    declared: Declared,
+    limits: Limits,
+    rules: &Rules,
+) -> Report {
+    match panic::catch_unwind(AssertUnwindSafe(|| {
+        inspect_file(file, size, declared, limits, rules)
+    })) {
+        Ok(report) => report,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            let mut report = Report::new("none");
+            report.error = Some(format!("the inspector failed: {why}"));
+            report
+        }
+    }
 }

@@ -7,22 +7,10 @@ pub const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 /// GGUF's magic.
 pub const GGUF_MAGIC: &[u8] = b"GGUF";
 
-/// Compressed containers joblib writes (zlib, gzip, bz2, xz, lzma, lz4).
-const JOBLIB_COMPRESSED: &[&[u8]] = &[
-    b"\x78\x01",
-    b"\x78\x5e",
-    b"\x78\x9c",
-    b"\x78\xda",
-    b"\x1f\x8b",
-    b"BZh",
-    b"\xfd7zXZ\x00",
-    b"\x5d\x00\x00",
-    b"\x04\x22\x4d\x18",
-];
-
-/// Whether the bytes start like a compressed joblib dump.
+/// Whether the bytes start like a compressed stream joblib reads (zlib, gzip, bz2, xz, lzma,
+/// lz4).
 pub fn is_joblib_compressed(head: &[u8]) -> bool {
-    JOBLIB_COMPRESSED.iter().any(|m| head.starts_with(m))
+    crate::compressed::Codec::sniff(head).is_some()
 }
 
 /// Whether the bytes hold an HDF5 signature where the format allows one (after a user block
@@ -42,6 +30,11 @@ pub fn is_pickle(head: &[u8]) -> bool {
         [first, ..] => b"(c]}NIFSVJKLUX".contains(first),
         [] => false,
     }
+}
+
+/// Whether the bytes start with a pickle's PROTO opcode (protocol 2 or later).
+pub fn is_pickle_protocol(head: &[u8]) -> bool {
+    matches!(head, [0x80, 2..=5, ..])
 }
 
 /// Whether the bytes start like a safetensors file of `size` bytes.

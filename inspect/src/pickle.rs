@@ -3,32 +3,50 @@
 //! names fetched back from the memo and `STACK_GLOBAL` operands — to follow joblib's inline
 //! numpy arrays, and to read the class and scikit-learn version of the object it rebuilds.
 //! An import whose name cannot be resolved statically is itself a finding.
+//!
+//! Nothing here recurses on the input's nesting: the walk is a loop over opcodes, nested
+//! pickles (joblib object arrays) are bounded by [`MAX_NESTING`], and dropping a deeply nested
+//! value is iterative (see `Drop for Val`). Memory is charged to the [`Budget`].
+//!
+//! [`walk_stream`] reads a whole stream: pickle after pickle to its end, the raw storages of a
+//! legacy PyTorch file by their declared sizes; every byte is accounted for.
 
 use std::{
-    collections::HashMap,
-    io::{self, Read},
+    collections::{HashMap, HashSet},
+    io::{self, BufRead, Read},
+    mem,
     rc::Rc,
 };
 
-use crate::{Budget, Finding, InspectError, Severity, imports};
+use crate::{Budget, Finding, InspectError, Severity, imports::Rules};
 
 /// Longest string kept (longer ones are treated as opaque values).
 const MAX_STRING: usize = 4096;
+/// Longest protocol 0 argument line kept; longer lines are read to their end and their
+/// value is opaque (Python has no such limit, so this must never fail a walk).
+const MAX_LINE: usize = 64 * 1024;
 /// Most items of a container that are tracked.
 const MAX_ITEMS: usize = 64;
+/// Most storage keys a legacy PyTorch key list may hold.
+const MAX_STORAGE_KEYS: usize = 1 << 20;
 /// Deepest stack accepted.
 const MAX_STACK: usize = 1_000_000;
 /// Most memo entries accepted.
 const MAX_MEMO: usize = 4_000_000;
 /// Deepest nesting of pickles inside joblib object arrays.
 const MAX_NESTING: usize = 8;
+/// Most distinct imports listed in a report (the verdict still counts every one).
+const MAX_FINDINGS: usize = 256;
+/// Most pickles read from one stream.
+const MAX_PICKLES: usize = 4096;
+/// The first pickle of a legacy PyTorch file is this number.
+const TORCH_LEGACY_MAGIC: i128 = 0x1950a86a20f9469cfc6c;
 
 /// A value on the simulated stack.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Val {
     Str(String),
-    Int(i64),
-    Bool(bool),
+    Int(i128),
     None,
     Global(String, String),
     Tuple(Vec<Rc<Val>>),
@@ -53,12 +71,70 @@ impl Val {
             _ => None,
         }
     }
+
+    fn has_children(&self) -> bool {
+        match self {
+            Val::Tuple(items) | Val::List(items) => !items.is_empty(),
+            Val::Dict(pairs) => !pairs.is_empty(),
+            Val::Object { args, state, .. } => !args.is_empty() || state.is_some(),
+            _ => false,
+        }
+    }
+
+    fn take_children(&mut self, out: &mut Vec<Rc<Val>>) {
+        match self {
+            Val::Tuple(items) | Val::List(items) => out.append(items),
+            Val::Dict(pairs) => {
+                for (k, v) in pairs.drain(..) {
+                    out.push(k);
+                    out.push(v);
+                }
+            }
+            Val::Object { args, state, .. } => {
+                out.append(args);
+                out.extend(state.take());
+            }
+            _ => {}
+        }
+    }
+
+    /// Roughly what the value costs in memory, for the budget.
+    fn weight(&self) -> u64 {
+        let own = match self {
+            Val::Str(s) => s.len(),
+            Val::Global(m, n) => m.len() + n.len(),
+            Val::Tuple(items) | Val::List(items) => items.len() * 8,
+            Val::Dict(pairs) => pairs.len() * 16,
+            Val::Object { class, args, .. } => {
+                class.as_ref().map_or(0, |(m, n)| m.len() + n.len()) + args.len() * 8
+            }
+            _ => 0,
+        };
+        (mem::size_of::<Val>() + 16 + own) as u64
+    }
 }
 
-/// What one walk found.
+/// Values can nest as deep as the input makes them: drop them with a loop, not recursion.
+impl Drop for Val {
+    fn drop(&mut self) {
+        if !self.has_children() {
+            return;
+        }
+        let mut pending = Vec::new();
+        self.take_children(&mut pending);
+        while let Some(child) = pending.pop() {
+            if let Ok(mut value) = Rc::try_unwrap(child) {
+                value.take_children(&mut pending);
+            }
+        }
+    }
+}
+
+/// What the walks of a file found.
 #[derive(Debug, Default)]
 pub struct PickleSummary {
-    /// Every import, in order of first appearance, with its verdict.
+    /// Every import, in order of first appearance, with its verdict (at most
+    /// [`MAX_FINDINGS`]; the last one then stands for the rest, with their worst severity).
     pub findings: Vec<Finding>,
     /// The class of the rebuilt top-level object, e.g. `sklearn.ensemble._forest.RandomForestClassifier`.
     pub root_class: Option<String>,
@@ -70,19 +146,42 @@ pub struct PickleSummary {
     pub persistent_ids: u64,
     /// Opcodes read.
     pub opcodes: u64,
+    /// Pickles read to their STOP.
+    pub pickles: u64,
+    /// Opcodes that make the unpickler look something up or call back into its loader
+    /// (imports, extension codes, persistent ids): without any, loading runs no code.
+    pub lookups: u64,
+    /// Raw tensor storages of a legacy PyTorch file that were skipped over.
+    pub storages: u64,
+    rules: Rules,
+    seen: HashSet<(String, String)>,
+    /// Storage keys named by persistent ids, with their element sizes where known.
+    storage_keys: HashMap<String, Option<u64>>,
+    omitted: u64,
 }
 
 impl PickleSummary {
+    /// A summary whose imports are classified by `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    /// The storage keys the walked pickles' persistent ids name.
+    pub(crate) fn storage_key_set(&self) -> HashSet<String> {
+        self.storage_keys.keys().cloned().collect()
+    }
+
     fn note(&mut self, module: &str, name: &str) {
-        if self
-            .findings
-            .iter()
-            .any(|f| f.module == module && f.name == name)
-        {
+        self.lookups += 1;
+        if self.seen.contains(&(module.to_owned(), name.to_owned())) {
             return;
         }
-        let verdict = imports::classify(module, name);
-        self.findings.push(Finding {
+        let verdict = self.rules.classify(module, name);
+        self.seen.insert((module.to_owned(), name.to_owned()));
+        self.add(Finding {
             module: module.to_owned(),
             name: name.to_owned(),
             severity: verdict.severity,
@@ -90,15 +189,34 @@ impl PickleSummary {
         });
     }
 
-    fn dynamic(&mut self, what: &str) {
-        if self
-            .findings
-            .iter()
-            .any(|f| f.name == what && f.module == "<dynamic>")
-        {
+    fn add(&mut self, finding: Finding) {
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(finding);
             return;
         }
-        self.findings.push(Finding {
+        // The list is full: its last entry stands for every import left out.
+        self.omitted += 1;
+        let worst = self
+            .findings
+            .last()
+            .map_or(finding.severity, |last| last.severity.max(finding.severity));
+        let omitted = self.omitted;
+        if let Some(last) = self.findings.last_mut() {
+            *last = Finding {
+                module: "<more>".into(),
+                name: format!("{} further imports", omitted + 1),
+                severity: worst,
+                reason: "left out of the report; the verdict counts them".into(),
+            };
+        }
+    }
+
+    fn dynamic(&mut self, what: &str) {
+        self.lookups += 1;
+        if !self.seen.insert(("<dynamic>".into(), what.into())) {
+            return;
+        }
+        self.add(Finding {
             module: "<dynamic>".into(),
             name: what.into(),
             severity: Severity::Dangerous,
@@ -108,16 +226,29 @@ impl PickleSummary {
     }
 }
 
+/// How a nested pickle is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// `joblib.load`: a `NumpyArrayWrapper`'s BUILD is followed by the array's bytes.
+    Joblib,
+    /// `pickle.load` (joblib reads object arrays with it): no inline arrays.
+    Plain,
+}
+
 struct Walker<'a, R: Read> {
     input: &'a mut R,
     budget: &'a mut Budget,
-    /// Whether the file is read by joblib, which puts array bytes after a wrapper's BUILD.
-    joblib: bool,
+    reader: Reader,
     /// How deep in nested pickles this walker is.
     depth: usize,
+    /// Most items kept per list (raised to read a legacy PyTorch storage key list).
+    max_items: usize,
     stack: Vec<Rc<Val>>,
     memo: HashMap<u64, Rc<Val>>,
     summary: &'a mut PickleSummary,
+    opaque: Rc<Val>,
+    mark: Rc<Val>,
+    none: Rc<Val>,
 }
 
 fn io_error(err: io::Error) -> InspectError {
@@ -128,7 +259,33 @@ fn io_error(err: io::Error) -> InspectError {
     }
 }
 
-impl<R: Read> Walker<'_, R> {
+fn too_deep() -> InspectError {
+    InspectError::TooComplex("the pickle's stack grows too deep".into())
+}
+
+impl<'a, R: Read> Walker<'a, R> {
+    fn new(
+        input: &'a mut R,
+        budget: &'a mut Budget,
+        summary: &'a mut PickleSummary,
+        reader: Reader,
+        depth: usize,
+    ) -> Self {
+        Self {
+            input,
+            budget,
+            reader,
+            depth,
+            max_items: MAX_ITEMS,
+            stack: Vec::new(),
+            memo: HashMap::new(),
+            summary,
+            opaque: Rc::new(Val::Opaque),
+            mark: Rc::new(Val::Mark),
+            none: Rc::new(Val::None),
+        }
+    }
+
     fn byte(&mut self) -> Result<u8, InspectError> {
         let mut b = [0u8; 1];
         self.input.read_exact(&mut b).map_err(io_error)?;
@@ -164,53 +321,74 @@ impl<R: Read> Walker<'_, R> {
     }
 
     fn skip(&mut self, len: u64) -> Result<(), InspectError> {
-        let copied = io::copy(&mut (&mut *self.input).take(len), &mut io::sink())
-            .map_err(InspectError::Io)?;
-        if copied < len {
-            return Err(InspectError::Malformed(
-                "a value runs past the end of the file".into(),
-            ));
-        }
-        Ok(())
+        skip(&mut *self.input, self.budget, len)
     }
 
-    /// A newline-terminated argument (protocol 0 opcodes), at most 64 KiB.
-    fn line(&mut self) -> Result<String, InspectError> {
+    /// A newline-terminated argument (protocol 0 opcodes): `None` when it is longer than
+    /// [`MAX_LINE`] (read to its end all the same).
+    fn line(&mut self) -> Result<Option<String>, InspectError> {
         let mut out = Vec::new();
+        let mut long = false;
         loop {
             let b = self.byte()?;
             if b == b'\n' {
                 break;
             }
-            if out.len() >= 64 * 1024 {
-                return Err(InspectError::Malformed(
-                    "an opcode argument line is too long".into(),
-                ));
+            if out.len() < MAX_LINE {
+                out.push(b);
+            } else {
+                long = true;
             }
-            out.push(b);
+        }
+        if long {
+            return Ok(None);
         }
         if out.last() == Some(&b'\r') {
             out.pop();
         }
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        Ok(Some(String::from_utf8_lossy(&out).into_owned()))
     }
 
     /// The decimal memo key of a protocol 0 PUT or GET.
     fn decimal_key(&mut self, opcode: &str) -> Result<u64, InspectError> {
-        self.line()?
-            .trim()
-            .parse()
-            .map_err(|_| InspectError::Malformed(format!("{opcode} with a bad key")))
+        let line = self.line()?.ok_or_else(|| {
+            InspectError::TooComplex(format!("{opcode} with a key too long to follow"))
+        })?;
+        let line = line.trim();
+        if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) {
+            return line.parse().map_err(|_| {
+                InspectError::TooComplex(format!("{opcode} with a key too large to follow"))
+            });
+        }
+        Err(InspectError::Malformed(format!("{opcode} with a bad key")))
+    }
+
+    /// A GLOBAL or INST operand pair; a name too long to check is reported as such.
+    fn global_lines(&mut self) -> Result<(String, String), InspectError> {
+        let module = self.line()?;
+        let name = self.line()?;
+        Ok(match (module, name) {
+            (Some(m), Some(n)) => (m, n),
+            _ => ("<long>".into(), "a name too long to check".into()),
+        })
     }
 
     fn push(&mut self, value: Val) -> Result<(), InspectError> {
+        self.budget.charge(value.weight())?;
+        self.push_rc(Rc::new(value))
+    }
+
+    fn push_rc(&mut self, value: Rc<Val>) -> Result<(), InspectError> {
         if self.stack.len() >= MAX_STACK {
-            return Err(InspectError::TooComplex(
-                "the pickle's stack grows too deep".into(),
-            ));
+            return Err(too_deep());
         }
-        self.stack.push(Rc::new(value));
+        self.stack.push(value);
         Ok(())
+    }
+
+    fn push_opaque(&mut self) -> Result<(), InspectError> {
+        let value = self.opaque.clone();
+        self.push_rc(value)
     }
 
     fn pop(&mut self) -> Result<Rc<Val>, InspectError> {
@@ -219,10 +397,16 @@ impl<R: Read> Walker<'_, R> {
             .ok_or_else(|| InspectError::Malformed("an opcode pops from an empty stack".into()))
     }
 
+    /// The top value, for changing in place (copied first if it is shared, as the memo's
+    /// values are: the copy is charged to the budget).
     fn top_mut(&mut self) -> Result<&mut Val, InspectError> {
-        self.stack.last_mut().map(Rc::make_mut).ok_or_else(|| {
+        let top = self.stack.last_mut().ok_or_else(|| {
             InspectError::Malformed("an opcode needs a value on an empty stack".into())
-        })
+        })?;
+        if Rc::strong_count(top) > 1 {
+            self.budget.charge(top.weight())?;
+        }
+        Ok(Rc::make_mut(top))
     }
 
     /// Pops everything down to the topmost MARK.
@@ -248,6 +432,7 @@ impl<R: Read> Walker<'_, R> {
             .last()
             .cloned()
             .ok_or_else(|| InspectError::Malformed("memoizing from an empty stack".into()))?;
+        self.budget.charge(48)?;
         self.memo.insert(key, top);
         Ok(())
     }
@@ -256,13 +441,7 @@ impl<R: Read> Walker<'_, R> {
         let value = self.memo.get(&key).cloned().ok_or_else(|| {
             InspectError::Malformed(format!("memo entry {key} is read before it is written"))
         })?;
-        if self.stack.len() >= MAX_STACK {
-            return Err(InspectError::TooComplex(
-                "the pickle's stack grows too deep".into(),
-            ));
-        }
-        self.stack.push(value);
-        Ok(())
+        self.push_rc(value)
     }
 
     fn import(&mut self, module: String, name: String) -> Result<(), InspectError> {
@@ -297,8 +476,16 @@ impl<R: Read> Walker<'_, R> {
         }
     }
 
-    fn collect(items: Vec<Rc<Val>>) -> Vec<Rc<Val>> {
-        items.into_iter().take(MAX_ITEMS).collect()
+    fn collect(&self, mut items: Vec<Rc<Val>>) -> Vec<Rc<Val>> {
+        items.truncate(self.max_items);
+        items
+    }
+
+    fn tuple_items(value: &Val) -> Vec<Rc<Val>> {
+        match value {
+            Val::Tuple(items) => items.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// Walks one pickle, from its first opcode to STOP; returns the rebuilt top value.
@@ -323,7 +510,10 @@ impl<R: Read> Walker<'_, R> {
                 0x95 => {
                     self.u64le()?;
                 }
-                b'(' => self.push(Val::Mark)?,
+                b'(' => {
+                    let mark = self.mark.clone();
+                    self.push_rc(mark)?;
+                }
                 b'0' => {
                     self.pop()?;
                 }
@@ -335,17 +525,11 @@ impl<R: Read> Walker<'_, R> {
                         self.stack.last().cloned().ok_or_else(|| {
                             InspectError::Malformed("DUP on an empty stack".into())
                         })?;
-                    if self.stack.len() >= MAX_STACK {
-                        return Err(InspectError::TooComplex(
-                            "the pickle's stack grows too deep".into(),
-                        ));
-                    }
-                    self.stack.push(top);
+                    self.push_rc(top)?;
                 }
                 // Imports.
                 b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
+                    let (module, name) = self.global_lines()?;
                     self.import(module, name)?;
                 }
                 0x93 => {
@@ -356,16 +540,16 @@ impl<R: Read> Walker<'_, R> {
                         _ => {
                             self.summary
                                 .dynamic("STACK_GLOBAL with a computed module or name");
-                            self.push(Val::Opaque)?;
+                            self.push_opaque()?;
                         }
                     }
                 }
                 b'i' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
+                    let (module, name) = self.global_lines()?;
                     self.summary.note(&module, &name);
                     let args = self.pop_mark()?;
-                    let object = self.call(&Val::Global(module, name), Self::collect(args));
+                    let args = self.collect(args);
+                    let object = self.call(&Val::Global(module, name), args);
                     self.push(object)?;
                 }
                 0x82..=0x84 => {
@@ -376,17 +560,13 @@ impl<R: Read> Walker<'_, R> {
                         _ => self.u32le()?,
                     };
                     self.summary.note("copyreg.extension", &code.to_string());
-                    self.push(Val::Opaque)?;
+                    self.push_opaque()?;
                 }
                 // Calls and instantiations.
-                b'R' => {
+                b'R' | 0x81 => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let args = match args.as_ref() {
-                        Val::Tuple(items) => items.clone(),
-                        _ => Vec::new(),
-                    };
-                    let object = self.call(&callable, args);
+                    let object = self.call(&callable, Self::tuple_items(&args));
                     self.push(object)?;
                 }
                 b'o' => {
@@ -395,28 +575,15 @@ impl<R: Read> Walker<'_, R> {
                         return Err(InspectError::Malformed("OBJ without a class".into()));
                     }
                     let class = items.remove(0);
-                    let object = self.call(&class, Self::collect(items));
-                    self.push(object)?;
-                }
-                0x81 => {
-                    let args = self.pop()?;
-                    let class = self.pop()?;
-                    let args = match args.as_ref() {
-                        Val::Tuple(items) => items.clone(),
-                        _ => Vec::new(),
-                    };
-                    let object = self.call(&class, args);
+                    let items = self.collect(items);
+                    let object = self.call(&class, items);
                     self.push(object)?;
                 }
                 0x92 => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    let args = match args.as_ref() {
-                        Val::Tuple(items) => items.clone(),
-                        _ => Vec::new(),
-                    };
-                    let object = self.call(&class, args);
+                    let object = self.call(&class, Self::tuple_items(&args));
                     self.push(object)?;
                 }
                 b'b' => {
@@ -438,19 +605,22 @@ impl<R: Read> Walker<'_, R> {
                         }
                         _ => false,
                     };
-                    if wrapper && self.joblib {
+                    if wrapper && self.reader == Reader::Joblib {
                         self.skip_inline_array(&state)?;
                     }
                 }
                 b'P' => {
                     self.line()?;
                     self.summary.persistent_ids += 1;
-                    self.push(Val::Opaque)?;
+                    self.summary.lookups += 1;
+                    self.push_opaque()?;
                 }
                 b'Q' => {
-                    self.pop()?;
+                    let pid = self.pop()?;
                     self.summary.persistent_ids += 1;
-                    self.push(Val::Opaque)?;
+                    self.summary.lookups += 1;
+                    self.note_storage(&pid);
+                    self.push_opaque()?;
                 }
                 // Strings and bytes.
                 0x8c => {
@@ -472,27 +642,29 @@ impl<R: Read> Walker<'_, R> {
                 // unknown rather than read literally (so `V\u006fs` cannot pass for a
                 // harmless module).
                 b'V' => {
-                    let raw = self.line()?;
-                    let value = if raw.contains('\\') {
-                        Val::Opaque
-                    } else {
-                        Val::Str(raw)
+                    let value = match self.line()? {
+                        Some(raw) if !raw.contains('\\') => Val::Str(raw),
+                        _ => Val::Opaque,
                     };
                     self.push(value)?;
                 }
                 b'S' => {
-                    let raw = self.line()?;
-                    let unquoted = raw
-                        .strip_prefix('\'')
-                        .and_then(|s| s.strip_suffix('\''))
-                        .or_else(|| raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
-                        .ok_or_else(|| {
-                            InspectError::Malformed("STRING argument is not quoted".into())
-                        })?;
-                    let value = if unquoted.contains('\\') {
-                        Val::Opaque
-                    } else {
-                        Val::Str(unquoted.to_owned())
+                    let value = match self.line()? {
+                        Some(raw) => {
+                            let unquoted = raw
+                                .strip_prefix('\'')
+                                .and_then(|s| s.strip_suffix('\''))
+                                .or_else(|| raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                                .ok_or_else(|| {
+                                    InspectError::Malformed("STRING argument is not quoted".into())
+                                })?;
+                            if unquoted.contains('\\') {
+                                Val::Opaque
+                            } else {
+                                Val::Str(unquoted.to_owned())
+                            }
+                        }
+                        None => Val::Opaque,
                     };
                     self.push(value)?;
                 }
@@ -509,49 +681,45 @@ impl<R: Read> Walker<'_, R> {
                 b'B' => {
                     let len = self.u32le()?;
                     self.skip(len)?;
-                    self.push(Val::Opaque)?;
+                    self.push_opaque()?;
                 }
                 b'C' => {
                     let len = u64::from(self.byte()?);
                     self.skip(len)?;
-                    self.push(Val::Opaque)?;
+                    self.push_opaque()?;
                 }
                 0x8e | 0x96 => {
                     let len = self.u64le()?;
                     self.skip(len)?;
-                    self.push(Val::Opaque)?;
+                    self.push_opaque()?;
                 }
-                0x97 => self.push(Val::Opaque)?,
+                0x97 => self.push_opaque()?,
                 0x98 => {}
                 // Numbers and constants.
                 b'I' => {
-                    let raw = self.line()?;
-                    let value = match raw.as_str() {
-                        "00" => Val::Bool(false),
-                        "01" => Val::Bool(true),
-                        other => other.trim().parse().map(Val::Int).unwrap_or(Val::Opaque),
+                    let value = match self.line()?.as_deref() {
+                        Some(other) => other.trim().parse().map(Val::Int).unwrap_or(Val::Opaque),
+                        None => Val::Opaque,
                     };
                     self.push(value)?;
                 }
                 b'J' => {
                     let v = i32::from_le_bytes(self.bytes::<4>()?);
-                    self.push(Val::Int(i64::from(v)))?;
+                    self.push(Val::Int(i128::from(v)))?;
                 }
                 b'K' => {
                     let v = self.byte()?;
-                    self.push(Val::Int(i64::from(v)))?;
+                    self.push(Val::Int(i128::from(v)))?;
                 }
                 b'M' => {
                     let v = u16::from_le_bytes(self.bytes::<2>()?);
-                    self.push(Val::Int(i64::from(v)))?;
+                    self.push(Val::Int(i128::from(v)))?;
                 }
                 b'L' => {
-                    let raw = self.line()?;
-                    let value = raw
-                        .trim_end_matches('L')
-                        .parse()
-                        .map(Val::Int)
-                        .unwrap_or(Val::Opaque);
+                    let value = self
+                        .line()?
+                        .and_then(|raw| raw.trim_end_matches('L').parse().ok())
+                        .map_or(Val::Opaque, Val::Int);
                     self.push(value)?;
                 }
                 0x8a => {
@@ -564,27 +732,31 @@ impl<R: Read> Walker<'_, R> {
                 }
                 b'F' => {
                     self.line()?;
-                    self.push(Val::Opaque)?;
+                    self.push_opaque()?;
                 }
                 b'G' => {
                     self.bytes::<8>()?;
-                    self.push(Val::Opaque)?;
+                    self.push_opaque()?;
                 }
-                b'N' => self.push(Val::None)?,
-                0x88 => self.push(Val::Bool(true))?,
-                0x89 => self.push(Val::Bool(false))?,
+                b'N' => {
+                    let none = self.none.clone();
+                    self.push_rc(none)?;
+                }
+                0x88 | 0x89 => self.push_opaque()?,
                 // Containers.
                 b']' => self.push(Val::List(Vec::new()))?,
                 b'}' => self.push(Val::Dict(Vec::new()))?,
                 b')' => self.push(Val::Tuple(Vec::new()))?,
-                0x8f => self.push(Val::Opaque)?,
+                0x8f => self.push_opaque()?,
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(Val::List(Self::collect(items)))?;
+                    let items = self.collect(items);
+                    self.push(Val::List(items))?;
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Val::Tuple(Self::collect(items)))?;
+                    let items = self.collect(items);
+                    self.push(Val::Tuple(items))?;
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
@@ -603,20 +775,22 @@ impl<R: Read> Walker<'_, R> {
                 }
                 0x91 => {
                     self.pop_mark()?;
-                    self.push(Val::Opaque)?;
+                    self.push_opaque()?;
                 }
                 b'a' => {
                     let item = self.pop()?;
+                    let max = self.max_items;
                     if let Val::List(items) = self.top_mut()?
-                        && items.len() < MAX_ITEMS
+                        && items.len() < max
                     {
                         items.push(item);
                     }
                 }
                 b'e' => {
                     let new = self.pop_mark()?;
+                    let max = self.max_items;
                     if let Val::List(items) = self.top_mut()? {
-                        let room = MAX_ITEMS.saturating_sub(items.len());
+                        let room = max.saturating_sub(items.len());
                         items.extend(new.into_iter().take(room));
                     }
                 }
@@ -678,11 +852,11 @@ impl<R: Read> Walker<'_, R> {
     }
 
     fn push_long(&mut self, len: u64) -> Result<(), InspectError> {
-        if len > 8 {
+        if len > 16 {
             self.skip(len)?;
-            return self.push(Val::Opaque);
+            return self.push_opaque();
         }
-        let mut buf = [0u8; 8];
+        let mut buf = [0u8; 16];
         self.input
             .read_exact(&mut buf[..len as usize])
             .map_err(io_error)?;
@@ -691,11 +865,32 @@ impl<R: Read> Walker<'_, R> {
                 *b = 0xff;
             }
         }
-        self.push(Val::Int(i64::from_le_bytes(buf)))
+        self.push(Val::Int(i128::from_le_bytes(buf)))
+    }
+
+    /// Remembers the storage a PyTorch persistent id names:
+    /// `('storage', torch.FloatStorage, key, location, numel, …)`.
+    fn note_storage(&mut self, pid: &Val) {
+        let Val::Tuple(items) = pid else { return };
+        let [kind, storage_type, key, ..] = items.as_slice() else {
+            return;
+        };
+        let (Val::Str(kind), Val::Str(key)) = (kind.as_ref(), key.as_ref()) else {
+            return;
+        };
+        if kind != "storage" || self.summary.storage_keys.len() >= MAX_STORAGE_KEYS {
+            return;
+        }
+        let size = match storage_type.as_ref() {
+            Val::Global(_, name) => storage_element_size(name),
+            _ => None,
+        };
+        self.summary.storage_keys.insert(key.clone(), size);
     }
 
     /// joblib writes a numpy array's bytes right after the BUILD of its wrapper (object arrays
-    /// as a nested pickle). Skip them, or walk the nested pickle.
+    /// as a nested pickle, which joblib reads with plain `pickle.load`). Skip them, or walk
+    /// the nested pickle.
     fn skip_inline_array(&mut self, state: &Val) -> Result<(), InspectError> {
         self.summary.arrays += 1;
         let dtype = state
@@ -707,15 +902,13 @@ impl<R: Read> Walker<'_, R> {
                 if self.depth >= MAX_NESTING {
                     return Err(InspectError::TooComplex("pickles nested too deep".into()));
                 }
-                let mut nested = Walker {
-                    input: &mut *self.input,
-                    budget: &mut *self.budget,
-                    joblib: true,
-                    depth: self.depth + 1,
-                    stack: Vec::new(),
-                    memo: HashMap::new(),
-                    summary: &mut *self.summary,
-                };
+                let mut nested = Walker::new(
+                    &mut *self.input,
+                    &mut *self.budget,
+                    &mut *self.summary,
+                    Reader::Plain,
+                    self.depth + 1,
+                );
                 nested.walk().map(|_| ())
             }
             Dtype::Unknown => Err(InspectError::Malformed(
@@ -725,7 +918,7 @@ impl<R: Read> Walker<'_, R> {
                 let count = match state.get("shape").map(Rc::as_ref) {
                     Some(Val::Tuple(dims)) => {
                         dims.iter().try_fold(1u64, |acc, d| match d.as_ref() {
-                            Val::Int(n) if *n >= 0 => acc.checked_mul(*n as u64),
+                            Val::Int(n) => u64::try_from(*n).ok().and_then(|n| acc.checked_mul(n)),
                             _ => None,
                         })
                     }
@@ -759,6 +952,43 @@ fn pairs(items: Vec<Rc<Val>>) -> Vec<(Rc<Val>, Rc<Val>)> {
         }
     }
     out
+}
+
+/// Skips `len` bytes of `input`, within the time budget (a decompressed stream can be long).
+fn skip<R: Read>(input: &mut R, budget: &mut Budget, len: u64) -> Result<(), InspectError> {
+    const CHUNK: u64 = 16 << 20;
+    let mut left = len;
+    while left > 0 {
+        budget.check()?;
+        let want = left.min(CHUNK);
+        let copied = io::copy(&mut (&mut *input).take(want), &mut io::sink())?;
+        if copied < want {
+            return Err(InspectError::Malformed(
+                "a value runs past the end of the file".into(),
+            ));
+        }
+        left -= want;
+    }
+    Ok(())
+}
+
+/// The element size of a PyTorch storage type (`FloatStorage` → 4).
+fn storage_element_size(name: &str) -> Option<u64> {
+    Some(match name {
+        "ByteStorage"
+        | "CharStorage"
+        | "BoolStorage"
+        | "UntypedStorage"
+        | "QInt8Storage"
+        | "QUInt8Storage"
+        | "Float8_e4m3fnStorage"
+        | "Float8_e5m2Storage" => 1,
+        "ShortStorage" | "HalfStorage" | "BFloat16Storage" => 2,
+        "IntStorage" | "FloatStorage" | "QInt32Storage" => 4,
+        "LongStorage" | "DoubleStorage" | "ComplexFloatStorage" => 8,
+        "ComplexDoubleStorage" => 16,
+        _ => return None,
+    })
 }
 
 enum Dtype {
@@ -810,24 +1040,25 @@ fn class_name(value: &Val) -> Option<String> {
     }
 }
 
-/// Walks one pickle from `input` (which must start at its first opcode) to its STOP.
-/// `joblib` says the file is read by joblib, which stores array bytes inline.
-pub fn walk<R: Read>(
+/// What one pickle rebuilt, as far as a stream needs to know.
+enum Root {
+    /// A plain integer (a legacy PyTorch file starts with its magic number).
+    Int(i128),
+    /// A list of strings (a legacy PyTorch storage key list).
+    Strings(Vec<String>),
+    Other,
+}
+
+fn walk_one<R: Read>(
     input: &mut R,
     budget: &mut Budget,
     summary: &mut PickleSummary,
-    joblib: bool,
-) -> Result<(), InspectError> {
-    let mut walker = Walker {
-        input,
-        budget,
-        joblib,
-        depth: 0,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-        summary,
-    };
+    max_items: usize,
+) -> Result<Root, InspectError> {
+    let mut walker = Walker::new(input, budget, summary, Reader::Joblib, 0);
+    walker.max_items = max_items;
     let root = walker.walk()?;
+    walker.summary.pickles += 1;
     if walker.summary.root_class.is_none() {
         walker.summary.root_class = class_name(&root);
         if let Val::Object {
@@ -838,5 +1069,267 @@ pub fn walk<R: Read>(
             walker.summary.sklearn_version = Some(version.clone());
         }
     }
+    Ok(match root.as_ref() {
+        Val::Int(n) => Root::Int(*n),
+        Val::List(items) => items
+            .iter()
+            .map(|v| match v.as_ref() {
+                Val::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map_or(Root::Other, Root::Strings),
+        _ => Root::Other,
+    })
+}
+
+/// Walks one pickle from `input` (which must start at its first opcode) to its STOP, the way
+/// `joblib.load` reads it (inline arrays skipped by their declared sizes).
+pub fn walk<R: Read>(
+    input: &mut R,
+    budget: &mut Budget,
+    summary: &mut PickleSummary,
+) -> Result<(), InspectError> {
+    walk_one(input, budget, summary, MAX_ITEMS).map(|_| ())
+}
+
+/// A reader that counts the bytes taken from it.
+struct Counted<R> {
+    inner: R,
+    at: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.at += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+/// How a stream read by [`walk_stream`] turned out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stream {
+    /// One or more pickles, ending exactly at the end of the stream.
+    Pickles,
+    /// Not a pickle: the unpickler would stop at `offset`, for the reason given, before it
+    /// imported or called anything, so loading it runs no code.
+    NotPickle { offset: u64, why: String },
+}
+
+/// Reads a whole stream: every pickle in it, one after another, and the raw storages of a
+/// legacy PyTorch file. Bytes after a pickle must be another pickle; if they are not, the
+/// stream counts as inert only when nothing in it imports anything (a pickle of plain data
+/// followed by bytes no unpickler accepts); otherwise the stream is malformed.
+pub fn walk_stream<R: BufRead>(
+    input: &mut R,
+    budget: &mut Budget,
+    summary: &mut PickleSummary,
+) -> Result<Stream, InspectError> {
+    let mut input = Counted {
+        inner: input,
+        at: 0,
+    };
+    let mut roots: Vec<Root> = Vec::new();
+    loop {
+        if input.fill_buf()?.is_empty() {
+            return Ok(Stream::Pickles);
+        }
+        if roots.len() >= MAX_PICKLES {
+            return Err(InspectError::TooComplex(format!(
+                "more than {MAX_PICKLES} pickles in one stream"
+            )));
+        }
+        let start = input.at;
+        let lookups = summary.lookups;
+        // The fifth pickle of a legacy PyTorch file lists every storage key.
+        let torch_legacy = roots.len() == 4 && matches!(roots[0], Root::Int(TORCH_LEGACY_MAGIC));
+        let max_items = if torch_legacy {
+            MAX_STORAGE_KEYS
+        } else {
+            MAX_ITEMS
+        };
+        match walk_one(&mut input, budget, summary, max_items) {
+            Ok(root) => {
+                if torch_legacy {
+                    let Root::Strings(keys) = root else {
+                        return Err(InspectError::Malformed(
+                            "a legacy PyTorch file without its storage key list".into(),
+                        ));
+                    };
+                    roots.push(Root::Other);
+                    skip_storages(&mut input, budget, summary, &keys)?;
+                } else {
+                    roots.push(root);
+                }
+            }
+            Err(InspectError::Malformed(why)) if summary.lookups == lookups => {
+                if summary.lookups == 0 {
+                    return Ok(Stream::NotPickle { offset: start, why });
+                }
+                return Err(InspectError::Malformed(if roots.is_empty() {
+                    why
+                } else {
+                    format!(
+                        "the {} bytes after the pickle at offset {start} are not a pickle ({why})",
+                        remaining(&mut input)?
+                    )
+                }));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn remaining<R: BufRead>(input: &mut Counted<R>) -> Result<String, InspectError> {
+    let start = input.at;
+    io::copy(&mut input.take(u64::MAX), &mut io::sink())?;
+    Ok((input.at - start).to_string())
+}
+
+/// The raw storages after a legacy PyTorch file's key list: for each key, an 8-byte element
+/// count and that many elements of the storage's type.
+fn skip_storages<R: BufRead>(
+    input: &mut Counted<R>,
+    budget: &mut Budget,
+    summary: &mut PickleSummary,
+    keys: &[String],
+) -> Result<(), InspectError> {
+    for key in keys {
+        budget.tick()?;
+        let size = summary
+            .storage_keys
+            .get(key)
+            .copied()
+            .flatten()
+            .ok_or_else(|| {
+                InspectError::Malformed(format!(
+                    "storage `{key}` has no persistent id of a known type"
+                ))
+            })?;
+        let mut count = [0u8; 8];
+        input.read_exact(&mut count).map_err(io_error)?;
+        let bytes = u64::from_le_bytes(count)
+            .checked_mul(size)
+            .ok_or_else(|| InspectError::Malformed("a storage size overflows".into()))?;
+        skip(&mut *input, budget, bytes).map_err(|e| match e {
+            InspectError::Malformed(_) => {
+                InspectError::Malformed(format!("storage `{key}` runs past the end of the file"))
+            }
+            other => other,
+        })?;
+        summary.storages += 1;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn stream(bytes: &[u8]) -> (Result<Stream, InspectError>, PickleSummary) {
+        let mut budget = Budget::new(Duration::from_secs(10));
+        let mut summary = PickleSummary::default();
+        let outcome = walk_stream(&mut &bytes[..], &mut budget, &mut summary);
+        (outcome, summary)
+    }
+
+    #[test]
+    fn a_million_nested_tuples_are_walked_and_dropped_without_recursion() {
+        let mut bytes = b"\x80\x02N".to_vec();
+        bytes.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+        bytes.push(b'.');
+        let (outcome, summary) = stream(&bytes);
+        assert_eq!(outcome.unwrap(), Stream::Pickles);
+        assert_eq!(summary.pickles, 1);
+    }
+
+    #[test]
+    fn lines_longer_than_the_buffer_are_read_to_their_end() {
+        let mut bytes = b"S'".to_vec();
+        bytes.extend(std::iter::repeat_n(b'a', 200_000));
+        bytes.extend(b"'\n0cos\nsystem\n(S'x'\ntR.");
+        let (outcome, summary) = stream(&bytes);
+        assert_eq!(outcome.unwrap(), Stream::Pickles);
+        assert!(
+            summary
+                .findings
+                .iter()
+                .any(|f| f.module == "os" && f.severity == Severity::Dangerous)
+        );
+    }
+
+    #[test]
+    fn every_pickle_of_a_stream_is_walked_and_trailing_bytes_are_accounted_for() {
+        let (outcome, summary) = stream(b"N.cos\nsystem\n(S'x'\ntR.");
+        assert_eq!(outcome.unwrap(), Stream::Pickles);
+        assert_eq!(summary.pickles, 2);
+        assert_eq!(summary.findings[0].module, "os");
+        // Trailing bytes that are no pickle after a pickle that imports: malformed.
+        let (outcome, _) = stream(b"ccollections\nOrderedDict\n)R.\xff\xfe");
+        assert!(
+            matches!(outcome, Err(InspectError::Malformed(_))),
+            "{outcome:?}"
+        );
+        // Plain data followed by bytes no unpickler accepts: nothing can run.
+        let (outcome, _) = stream(b"N.\xff\xfe");
+        assert!(matches!(
+            outcome.unwrap(),
+            Stream::NotPickle { offset: 2, .. }
+        ));
+        let (outcome, _) = stream(b"hello world");
+        assert!(matches!(
+            outcome.unwrap(),
+            Stream::NotPickle { offset: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn the_findings_list_is_bounded_but_keeps_the_worst_severity() {
+        let mut bytes = Vec::new();
+        for i in 0..2000 {
+            bytes.extend(format!("cpkg{i}\nName\n0").as_bytes());
+        }
+        bytes.extend(b"cos\nsystem\n0N.");
+        let (outcome, summary) = stream(&bytes);
+        assert_eq!(outcome.unwrap(), Stream::Pickles);
+        assert_eq!(summary.findings.len(), MAX_FINDINGS);
+        assert_eq!(
+            summary.findings.last().unwrap().severity,
+            Severity::Dangerous
+        );
+    }
+
+    #[test]
+    fn memory_is_charged_to_the_budget() {
+        // A memoized list, copied on every append and memoized again.
+        let mut bytes = b"\x80\x04]\x94".to_vec();
+        for _ in 0..50 {
+            bytes.extend(b"N");
+        }
+        bytes.extend(b"\x94");
+        for _ in 0..200_000 {
+            bytes.extend(b"h\x00Na\x94");
+        }
+        let mut budget = Budget::new(Duration::from_secs(10)).with_memory(1 << 20);
+        let mut summary = PickleSummary::default();
+        let outcome = walk_stream(&mut &bytes[..], &mut budget, &mut summary);
+        assert!(
+            matches!(outcome, Err(InspectError::TooComplex(_))),
+            "{outcome:?}"
+        );
+    }
 }

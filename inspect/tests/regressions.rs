@@ -8,7 +8,9 @@ use std::{
     time::Duration,
 };
 
-use modelhub_inspect::{Budget, Declared, Limits, Status, gguf, inspect, pickle, safetensors};
+use modelhub_inspect::{
+    Budget, Declared, Limits, Rules, Status, gguf, inspect, pickle, safetensors,
+};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -29,35 +31,27 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn run_all(bytes: &[u8]) -> modelhub_inspect::Report {
     let mut budget = Budget::new(Duration::from_secs(5));
     let mut summary = pickle::PickleSummary::default();
-    let _ = pickle::walk(&mut &bytes[..], &mut budget, &mut summary, true);
+    let _ = pickle::walk_stream(&mut &bytes[..], &mut budget, &mut summary);
     let _ = safetensors::read(&mut &bytes[..], bytes.len() as u64);
     let _ = gguf::read(&mut &bytes[..], &mut budget);
     let limits = Limits {
         time: Duration::from_secs(5),
+        ..Limits::default()
     };
+    let rules = Rules::default();
     let _ = inspect(
         &mut Cursor::new(bytes),
         bytes.len() as u64,
         Declared::Onnx,
         limits,
-    );
-    let _ = inspect(
-        &mut Cursor::new(bytes),
-        bytes.len() as u64,
-        Declared::Other,
-        limits,
-    );
-    let _ = inspect(
-        &mut Cursor::new(bytes),
-        bytes.len() as u64,
-        Declared::Joblib,
-        limits,
+        &rules,
     );
     inspect(
         &mut Cursor::new(bytes),
         bytes.len() as u64,
-        Declared::Pickled,
+        Declared::Other,
         limits,
+        &rules,
     )
 }
 

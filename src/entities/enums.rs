@@ -93,8 +93,6 @@ impl ModelFormat {
     /// How the inspector should read a file declared in this format.
     pub fn declared(self) -> modelhub_inspect::Declared {
         match self {
-            Self::Joblib => modelhub_inspect::Declared::Joblib,
-            Self::Pickle | Self::Pth => modelhub_inspect::Declared::Pickled,
             Self::Onnx => modelhub_inspect::Declared::Onnx,
             _ => modelhub_inspect::Declared::Other,
         }
@@ -105,19 +103,19 @@ impl ModelFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum InspectionStatus {
-    /// Not inspected yet.
+    /// Not inspected yet (held).
     #[sea_orm(string_value = "pending")]
     Pending,
-    /// Nothing dangerous found.
+    /// Positively cleared: every import on the allowlist, or a format that runs no code.
     #[sea_orm(string_value = "safe")]
     Safe,
-    /// Something that runs code on load was found.
+    /// Something that runs code on load was found (held; never public).
     #[sea_orm(string_value = "unsafe")]
     Unsafe,
-    /// Imports outside the allowlist, none known to be dangerous.
+    /// Imports outside the allowlist, or content nothing could vouch for (held).
     #[sea_orm(string_value = "unknown")]
     Unknown,
-    /// The file could not be parsed.
+    /// The file could not be read completely, or not within the time or memory budget (held).
     #[sea_orm(string_value = "error")]
     Error,
 }

@@ -29,6 +29,12 @@ pub struct Model {
     pub withdrawn_at: Option<DateTimeUtc>,
     pub withdrawn_reason: Option<String>,
     pub created_at: DateTimeUtc,
+    /// When an administrator released a held (UNKNOWN or ERROR) version, by whom and why.
+    pub released_at: Option<DateTimeUtc>,
+    pub released_by: Option<Uuid>,
+    pub release_reason: Option<String>,
+    /// The inspection rules the report was made under (`modelhub_inspect::Rules::fingerprint`).
+    pub inspection_rules: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -425,7 +425,24 @@ impl AdminMutation {
         ))
     }
 
-    /// Lifts a version's withdrawal (administrators).
+    /// Releases a version the inspection gate holds as UNKNOWN or ERROR, with a written reason
+    /// shown on the version and kept in the audit log (administrators). UNSAFE versions are
+    /// never released (`CONFLICT`).
+    async fn release_model_version(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> Result<ModelVersion> {
+        let admin = ctx.viewer().require_admin()?;
+        let id = parse_id("id", &id)?;
+        Ok(ModelVersion(
+            crate::services::gate::release(ctx.state(), admin, id, &reason).await?,
+        ))
+    }
+
+    /// Lifts a version's withdrawal (administrators). A held version cannot come back to a
+    /// public or pending model (`CONFLICT`).
     async fn restore_model_version(&self, ctx: &Context<'_>, id: ID) -> Result<ModelVersion> {
         let admin = ctx.viewer().require_admin()?;
         let id = parse_id("id", &id)?;

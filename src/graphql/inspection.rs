@@ -63,25 +63,43 @@ impl Inspection {
     pub fn of(version: &model_version::Model) -> Self {
         Self {
             status: version.inspection_status,
-            report: version
+            report: match version
                 .inspection
                 .clone()
-                .and_then(|json| serde_json::from_value(json).ok())
-                .unwrap_or_default(),
+                .map(serde_json::from_value::<Report>)
+            {
+                Some(Ok(report)) => report,
+                Some(Err(e)) => {
+                    tracing::error!(version_id = %version.id, error = %e, "a stored inspection report cannot be read");
+                    Report {
+                        inspector: "none".into(),
+                        error: Some(format!("the stored report cannot be read: {e}")),
+                        ..Report::default()
+                    }
+                }
+                None => Report::default(),
+            },
         }
     }
 }
 
 #[Object]
 impl Inspection {
-    /// SAFE, UNSAFE (runs code when loaded), UNKNOWN (imports outside the allowlist, or a
-    /// format no reader understands), ERROR (malformed or unreadable), or PENDING.
+    /// SAFE (positively cleared: see `clearance`), UNSAFE (runs code when loaded), UNKNOWN
+    /// (names outside the allowlist, or content nothing could vouch for), ERROR (could not be
+    /// read completely, or not within the time or memory budget), or PENDING.
     async fn status(&self) -> InspectionStatus {
         self.status
     }
 
-    /// Which reader ran: `pickle`, `pytorch-zip`, `keras-zip`, `hdf5`, `safetensors`, `gguf`,
-    /// `onnx`, or `none`.
+    /// How the file was cleared, when it was: a pickle whose every import is allowlisted, or
+    /// a format that runs no code (safetensors, GGUF, ONNX, numpy, inert data…).
+    async fn clearance(&self) -> Option<&str> {
+        self.report.clearance.as_deref()
+    }
+
+    /// Which reader ran: `pickle`, `pytorch-zip`, `keras-zip`, `npz`, `numpy`, `hdf5`,
+    /// `safetensors`, `gguf`, `onnx`, `compressed`, `data`, or `none`.
     async fn inspector(&self) -> &str {
         &self.report.inspector
     }

@@ -329,6 +329,28 @@ impl ModelVersion {
         super::inspection::Inspection::of(&self.0)
     }
 
+    /// Whether the inspection gate holds the file: it downloads only for the model's owner and
+    /// administrators, with `acceptRisk=true`, and the model cannot be made public while a
+    /// held version is not withdrawn. Released are SAFE files and UNKNOWN or ERROR files an
+    /// administrator released with a reason; UNSAFE files are always held.
+    async fn held(&self) -> bool {
+        !crate::services::gate::is_released(&self.0)
+    }
+
+    /// Why the file is held, if it is.
+    async fn hold_reason(&self) -> Option<String> {
+        crate::services::gate::version_hold_reason(&self.0)
+    }
+
+    /// An administrator's release of this held (UNKNOWN or ERROR) version, if there was one.
+    async fn release(&self) -> Option<VersionRelease> {
+        Some(VersionRelease {
+            reason: self.0.release_reason.clone()?,
+            released_at: self.0.released_at?,
+            released_by: self.0.released_by?,
+        })
+    }
+
     /// When an administrator withdrew it (it no longer downloads).
     async fn withdrawn_at(&self) -> Option<DateTime<Utc>> {
         self.0.withdrawn_at
@@ -337,6 +359,36 @@ impl ModelVersion {
     /// Why it was withdrawn.
     async fn withdrawn_reason(&self) -> Option<&str> {
         self.0.withdrawn_reason.as_deref()
+    }
+}
+
+/// An administrator's release of a version the inspection gate held.
+pub struct VersionRelease {
+    reason: String,
+    released_at: DateTime<Utc>,
+    released_by: Uuid,
+}
+
+#[Object]
+impl VersionRelease {
+    /// Why it was released, as the administrator wrote it.
+    async fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// When.
+    async fn released_at(&self) -> DateTime<Utc> {
+        self.released_at
+    }
+
+    /// By whom.
+    async fn released_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?
+            .users
+            .load_one(self.released_by)
+            .await
+            .map_err(load_error)?;
+        Ok(user.map(User::new))
     }
 }
 

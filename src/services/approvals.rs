@@ -4,7 +4,6 @@
 //! unpublish it (back to PRIVATE and DRAFT). Each step is a conditional update, so two
 //! concurrent decisions cannot both apply, and is audited in the same transaction.
 
-use modelhub_inspect::Report;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -14,13 +13,14 @@ use uuid::Uuid;
 
 use super::{
     audit::{self, Subject},
+    gate,
     pagination::{Cursor, Page, SortValue},
-    versions::refresh_current_version,
+    versions::{is_listed_locked, refresh_current_version},
 };
 use crate::{
     auth::{Admin, Viewer},
     entities::{
-        enums::{ApprovalStatus, InspectionStatus, Visibility},
+        enums::{ApprovalStatus, Visibility},
         model, model_version,
     },
     error::{AppError, AppResult},
@@ -61,6 +61,13 @@ struct Step<'a> {
     submitted: bool,
 }
 
+impl Step<'_> {
+    /// Whether the step lists the model, which the inspection gate must allow.
+    fn lists(&self) -> bool {
+        matches!(self.to, ApprovalStatus::Pending | ApprovalStatus::Approved)
+    }
+}
+
 /// Applies a step to a model if it is in one of the step's starting states; `CONFLICT` naming
 /// the current state otherwise. Returns the updated model.
 async fn apply(
@@ -95,6 +102,11 @@ async fn apply(
             step.action
         )));
     }
+    if step.lists() {
+        // After the update, under its row lock: an upload deciding at the same time sees the
+        // new state, or its held version is seen here.
+        gate::ensure_publishable(&txn, model_id).await?;
+    }
     audit::record(
         &txn,
         Some(actor),
@@ -121,7 +133,6 @@ pub async fn request_publication(
             "the model has no downloadable version to publish".into(),
         ));
     }
-    ensure_no_unsafe_versions(state, model_id).await?;
     apply(
         state,
         caller.user.id,
@@ -136,36 +147,6 @@ pub async fn request_publication(
         },
     )
     .await
-}
-
-/// Refuses to publish a model that has a (not withdrawn) version found UNSAFE, naming what was
-/// found.
-async fn ensure_no_unsafe_versions(state: &AppState, model_id: Uuid) -> AppResult<()> {
-    let unsafe_versions = model_version::Entity::find()
-        .filter(model_version::Column::ModelId.eq(model_id))
-        .filter(model_version::Column::InspectionStatus.eq(InspectionStatus::Unsafe))
-        .filter(model_version::Column::WithdrawnAt.is_null())
-        .all(&state.db)
-        .await?;
-    if unsafe_versions.is_empty() {
-        return Ok(());
-    }
-    let described: Vec<String> = unsafe_versions
-        .iter()
-        .map(|v| {
-            let findings = v
-                .inspection
-                .clone()
-                .and_then(|json| serde_json::from_value::<Report>(json).ok())
-                .map(|r| r.dangerous().join(", "))
-                .unwrap_or_default();
-            format!("{} ({findings})", v.version)
-        })
-        .collect();
-    Err(AppError::Conflict(format!(
-        "the model has versions that run code when loaded and cannot be made public: {}; delete or withdraw them first",
-        described.join("; ")
-    )))
 }
 
 async fn find_any(state: &AppState, model_id: Uuid) -> AppResult<model::Model> {
@@ -183,7 +164,6 @@ pub async fn approve(
     note: Option<&str>,
 ) -> AppResult<model::Model> {
     find_any(state, model_id).await?;
-    ensure_no_unsafe_versions(state, model_id).await?;
     apply(
         state,
         admin.id(),
@@ -273,6 +253,16 @@ pub async fn set_withdrawn(
         .filter(model_version::Column::Id.eq(version_id))
         .exec(&txn)
         .await?;
+    if !withdrawn
+        && !gate::is_released(&version)
+        && is_listed_locked(&txn, version.model_id).await?
+    {
+        return Err(AppError::Conflict(format!(
+            "version {} is held by the inspection gate ({}); a public or pending model cannot take it back",
+            version.version,
+            gate::version_hold_reason(&version).unwrap_or_default()
+        )));
+    }
     refresh_current_version(&txn, version.model_id).await?;
     let action = if withdrawn {
         "version_withdrawn"

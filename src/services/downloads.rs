@@ -8,15 +8,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{access, versions};
+use super::{access, gate, versions};
 use crate::{
     auth::{Authenticated, Credential, Scope, ScopeSet, Viewer},
     config::UnsafeUploads,
-    entities::{
-        download_event,
-        enums::{InspectionStatus, Role},
-        model, model_version, user,
-    },
+    entities::{download_event, enums::Role, model, model_version, user},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -28,6 +24,8 @@ pub struct Grant {
     pub model: model::Model,
     /// Who is downloading, if known.
     pub user_id: Option<Uuid>,
+    /// Whether they may take a held file at their own risk: the owner or an administrator.
+    pub may_accept_risk: bool,
 }
 
 /// How a download request proves it may read the file.
@@ -51,23 +49,37 @@ pub fn signed_url(state: &AppState, version_id: Uuid, user_id: Option<Uuid>) -> 
     Ok(url.into())
 }
 
-/// Whether the caller knowingly asks for a file found UNSAFE (`?acceptRisk=true`).
+/// Whether the caller knowingly asks for a file the inspection gate holds (`?acceptRisk=true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AcceptRisk(pub bool);
 
-/// Under the quarantine policy, a file found UNSAFE is served only to a caller who accepts the
-/// risk.
+/// A file the inspection gate holds (see [`gate`]) is served only to its model's owner or an
+/// administrator, and only when they accept the risk (unless the policy is `allow`).
 pub fn ensure_risk_accepted(state: &AppState, grant: &Grant, accept: AcceptRisk) -> AppResult<()> {
-    if grant.version.inspection_status == InspectionStatus::Unsafe
-        && state.config.unsafe_uploads != UnsafeUploads::Allow
-        && !accept.0
-    {
+    if state.config.unsafe_uploads == UnsafeUploads::Allow {
+        return Ok(());
+    }
+    let Some(why) = gate::version_hold_reason(&grant.version) else {
+        return Ok(());
+    };
+    if !grant.may_accept_risk {
         return Err(AppError::Forbidden(format!(
-            "version {} runs code when loaded (see its inspection); add acceptRisk=true to download it anyway",
+            "version {} is held by the inspection gate: {why}; only the model's owner or an administrator can download it",
+            grant.version.version
+        )));
+    }
+    if !accept.0 {
+        return Err(AppError::Forbidden(format!(
+            "version {} is held by the inspection gate: {why}; add acceptRisk=true to download it anyway",
             grant.version.version
         )));
     }
     Ok(())
+}
+
+/// Whether `viewer` is the model's owner or an administrator.
+fn owns_or_administers(viewer: &Viewer, model: &model::Model) -> bool {
+    viewer.is_admin() || viewer.user_id() == Some(model.owner_id)
 }
 
 fn ensure_downloadable(version: &model_version::Model) -> AppResult<()> {
@@ -99,6 +111,7 @@ pub async fn authorize_version(
                 .await?
                 .ok_or(AppError::NotFound("model version"))?;
             Grant {
+                may_accept_risk: owns_or_administers(viewer, &model),
                 version,
                 model,
                 user_id: viewer.user_id(),
@@ -130,14 +143,14 @@ pub async fn authorize_version(
                 },
                 None => Viewer::Anonymous,
             };
-            let can_view = access::can_view(&holder, &model)
-                || holder
-                    .authenticated()
-                    .is_some_and(|a| a.user.role == Role::Admin);
-            if !can_view {
+            let admin = holder
+                .authenticated()
+                .is_some_and(|a| a.user.role == Role::Admin);
+            if !(access::can_view(&holder, &model) || admin) {
                 return Err(AppError::NotFound("model version"));
             }
             Grant {
+                may_accept_risk: admin || holder.user_id() == Some(model.owner_id),
                 version,
                 model,
                 user_id: claims.uid,

@@ -10,6 +10,8 @@ pub mod audit;
 pub mod blobs;
 pub mod credential_cache;
 pub mod downloads;
+pub mod gate;
+pub mod inspection;
 pub mod maintenance;
 pub mod models;
 pub mod pagination;

@@ -5,8 +5,8 @@
 //! version uses the same bytes.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait, sea_query::Expr,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -14,10 +14,10 @@ use uuid::Uuid;
 use super::{
     access,
     audit::{self, Subject},
-    blobs,
+    blobs, gate,
     models::write_tags,
 };
-use modelhub_inspect::{Limits, Report, Status};
+use modelhub_inspect::Report;
 
 use crate::{
     auth::{Scope, Viewer},
@@ -129,11 +129,20 @@ fn version_row(
         withdrawn_at: Set(None),
         withdrawn_reason: Set(None),
         created_at: Set(super::now()),
+        released_at: Set(None),
+        released_by: Set(None),
+        release_reason: Set(None),
+        inspection_rules: Set(None),
     })
 }
 
-/// Puts an inspection report on a version row.
-fn record_inspection(row: &mut model_version::ActiveModel, report: &Report) -> AppResult<()> {
+/// Puts an inspection report, and the rules it was made under, on a version row.
+fn record_inspection(
+    state: &AppState,
+    row: &mut model_version::ActiveModel,
+    report: &Report,
+) -> AppResult<()> {
+    row.inspection_rules = Set(Some(state.inspector.fingerprint()));
     row.inspection_status = Set(report.status().into());
     row.inspection = Set(Some(
         serde_json::to_value(report).map_err(AppError::internal)?,
@@ -141,20 +150,26 @@ fn record_inspection(row: &mut model_version::ActiveModel, report: &Report) -> A
     Ok(())
 }
 
-/// Points the model at its newest (highest semver) version that is not withdrawn.
+/// Points the model at its newest (highest semver) version that is not withdrawn — and, for a
+/// listed (pending or approved) model, that the inspection gate released.
 pub(super) async fn refresh_current_version<C: ConnectionTrait>(
     db: &C,
     model_id: Uuid,
 ) -> AppResult<()> {
-    let newest: Option<Uuid> = model_version::Entity::find()
+    let model = model::Entity::find_by_id(model_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("model"))?;
+    let mut newest = model_version::Entity::find()
         .select_only()
         .column(model_version::Column::Id)
         .filter(model_version::Column::ModelId.eq(model_id))
         .filter(model_version::Column::WithdrawnAt.is_null())
-        .order_by_desc(model_version::Column::VersionKey)
-        .into_tuple()
-        .one(db)
-        .await?;
+        .order_by_desc(model_version::Column::VersionKey);
+    if is_listed(model.approval_status) {
+        newest = newest.filter(gate::released_condition());
+    }
+    let newest: Option<Uuid> = newest.into_tuple().one(db).await?;
     model::Entity::update_many()
         .col_expr(model::Column::CurrentVersionId, Expr::value(newest))
         .col_expr(model::Column::UpdatedAt, Expr::value(super::now()))
@@ -164,29 +179,46 @@ pub(super) async fn refresh_current_version<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Inspects an uploaded file off the async runtime (see [`modelhub_inspect`]).
+/// Whether a model in this state is listed (public, or waiting to be): the inspection gate
+/// keeps its held versions out.
+fn is_listed(status: ApprovalStatus) -> bool {
+    matches!(status, ApprovalStatus::Approved | ApprovalStatus::Pending)
+}
+
+/// Whether the model is listed, read under its row's lock in a transaction that has written
+/// already (on SQLite that write holds the database's write lock): a publication deciding at
+/// the same time either sees what this transaction adds, or is seen by this check.
+pub(super) async fn is_listed_locked<C: ConnectionTrait>(
+    txn: &C,
+    model_id: Uuid,
+) -> AppResult<bool> {
+    let query = model::Entity::find_by_id(model_id);
+    let query = if txn.get_database_backend() == DatabaseBackend::Postgres {
+        query.lock_exclusive()
+    } else {
+        query
+    };
+    Ok(query
+        .one(txn)
+        .await?
+        .is_some_and(|m| is_listed(m.approval_status)))
+}
+
+/// Inspects an uploaded file on the inspector's threads (see [`super::inspection`]).
 pub async fn inspect_upload(
     state: &AppState,
     staged: &StagedBlob,
     format: ModelFormat,
 ) -> AppResult<Report> {
-    let size = staged.size;
-    let (file, temp) = state
+    let copy = state
         .blobs
         .upload_copy(staged)
         .await
         .map_err(AppError::internal)?;
-    let limits = Limits {
-        time: state.config.inspection_timeout,
-    };
-    tokio::task::spawn_blocking(move || {
-        let mut file = file;
-        let report = modelhub_inspect::inspect(&mut file, size, format.declared(), limits);
-        drop(temp);
-        report
-    })
-    .await
-    .map_err(AppError::internal)
+    Ok(state
+        .inspector
+        .inspect(copy, staged.size, format.declared())
+        .await)
 }
 
 /// Inspects the staged file, applies the unsafe-upload policy, then, in one transaction, puts
@@ -205,14 +237,12 @@ where
         let report = inspect_upload(state, &file.blob, format).await?;
         metrics::counter!("modelhub_inspections_total", "status" => report.status().as_str())
             .increment(1);
-        if report.status() == Status::Unsafe && state.config.unsafe_uploads == UnsafeUploads::Reject
+        if let Some(why) = gate::hold_reason(&report)
+            && state.config.unsafe_uploads == UnsafeUploads::Reject
         {
             return Err(AppError::bad_input(
                 "file",
-                format!(
-                    "the file runs code when loaded ({}); this server refuses such uploads",
-                    report.dangerous().join(", ")
-                ),
+                format!("the inspection holds this file: {why}; this server refuses such uploads"),
             ));
         }
         state
@@ -288,7 +318,7 @@ pub async fn create_model(
     let model = store(state, file, format, async |txn, report| {
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
-        record_inspection(&mut version, report)?;
+        record_inspection(state, &mut version, report)?;
         version
             .insert(txn)
             .await
@@ -316,18 +346,15 @@ pub async fn create_version(
     let label = input.version.clone();
     let mut row = version_row(model.id, caller.user.id, input, file)?;
     let format = *row.format.as_ref();
-    let listed = matches!(
-        model.approval_status,
-        ApprovalStatus::Approved | ApprovalStatus::Pending
-    );
     let version = store(state, file, format, async |txn, report| {
-        if listed && report.status() == Status::Unsafe {
+        if let Some(why) = gate::hold_reason(report)
+            && is_listed_locked(txn, model.id).await?
+        {
             return Err(AppError::Conflict(format!(
-                "the file runs code when loaded ({}); a public or pending model cannot take it",
-                report.dangerous().join(", ")
+                "the inspection holds this file ({why}); a public or pending model cannot take it"
             )));
         }
-        record_inspection(&mut row, report)?;
+        record_inspection(state, &mut row, report)?;
         let version = row
             .insert(txn)
             .await

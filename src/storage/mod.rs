@@ -235,6 +235,11 @@ impl BlobStore {
         }
     }
 
+    /// A stored blob as a local file to read at will.
+    pub async fn blob_copy(&self, sha256: &str) -> Result<LocalCopy, StorageError> {
+        self.local_copy(&Self::blob_path(sha256)).await
+    }
+
     /// The object at `location` as a local file: the file itself on local disk, or a
     /// temporary copy (removed when the returned guard drops) for remote stores.
     async fn local_copy(&self, location: &Path) -> Result<LocalCopy, StorageError> {

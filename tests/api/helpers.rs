@@ -95,6 +95,10 @@ pub struct Options {
     /// Store blobs in the S3 bucket `MODELHUB_TEST_S3_BUCKET` (under a prefix of the test's
     /// own) instead of a local directory.
     pub s3: bool,
+    /// `MODELHUB_PICKLE_ALLOW`.
+    pub pickle_allow: Vec<String>,
+    /// `MODELHUB_INSPECTION_TIMEOUT_SECS`.
+    pub inspection_secs: u64,
 }
 
 impl Default for Options {
@@ -116,6 +120,8 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             s3: false,
             response_cache_secs: 2,
+            pickle_allow: Vec::new(),
+            inspection_secs: 30,
         }
     }
 }
@@ -221,7 +227,10 @@ pub async fn spawn_with(options: Options) -> TestApp {
         download_url_ttl: Duration::from_secs(600),
         max_request_bytes: 2 * 1024 * 1024,
         unsafe_uploads: options.unsafe_uploads,
-        inspection_timeout: Duration::from_secs(30),
+        inspection_timeout: Duration::from_secs(options.inspection_secs),
+        inspection_threads: 2,
+        inspection_memory: modelhub_inspect::DEFAULT_MEMORY,
+        pickle_rules: modelhub_inspect::Rules::new(&options.pickle_allow).unwrap(),
         redis_url: None,
         rate_limits: options.rate_limits.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
