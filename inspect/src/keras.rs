@@ -173,6 +173,20 @@ const KERAS2_CLASSES: &[&str] = &[
     "Recall",
 ];
 
+/// Keras modules whose functions a config may name (`{"class_name": "function", …}`):
+/// activations, losses, metrics. Any other function is looked up by name in code the file
+/// does not show (Keras' own file downloaders and loaders among them).
+const KERAS_FUNCTION_MODULES: &[&str] = &[
+    "keras.activations",
+    "keras.src.activations",
+    "keras.src.activations.activations",
+    "keras.losses",
+    "keras.src.losses",
+    "keras.src.losses.losses",
+    "keras.metrics",
+    "keras.src.metrics",
+];
+
 /// Layer classes that carry code.
 const CODE_LAYERS: &[&str] = &["Lambda", "__lambda__"];
 /// Layers that call a named function of the TensorFlow API.
@@ -235,6 +249,17 @@ fn check_object(object: &Map<String, Value>, rules: &Rules) -> Option<Finding> {
             } else {
                 class
             };
+            if imports::is_keras_builtin(module)
+                && class == "function"
+                && !KERAS_FUNCTION_MODULES.contains(&module)
+            {
+                return Some(finding(
+                    module,
+                    name,
+                    Severity::Unknown,
+                    "a Keras function outside its activations, losses and metrics",
+                ));
+            }
             if imports::is_keras_builtin(module) {
                 let registered = object.get("registered_name").and_then(Value::as_str);
                 return registered.filter(|r| r.contains('>')).map(|r| {
@@ -524,7 +549,49 @@ pub fn inspect_hdf5<R: Read>(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn verdicts(config: Value) -> Vec<(String, Severity)> {
+        let mut report = Report::default();
+        check_config(&config, &Rules::default(), &mut report);
+        report
+            .findings
+            .into_iter()
+            .map(|f| (format!("{}.{}", f.module, f.name), f.severity))
+            .collect()
+    }
+
+    #[test]
+    fn configs_are_checked_for_code_and_foreign_references() {
+        let layer = |module: &str, class: &str, config: Value| json!({ "module": module, "class_name": class, "config": config, "registered_name": null });
+        let clean = json!({ "module": "keras", "class_name": "Functional", "config": { "layers": [
+            layer("keras.layers", "Dense", json!({ "activation": layer("keras.activations", "function", json!("relu")) })),
+        ] } });
+        assert!(verdicts(clean).is_empty());
+        let nested_lambda = json!({ "class_name": "Sequential", "config": { "layers": [
+            { "class_name": "TimeDistributed", "config": { "layer": { "class_name": "Lambda", "config": {} } } },
+        ] } });
+        assert_eq!(verdicts(nested_lambda)[0].1, Severity::Dangerous);
+        let exec = layer("builtins", "function", json!("exec"));
+        assert_eq!(
+            verdicts(exec),
+            [("builtins.exec".to_owned(), Severity::Dangerous)]
+        );
+        let get_file = layer("keras.utils", "function", json!("get_file"));
+        assert_eq!(verdicts(get_file)[0].1, Severity::Dangerous);
+        let other = layer(
+            "keras.src.saving.saving_lib",
+            "function",
+            json!("load_model"),
+        );
+        assert_eq!(verdicts(other)[0].1, Severity::Unknown);
+        let custom = layer("my_layers", "Fancy", json!({}));
+        assert_eq!(verdicts(custom)[0].1, Severity::Unknown);
+        let keras2_custom = json!({ "class_name": "MyLayer", "config": {} });
+        assert_eq!(verdicts(keras2_custom)[0].1, Severity::Unknown);
+    }
 
     fn scan(chunks: &[&[u8]]) -> ConfigScanner {
         let mut scanner = ConfigScanner::default();

@@ -393,3 +393,70 @@ fn sigterm_lets_in_flight_uploads_finish_within_the_grace_period() {
     let report = verify(dir.path(), &database_url);
     assert!(report.contains("checked 2 blobs: 0 problems"), "{report}");
 }
+
+#[test]
+fn new_inspection_rules_take_effect_through_reinspect_and_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (database_url, _postgres) = runtime.block_on(fresh_database(dir.path()));
+    let custom = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/numpy_not_real.pkl"),
+    )
+    .unwrap();
+    let allowing = || {
+        let mut command = modelhub(dir.path(), &database_url);
+        command.env("MODELHUB_PICKLE_ALLOW", "numpy.NotARealClass");
+        command
+    };
+    let status = |server: &Server, token: &str, id: &str| {
+        server.gql(
+            Some(token),
+            "query($id: ID!) { modelVersion(id: $id) { inspection { status } held } }",
+            json!({ "id": id }),
+        )["modelVersion"]
+            .clone()
+    };
+
+    let server = Server::spawn(allowing());
+    let Seeded { token, .. } = seed(&server);
+    let created = server.upload(
+        &token,
+        json!({
+            "query": "mutation($input: CreateModelInput!, $file: Upload!) { createModel(input: $input, file: $file) { currentVersion { id } } }",
+            "variables": { "input": { "name": "custom", "version": "1.0.0", "framework": "numpy", "format": "PICKLE" }, "file": null },
+        }),
+        custom,
+    );
+    let id = created["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        status(&server, &token, &id),
+        json!({ "inspection": { "status": "SAFE" }, "held": false })
+    );
+    drop(server);
+
+    // Without the deployment's extension, `modelhub reinspect` holds it.
+    let run = modelhub(dir.path(), &database_url)
+        .arg("reinspect")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{printed}");
+    assert!(
+        printed.contains("inspected 2 versions again: 1 verdicts changed"),
+        "{printed}"
+    );
+
+    // The server started with the extension again inspects it again by itself.
+    let server = Server::spawn(allowing());
+    wait_until("the start-up re-inspection clears the version", || {
+        status(&server, &token, &id)["held"] == false
+    });
+    assert!(
+        server.errors.lock().unwrap().is_empty(),
+        "{:?}",
+        server.errors
+    );
+}
