@@ -271,17 +271,28 @@ fn check_object(object: &Map<String, Value>, rules: &Rules) -> Option<Finding> {
                     )
                 });
             }
+            // A custom object is looked up in the registry the loading code filled; anything
+            // else makes Keras import the named module.
+            let custom = object
+                .get("registered_name")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.contains('>'));
             let verdict = rules.classify(module, name);
-            Some(finding(
-                module,
-                name,
-                verdict.severity.max(Severity::Unknown),
-                if verdict.severity == Severity::Dangerous {
-                    "the config makes Keras import code that can run commands"
-                } else {
-                    "the config makes Keras import an object outside Keras"
-                },
-            ))
+            Some(if verdict.severity == Severity::Dangerous || !custom {
+                finding(
+                    module,
+                    name,
+                    Severity::Dangerous,
+                    "the config makes Keras import code from outside Keras",
+                )
+            } else {
+                finding(
+                    module,
+                    name,
+                    Severity::Unknown,
+                    "a custom object registered by the loading code",
+                )
+            })
         }
         // Keras 2: classes are looked up among Keras' own and the loader's custom objects.
         None if object.contains_key("config") && !KERAS2_CLASSES.contains(&class) => Some(finding(
@@ -587,7 +598,10 @@ mod tests {
             json!("load_model"),
         );
         assert_eq!(verdicts(other)[0].1, Severity::Unknown);
-        let custom = layer("my_layers", "Fancy", json!({}));
+        let foreign = layer("my_layers", "Fancy", json!({}));
+        assert_eq!(verdicts(foreign)[0].1, Severity::Dangerous);
+        let mut custom = layer("my_layers", "Fancy", json!({}));
+        custom["registered_name"] = json!("Mine>Fancy");
         assert_eq!(verdicts(custom)[0].1, Severity::Unknown);
         let keras2_custom = json!({ "class_name": "MyLayer", "config": {} });
         assert_eq!(verdicts(keras2_custom)[0].1, Severity::Unknown);

@@ -24,7 +24,7 @@ use crate::{
     auth::Viewer,
     error::AppError,
     graphql::{ClientIp, Loaders},
-    services::{accounts, rate_limit::Action},
+    services::accounts,
 };
 
 /// The bearer token of a request, if it has one.
@@ -62,17 +62,9 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
                 .starts_with("multipart/")
         });
     if is_multipart {
-        // Refused before a byte of the file is read.
-        if let Some(user) = viewer.user_id()
-            && let Err(err) = state
-                .app
-                .limiter
-                .check(Action::Upload, &user.to_string())
-                .await
-        {
-            return error_response(err.code().status(), err.into());
-        }
-        return match super::multipart::read(&state.app, request).await {
+        // An upload the caller may not make is refused before a byte of its files is read,
+        // and the connection closed rather than the rest of the body read.
+        return match super::multipart::read(&state.app, &viewer, request).await {
             Ok((batch, files)) => {
                 let response = execute(
                     &state,
@@ -84,7 +76,14 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
                 files.discard_all(&state.app.blobs).await;
                 response
             }
-            Err(err) => error_response(err.code().status(), err.into()),
+            Err(err) => {
+                let mut response = error_response(err.code().status(), err.into());
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                response
+            }
         };
     }
     let limit = state.app.config.max_request_bytes;

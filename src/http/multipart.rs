@@ -20,8 +20,10 @@ use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
 use crate::{
+    auth::Viewer,
     error::{AppError, AppResult},
     graphql::{UploadedFile, UploadedFiles},
+    services::versions,
     state::AppState,
     storage::{StagedBlob, Upload},
 };
@@ -82,8 +84,14 @@ fn multer_error(err: multer::Error, max_file_bytes: u64) -> AppError {
 }
 
 /// Reads a multipart GraphQL request: the operations with file references substituted, and
-/// the staged files. On any error, whatever was staged is removed.
-pub async fn read(state: &AppState, request: Request) -> AppResult<(BatchRequest, UploadedFiles)> {
+/// the staged files. The viewer is authorized for what the operations would store as soon as
+/// they and the `map` are read, before any file part. On any error, whatever was staged is
+/// removed.
+pub async fn read(
+    state: &AppState,
+    viewer: &Viewer,
+    request: Request,
+) -> AppResult<(BatchRequest, UploadedFiles)> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -104,7 +112,7 @@ pub async fn read(state: &AppState, request: Request) -> AppResult<(BatchRequest
         multer::Constraints::new().size_limit(limits),
     );
     let mut staged: Vec<UploadedFile> = Vec::new();
-    let result = read_parts(state, &mut multipart, &mut staged, max_file_bytes).await;
+    let result = read_parts(state, viewer, &mut multipart, &mut staged, max_file_bytes).await;
     drop(multipart);
     match result {
         Ok(batch) => {
@@ -122,6 +130,7 @@ pub async fn read(state: &AppState, request: Request) -> AppResult<(BatchRequest
 
 async fn read_parts(
     state: &AppState,
+    viewer: &Viewer,
     multipart: &mut multer::Multipart<'static>,
     staged: &mut Vec<UploadedFile>,
     max_file_bytes: u64,
@@ -151,6 +160,10 @@ async fn read_parts(
                         "`map` must be a JSON object of arrays of paths: {e}"
                     ))
                 })?);
+                if let Some(operations) = &operations {
+                    let targets = super::upload_plan::targets(operations)?;
+                    versions::authorize_upload(state, viewer, &targets).await?;
+                }
             }
             "operations" | "map" => return Err(bad(format!("the `{name}` part is repeated"))),
             _ => {

@@ -2,7 +2,8 @@
 
 use chrono::Duration;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -10,7 +11,10 @@ use crate::{
     auth::{self, Authenticated, Credential, Scope, ScopeSet},
     entities::api_token,
     error::{AppError, AppResult, AuthFailure},
-    services::rate_limit::Action,
+    services::{
+        audit::{self, Subject},
+        rate_limit::Action,
+    },
     state::AppState,
 };
 
@@ -69,6 +73,7 @@ pub async fn create(
     }
     let minted = auth::api_token::generate();
     let now = super::now();
+    let txn = state.db.begin().await?;
     let token = api_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(caller.user.id),
@@ -81,8 +86,18 @@ pub async fn create(
         last_used_at: Set(None),
         revoked_at: Set(None),
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await?;
+    audit::record(
+        &txn,
+        Some(caller.user.id),
+        "api_token_created",
+        Subject::ApiToken(token.id),
+        None,
+        Some(serde_json::json!({ "name": token.name, "scopes": token.scopes })),
+    )
+    .await?;
+    txn.commit().await?;
     tracing::info!(user_id = %caller.user.id, token_id = %token.id, "API token created");
     Ok(CreatedToken {
         secret: minted.secret,
@@ -99,20 +114,44 @@ pub async fn list_for_user(state: &AppState, user_id: Uuid) -> AppResult<Vec<api
         .await?)
 }
 
-/// Revokes one of the caller's tokens (an administrator may revoke anyone's).
+/// Revokes one of the caller's tokens (an administrator may revoke anyone's). Revoking needs
+/// WRITE, and a token cannot revoke one that holds a scope it lacks (a WRITE token cannot
+/// revoke its owner's ADMIN token). Audited.
 pub async fn revoke(state: &AppState, caller: &Authenticated, id: Uuid) -> AppResult<bool> {
+    if !caller.scopes.contains(Scope::Write) {
+        return Err(AppError::Forbidden(
+            "revoking a token needs the WRITE scope".into(),
+        ));
+    }
     let token = api_token::Entity::find_by_id(id)
         .one(&state.db)
         .await?
         .filter(|t| t.user_id == caller.user.id || caller.is_admin())
         .ok_or(AppError::NotFound("API token"))?;
+    let held = ScopeSet::from_db(&token.scopes);
+    if held.to_vec().iter().any(|s| !caller.scopes.contains(*s)) {
+        return Err(AppError::Forbidden(
+            "this credential cannot revoke a token with scopes it does not have".into(),
+        ));
+    }
     if token.revoked_at.is_some() {
         return Ok(true);
     }
+    let txn = state.db.begin().await?;
+    let owner = token.user_id;
     let mut active: api_token::ActiveModel = token.into();
     active.revoked_at = Set(Some(super::now()));
-    active.update(&state.db).await?;
-    state.changes.bump();
+    active.update(&txn).await?;
+    audit::record(
+        &txn,
+        Some(caller.user.id),
+        "api_token_revoked",
+        Subject::ApiToken(id),
+        None,
+        Some(serde_json::json!({ "owner_id": owner })),
+    )
+    .await?;
+    super::commit_change(state, txn).await?;
     tracing::info!(user_id = %caller.user.id, token_id = %id, "API token revoked");
     Ok(true)
 }

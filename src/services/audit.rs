@@ -16,6 +16,7 @@ pub enum Subject {
     Model(Uuid),
     Version(Uuid),
     User(Uuid),
+    ApiToken(Uuid),
 }
 
 impl Subject {
@@ -24,6 +25,7 @@ impl Subject {
             Self::Model(id) => ("model", id.to_string()),
             Self::Version(id) => ("model_version", id.to_string()),
             Self::User(id) => ("user", id.to_string()),
+            Self::ApiToken(id) => ("api_token", id.to_string()),
         }
     }
 }

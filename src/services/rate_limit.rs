@@ -130,12 +130,13 @@ pub struct RateLimiter {
 /// Most in-memory buckets kept before full ones are forgotten.
 const MAX_BUCKETS: usize = 100_000;
 
-/// Takes one token from the bucket at KEYS[1] (ARGV: burst, period in ms); returns 0 when
-/// allowed, else the milliseconds until a token is back. Uses the server's clock, so replicas
-/// agree.
+/// Takes ARGV[3] tokens at once from the bucket at KEYS[1] (ARGV: burst, period in ms,
+/// cost); returns 0 when allowed, else the milliseconds until enough are back (a cost over the
+/// burst never is: one period). Uses the server's clock, so replicas agree.
 const REDIS_BUCKET: &str = r"
 local burst = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -143,10 +144,12 @@ local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + (now - at) * burst / period)
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if cost > burst then
+  wait = period
+elseif tokens >= cost then
+  tokens = tokens - cost
 else
-  wait = math.ceil((1 - tokens) * period / burst)
+  wait = math.ceil((cost - tokens) * period / burst)
 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
 redis.call('PEXPIRE', KEYS[1], period)
@@ -178,10 +181,16 @@ impl RateLimiter {
 
     /// Takes a token for `action` by `key`; `RATE_LIMITED` with the wait when there is none.
     pub async fn check(&self, action: Action, key: &str) -> AppResult<()> {
+        self.check_many(action, key, 1).await
+    }
+
+    /// Takes `cost` tokens at once, or none: `RATE_LIMITED` with the wait when there are not
+    /// enough (a cost over the burst is never allowed).
+    pub async fn check_many(&self, action: Action, key: &str, cost: u32) -> AppResult<()> {
         let rule = self.rules.rule(action);
         let wait = match &self.store {
             Store::Memory(buckets) => {
-                take_in_memory(buckets, rule, &format!("{}:{key}", action.name()))
+                take_in_memory(buckets, rule, &format!("{}:{key}", action.name()), cost)
             }
             Store::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
@@ -190,6 +199,7 @@ impl RateLimiter {
                     .key(redis_key)
                     .arg(rule.burst)
                     .arg(rule.period.as_millis() as u64)
+                    .arg(cost)
                     .invoke_async(&mut connection)
                     .await
                     .map_err(AppError::internal)?;
@@ -212,12 +222,24 @@ impl RateLimiter {
     }
 }
 
-fn take_in_memory(buckets: &Mutex<HashMap<String, Bucket>>, rule: Rule, key: &str) -> Duration {
+fn take_in_memory(
+    buckets: &Mutex<HashMap<String, Bucket>>,
+    rule: Rule,
+    key: &str,
+    cost: u32,
+) -> Duration {
     let now = Instant::now();
-    let Ok(mut buckets) = buckets.lock() else {
-        return Duration::ZERO;
-    };
+    // A thread that panicked while holding the lock left the buckets as they were: keep
+    // limiting with them rather than stop limiting.
+    let mut buckets = buckets.lock().unwrap_or_else(|poisoned| {
+        tracing::error!("the rate-limit buckets' lock was poisoned; limiting goes on");
+        poisoned.into_inner()
+    });
     let burst = f64::from(rule.burst);
+    let cost = f64::from(cost);
+    if cost > burst {
+        return rule.period;
+    }
     let per_token = rule.period.as_secs_f64() / burst;
     if buckets.len() >= MAX_BUCKETS {
         buckets
@@ -230,10 +252,10 @@ fn take_in_memory(buckets: &Mutex<HashMap<String, Bucket>>, rule: Rule, key: &st
     bucket.tokens =
         (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() / per_token).min(burst);
     bucket.at = now;
-    if bucket.tokens >= 1.0 {
-        bucket.tokens -= 1.0;
+    if bucket.tokens >= cost {
+        bucket.tokens -= cost;
         Duration::ZERO
     } else {
-        Duration::from_secs_f64((1.0 - bucket.tokens) * per_token)
+        Duration::from_secs_f64((cost - bucket.tokens) * per_token)
     }
 }

@@ -367,6 +367,38 @@ pub async fn create_version(
     Ok(version)
 }
 
+/// What an upload request would store: a new model, or a version of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadTarget {
+    NewModel,
+    NewVersion(Uuid),
+}
+
+/// Authorizes an upload before any of its files is read: the caller needs WRITE, may change
+/// every model it targets, and has budget for every version it would store (one unit of the
+/// upload rate limit each, whichever file they share, taken at once or not at all).
+pub async fn authorize_upload(
+    state: &AppState,
+    viewer: &Viewer,
+    targets: &[UploadTarget],
+) -> AppResult<()> {
+    let caller = viewer.require(Scope::Write)?;
+    for target in targets {
+        if let UploadTarget::NewVersion(model_id) = target {
+            super::models::find_for_edit(state, viewer, *model_id).await?;
+        }
+    }
+    let cost = u32::try_from(targets.len().max(1)).unwrap_or(u32::MAX);
+    state
+        .limiter
+        .check_many(
+            super::rate_limit::Action::Upload,
+            &caller.user.id.to_string(),
+            cost,
+        )
+        .await
+}
+
 /// The version with this id, if the viewer may see its model.
 pub async fn find(
     state: &AppState,

@@ -380,3 +380,72 @@ async fn administrators_are_created_or_promoted() {
     let me = app.gql(Some(&fresh), ME, json!({})).await;
     assert_eq!(me.data()["me"]["role"], "ADMIN");
 }
+
+#[tokio::test]
+async fn a_token_cannot_revoke_tokens_stronger_than_itself_and_revocations_are_audited() {
+    let app = spawn_with_cache(0).await;
+    let session = app.admin("ada").await;
+    let mint = |scopes: &'static str| {
+        let app = &app;
+        let session = session.clone();
+        async move {
+            let created = app
+                .gql(
+                    Some(&session),
+                    &format!("mutation {{ createApiToken(input: {{ name: \"t\", scopes: [{scopes}] }}) {{ token apiToken {{ id }} }} }}"),
+                    json!({}),
+                )
+                .await;
+            (
+                created.data()["createApiToken"]["token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                created.data()["createApiToken"]["apiToken"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }
+    };
+    let (read, _) = mint("READ").await;
+    let (write, write_id) = mint("READ, WRITE").await;
+    let (_, admin_id) = mint("READ, WRITE, ADMIN").await;
+    let revoke = "mutation($id: ID!) { revokeApiToken(id: $id) }";
+    let by_read = app
+        .gql(Some(&read), revoke, json!({ "id": write_id }))
+        .await;
+    assert_eq!(by_read.code(), "FORBIDDEN");
+    let by_write = app
+        .gql(Some(&write), revoke, json!({ "id": admin_id }))
+        .await;
+    assert_eq!(by_write.code(), "FORBIDDEN");
+    // The WRITE token is still alive, and may revoke itself.
+    let own = app
+        .gql(Some(&write), revoke, json!({ "id": write_id }))
+        .await;
+    assert_eq!(own.data()["revokeApiToken"], true);
+    let audit = app
+        .gql(
+            Some(&session),
+            "{ auditLog(first: 50) { edges { node { action actor { username } } } } }",
+            json!({}),
+        )
+        .await;
+    let actions: Vec<String> = audit.data()["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "api_token_created").count(),
+        3,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "api_token_revoked").count(),
+        1,
+        "{actions:?}"
+    );
+}

@@ -22,4 +22,5 @@ mod models;
 mod s3;
 mod schema;
 mod server;
+mod upload_policy;
 mod uploads;
