@@ -111,6 +111,21 @@ impl AuthFailure {
     }
 }
 
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// Runs `future` as request `id`: an internal error it raises is logged with the id, and the
+/// client is given the same id to quote.
+pub async fn with_request_id<F: std::future::Future>(id: String, future: F) -> F::Output {
+    REQUEST_ID.scope(id, future).await
+}
+
+/// The id of the request being served, if any.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// Every failure a request can end with.
 #[derive(Debug)]
 pub enum AppError {
@@ -177,23 +192,37 @@ impl AppError {
         }
     }
 
-    /// Logs unexpected errors with their cause chain; the others are the caller's business.
-    fn log(&self) {
-        if let Self::Internal(cause) = self {
-            let mut chain = cause.to_string();
-            let mut source = cause.source();
-            while let Some(inner) = source {
-                chain.push_str(": ");
-                chain.push_str(&inner.to_string());
-                source = inner.source();
-            }
-            tracing::error!(error = %chain, "internal error");
+    /// The whole cause of an unexpected error, outermost first (for logs and the command
+    /// line, never for clients).
+    pub fn cause(&self) -> Option<String> {
+        let Self::Internal(cause) = self else {
+            return None;
+        };
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(inner) = source {
+            chain.push_str(": ");
+            chain.push_str(&inner.to_string());
+            source = inner.source();
         }
+        Some(chain)
+    }
+
+    /// Logs unexpected errors with their cause chain and the request's id, which it returns
+    /// for the answer; the other errors are the caller's business.
+    fn log(&self) -> Option<String> {
+        let chain = self.cause()?;
+        let id = request_id().unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+        tracing::error!(request_id = %id, error = %chain, "internal error");
+        Some(id)
     }
 }
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
+        if matches!(err, DbErr::RecordNotFound(_)) {
+            return Self::NotFound("record");
+        }
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
                 Self::Conflict("an item with the same unique value already exists".into())
@@ -214,9 +243,12 @@ impl From<DbErr> for AppError {
 
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
-        err.log();
+        let logged = err.log();
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", err.code().as_str());
+            if let Some(id) = &logged {
+                ext.set("requestId", id.as_str());
+            }
             match &err {
                 AppError::Unauthenticated(failure) => ext.set("reason", failure.reason()),
                 AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
@@ -232,10 +264,13 @@ impl From<AppError> for async_graphql::Error {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        self.log();
-        let body = serde_json::json!({
+        let logged = self.log();
+        let mut body = serde_json::json!({
             "error": { "code": self.code().as_str(), "message": self.message() }
         });
+        if let Some(id) = logged {
+            body["error"]["requestId"] = id.into();
+        }
         let mut response = (self.code().status(), axum::Json(body)).into_response();
         if let Self::RateLimited { retry_after_secs } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())

@@ -157,8 +157,13 @@ async fn run(command: Command) -> Result<()> {
     }
 }
 
+/// A service error for the command line: its code and message, and for an internal error its
+/// whole cause.
 fn describe(err: modelhub::error::AppError) -> anyhow::Error {
-    anyhow::anyhow!("{}: {}", err.code().as_str(), err.message())
+    match err.cause() {
+        Some(cause) => anyhow::anyhow!("{}: {cause}", err.code().as_str()),
+        None => anyhow::anyhow!("{}: {}", err.code().as_str(), err.message()),
+    }
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -182,7 +187,7 @@ async fn serve(config: Config) -> Result<()> {
             ),
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = ?e.message(), "re-inspection failed; `modelhub reinspect` will retry")
+                tracing::warn!(error = %describe(e), "re-inspection failed; `modelhub reinspect` will retry")
             }
         }
     });
@@ -193,7 +198,7 @@ async fn serve(config: Config) -> Result<()> {
         loop {
             every.tick().await;
             if let Err(e) = maintenance::gc(&state, GC_GRACE).await {
-                tracing::warn!(error = ?e.message(), "background garbage collection failed");
+                tracing::warn!(error = %describe(e), "background garbage collection failed");
             }
         }
     });

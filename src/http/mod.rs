@@ -75,12 +75,39 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
                         .latency_unit(LatencyUnit::Micros),
                 ),
         )
+        .layer(axum::middleware::from_fn(assign_request_id))
 }
 
-/// The span of one request: method and path only. The query string is left out because it
+/// A request's id, in its extensions and in its answer's `X-Request-Id`.
+#[derive(Clone)]
+struct RequestId(String);
+
+/// Gives every request an id: in its log lines, in its answer's `X-Request-Id`, and with
+/// any internal error it meets (`extensions.requestId`).
+async fn assign_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = crate::error::with_request_id(id.clone(), next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    response
+}
+
+/// The span of one request: its id, method and path. The query string is left out because it
 /// can carry a signed download token.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|RequestId(id)| id.as_str())
+        .unwrap_or_default();
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
 }
 
 /// CORS for browser clients: any origin by default (the API uses bearer tokens, not cookies),
@@ -102,6 +129,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             header::CONTENT_RANGE,
             header::ETAG,
             header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
         ])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {

@@ -68,6 +68,6 @@ pub async fn release(state: &AppState, sha256: &str) {
     }
     .await;
     if let Err(e) = outcome {
-        tracing::warn!(sha256, error = ?e.message(), "could not release a blob; `modelhub gc` will");
+        tracing::warn!(sha256, error = %e.cause().unwrap_or_else(|| e.message()), "could not release a blob; `modelhub gc` will");
     }
 }

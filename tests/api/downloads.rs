@@ -214,3 +214,43 @@ async fn downloads_follow_visibility_and_signed_links() {
         .unwrap();
     assert_eq!(nonsense.status(), 404);
 }
+
+#[tokio::test]
+async fn an_internal_error_is_logged_and_answered_with_the_request_id() {
+    let app = spawn_app().await;
+    let token = app.register("lost").await;
+    let created = app
+        .create_model(
+            &token,
+            serde_json::json!({ "name": "lost", "framework": "test", "version": "1.0.0" }),
+            "w.safetensors",
+            crate::helpers::safetensors(8),
+        )
+        .await;
+    let version_id = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The blob disappears behind the server's back.
+    for file in app.blob_files() {
+        if !file.to_string_lossy().contains("staging") {
+            std::fs::remove_file(file).unwrap();
+        }
+    }
+    let response = app
+        .client
+        .get(format!("{}/files/{version_id}", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let header = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INTERNAL");
+    assert_eq!(body["error"]["requestId"], header.as_str());
+    assert_eq!(body["error"]["message"], "internal server error");
+}
