@@ -90,7 +90,8 @@ pub fn app_from_state(state: AppState) -> App {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// and writes the download counts they noted.
 pub async fn serve(
     listener: TcpListener,
     app: App,
@@ -104,11 +105,25 @@ pub async fn serve(
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });
-    axum::serve(
+    let state = app.state.clone();
+    let counts = tokio::spawn(services::download_counts::DownloadCounter::run(
+        state.clone(),
+    ));
+    let served = axum::serve(
         listener,
         app.router
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    counts.abort();
+    flush_downloads(&state).await;
+    served
+}
+
+/// Writes the download counts noted but not written yet (at shutdown).
+pub async fn flush_downloads(state: &AppState) {
+    if let Err(e) = state.downloads.flush(state).await {
+        tracing::error!(error = %e.cause().unwrap_or_else(|| e.message()), "download counts could not be written");
+    }
 }

@@ -222,6 +222,8 @@ async fn serve(config: Config) -> Result<()> {
             tokio::time::sleep(grace).await;
         } => tracing::warn!(?grace, "in-flight requests did not finish in time"),
     }
+    // Counts noted by requests cut off at the deadline are written all the same.
+    modelhub::flush_downloads(&state).await;
     let cut_short = state.blobs.clear_own_staging()?;
     tracing::info!(uploads_cut_short = cut_short, "stopped");
     Ok(())

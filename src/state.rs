@@ -10,7 +10,10 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::jwt::JwtKeys,
     config::Config,
-    services::{credential_cache::CredentialCache, inspection::Inspector, rate_limit::RateLimiter},
+    services::{
+        credential_cache::CredentialCache, download_counts::DownloadCounter, inspection::Inspector,
+        rate_limit::RateLimiter,
+    },
     storage::BlobStore,
 };
 
@@ -36,6 +39,8 @@ pub struct Inner {
     pub credentials: Option<CredentialCache>,
     /// Runs the static inspection of model files.
     pub inspector: Inspector,
+    /// Downloads noted, not yet written.
+    pub downloads: DownloadCounter,
 }
 
 /// A count of changes (mutations, downloads) made through this process. Caches tag what they
@@ -69,6 +74,7 @@ impl AppState {
         let inspector = Inspector::new(&config);
         Ok(Self(Arc::new(Inner {
             inspector,
+            downloads: DownloadCounter::default(),
             config,
             db,
             blobs,

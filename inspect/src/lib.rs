@@ -275,6 +275,31 @@ impl Report {
         }
     }
 
+    /// The report as JSON for storage: NUL characters (which a file can smuggle into names and
+    /// metadata, and which PostgreSQL refuses in text) become U+FFFD.
+    pub fn to_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        let mut pending = vec![&mut value];
+        while let Some(node) = pending.pop() {
+            match node {
+                Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+                Value::Array(items) => pending.extend(items.iter_mut()),
+                Value::Object(map) => {
+                    let keys: Vec<String> =
+                        map.keys().filter(|k| k.contains('\0')).cloned().collect();
+                    for key in keys {
+                        if let Some(v) = map.remove(&key) {
+                            map.insert(key.replace('\0', "\u{fffd}"), v);
+                        }
+                    }
+                    pending.extend(map.values_mut());
+                }
+                _ => {}
+            }
+        }
+        value
+    }
+
     /// The DANGEROUS findings, as `module.name` strings.
     pub fn dangerous(&self) -> Vec<String> {
         self.findings

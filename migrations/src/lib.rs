@@ -8,6 +8,7 @@ mod m20261130_000002_listing_indexes;
 mod m20261130_000003_version_key_collation;
 mod m20261130_000004_blob_locks;
 mod m20261201_000005_inspection_gate;
+mod m20261201_000006_download_viewers;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_version_key_collation::Migration),
             Box::new(m20261130_000004_blob_locks::Migration),
             Box::new(m20261201_000005_inspection_gate::Migration),
+            Box::new(m20261201_000006_download_viewers::Migration),
         ]
     }
 }

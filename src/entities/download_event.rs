@@ -13,6 +13,8 @@ pub struct Model {
     pub day: Date,
     pub bytes: i64,
     pub created_at: DateTimeUtc,
+    /// Who downloaded: `user:<id>`, or `ip:<address>` (IPv6 by its /64) for anonymous callers.
+    pub viewer_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,16 +1,18 @@
 //! `GET /files/{versionId}` and `GET /api/v1/models/{modelId}/download`: a model file's bytes,
 //! streamed from the blob store, with `ETag`, `Range` and `If-None-Match`.
 
+use std::net::SocketAddr;
+
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{HttpState, graphql::bearer_token};
+use super::{HttpState, client_ip, graphql::bearer_token};
 use crate::{
     domain::format,
     error::{AppError, AppResult},
@@ -40,9 +42,11 @@ pub async fn by_version(
     State(state): State<HttpState>,
     Path(version_id): Path<String>,
     Query(params): Query<DownloadParams>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
+    let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
     let result: AppResult<Response> = async {
         let version_id = parse_uuid(&version_id, "model version")?;
         let grant = match params.token.as_deref() {
@@ -57,7 +61,7 @@ pub async fn by_version(
             }
         };
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
-        serve(&state, grant, &method, &headers).await
+        serve(&state, grant, &method, &headers, client).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -68,15 +72,17 @@ pub async fn by_model(
     State(state): State<HttpState>,
     Path(model_id): Path<String>,
     Query(params): Query<DownloadParams>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
+    let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
     let result: AppResult<Response> = async {
         let model_id = parse_uuid(&model_id, "model")?;
         let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         let grant = downloads::authorize_current(&state.app, &viewer, model_id).await?;
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
-        serve(&state, grant, &method, &headers).await
+        serve(&state, grant, &method, &headers, client).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -165,6 +171,7 @@ async fn serve(
     grant: Grant,
     method: &Method,
     headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
 ) -> AppResult<Response> {
     let version = &grant.version;
     let size = u64::try_from(version.size_bytes).map_err(AppError::internal)?;
@@ -219,7 +226,7 @@ async fn serve(
                 other => AppError::internal(other),
             })?;
         if start == 0 {
-            downloads::record(&state.app, &grant).await?;
+            state.app.downloads.note(&grant, client);
         }
         Body::from_stream(stream)
     };

@@ -1,18 +1,15 @@
-//! Downloads: who may fetch a version's file, signed links for header-less clients (browsers,
-//! wget), and counting each download that starts at byte 0.
+//! Downloads: who may fetch a version's file, and signed links for header-less clients
+//! (browsers, wget). Downloads are counted in `download_counts`.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
-};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use super::{access, gate, versions};
 use crate::{
     auth::{Authenticated, Credential, Scope, ScopeSet, Viewer},
     config::UnsafeUploads,
-    entities::{download_event, enums::Role, model, model_version, user},
+    entities::{enums::Role, model, model_version, user},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -178,40 +175,4 @@ pub async fn authorize_current(
         .current_version_id
         .ok_or(AppError::NotFound("current version"))?;
     authorize_version(state, Credentials::Viewer(viewer), version_id).await
-}
-
-/// Counts one download: on the version, on the model, and as an analytics event.
-pub async fn record(state: &AppState, grant: &Grant) -> AppResult<()> {
-    metrics::counter!("modelhub_downloads_total").increment(1);
-    let txn = state.db.begin().await?;
-    model_version::Entity::update_many()
-        .col_expr(
-            model_version::Column::Downloads,
-            Expr::col(model_version::Column::Downloads).add(1),
-        )
-        .filter(model_version::Column::Id.eq(grant.version.id))
-        .exec(&txn)
-        .await?;
-    model::Entity::update_many()
-        .col_expr(
-            model::Column::Downloads,
-            Expr::col(model::Column::Downloads).add(1),
-        )
-        .filter(model::Column::Id.eq(grant.model.id))
-        .exec(&txn)
-        .await?;
-    let now = super::now();
-    download_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        model_id: Set(grant.model.id),
-        version_id: Set(grant.version.id),
-        user_id: Set(grant.user_id),
-        day: Set(now.date_naive()),
-        bytes: Set(grant.version.size_bytes),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    super::commit_change(state, txn).await?;
-    Ok(())
 }

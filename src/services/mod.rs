@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod audit;
 pub mod blobs;
 pub mod credential_cache;
+pub mod download_counts;
 pub mod downloads;
 pub mod gate;
 pub mod inspection;

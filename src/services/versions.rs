@@ -144,9 +144,7 @@ fn record_inspection(
 ) -> AppResult<()> {
     row.inspection_rules = Set(Some(state.inspector.fingerprint()));
     row.inspection_status = Set(report.status().into());
-    row.inspection = Set(Some(
-        serde_json::to_value(report).map_err(AppError::internal)?,
-    ));
+    row.inspection = Set(Some(report.to_json()));
     Ok(())
 }
 

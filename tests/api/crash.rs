@@ -460,3 +460,37 @@ fn new_inspection_rules_take_effect_through_reinspect_and_at_start_up() {
         server.errors
     );
 }
+
+#[test]
+fn download_counts_noted_before_sigterm_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (database_url, _postgres) = runtime.block_on(fresh_database(dir.path()));
+    let mut server = Server::start(dir.path(), &database_url);
+    let Seeded {
+        token, version_id, ..
+    } = seed(&server);
+    let downloaded = reqwest::blocking::Client::new()
+        .get(format!("{}/files/{version_id}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(downloaded.status(), 200);
+    downloaded.bytes().unwrap();
+    // At once, well within the second after which the count would be written anyway.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.child.wait().unwrap().success());
+    drop(server);
+
+    let server = Server::start(dir.path(), &database_url);
+    let counted = server.gql(
+        Some(&token),
+        "query($id: ID!) { modelVersion(id: $id) { downloads } }",
+        json!({ "id": version_id }),
+    );
+    assert_eq!(counted["modelVersion"]["downloads"], 1);
+}

@@ -103,6 +103,7 @@ async fn files_stream_with_headers_ranges_and_conditions() {
     assert!(cached.bytes().await.unwrap().is_empty());
 
     // Only downloads that start at byte 0 count: the full one, not the ranges or the 304.
+    app.flush_downloads().await;
     let counts = app
         .gql(
             Some(&token),
@@ -253,4 +254,88 @@ async fn an_internal_error_is_logged_and_answered_with_the_request_id() {
     assert_eq!(body["error"]["code"], "INTERNAL");
     assert_eq!(body["error"]["requestId"], header.as_str());
     assert_eq!(body["error"]["message"], "internal server error");
+}
+
+#[tokio::test]
+async fn one_client_looping_over_a_file_counts_once_a_day_and_never_empties_the_cache() {
+    let app = spawn_app().await;
+    let owner = app.register("popular").await;
+    let admin = app.admin("gatekeeper").await;
+    let created = app
+        .create_model(
+            &owner,
+            serde_json::json!({ "name": "popular", "framework": "test", "version": "1.0.0" }),
+            "w.safetensors",
+            crate::helpers::safetensors(8),
+        )
+        .await;
+    let model_id = created.data()["createModel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let version_id = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for mutation in [
+        "mutation($id: ID!) { requestPublication(modelId: $id) { id } }",
+        "mutation($id: ID!) { approveModel(modelId: $id) { id } }",
+    ] {
+        let token = if mutation.contains("approve") {
+            &admin
+        } else {
+            &owner
+        };
+        app.gql(Some(token), mutation, serde_json::json!({ "id": model_id }))
+            .await
+            .data();
+    }
+    let changes = app.state.changes.current();
+    for _ in 0..50 {
+        let r = app
+            .client
+            .get(format!("{}/files/{version_id}", app.base))
+            .header("Range", "bytes=0-0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        r.bytes().await.unwrap();
+    }
+    let r = app
+        .client
+        .get(format!("{}/files/{version_id}", app.base))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    r.bytes().await.unwrap();
+    assert_eq!(
+        app.state.changes.current(),
+        changes,
+        "counting is not a change"
+    );
+    assert_eq!(app.flush_downloads().await, 2);
+    assert_eq!(app.flush_downloads().await, 0, "nothing is counted twice");
+    let counts = app
+        .gql(
+            None,
+            "query($id: ID!) { modelVersion(id: $id) { downloads model { downloads } } }",
+            serde_json::json!({ "id": version_id }),
+        )
+        .await;
+    assert_eq!(
+        counts.data()["modelVersion"],
+        serde_json::json!({ "downloads": 2, "model": { "downloads": 2 } })
+    );
+    // The same viewer again the same day, noted after the first write: still not counted.
+    let r = app
+        .client
+        .get(format!("{}/files/{version_id}", app.base))
+        .send()
+        .await
+        .unwrap();
+    r.bytes().await.unwrap();
+    assert_eq!(app.flush_downloads().await, 0);
+    assert_eq!(app.count_rows("download_events").await, 2);
 }

@@ -442,6 +442,11 @@ impl TestApp {
         files_under(&self.blob_dir)
     }
 
+    /// Writes the download counts noted so far (the server does so every second).
+    pub async fn flush_downloads(&self) -> u64 {
+        self.state.downloads.flush(&self.state).await.unwrap()
+    }
+
     /// Asserts that the server still answers its liveness probe.
     pub async fn assert_serving(&self) {
         let alive = self
