@@ -27,6 +27,49 @@ fn zip_error(e: zip::result::ZipError) -> InspectError {
     InspectError::Malformed(format!("bad zip archive: {e}"))
 }
 
+/// Largest central directory read (about 700,000 entries of short names).
+const MAX_DIRECTORY: u64 = 64 * 1024 * 1024;
+
+/// The size of the archive's central directory, from its end records (zip64 included), so
+/// that a huge one is refused before it is parsed.
+fn directory_size<R: Read + Seek>(file: &mut R, size: u64) -> std::io::Result<Option<u64>> {
+    let from = size.saturating_sub(EOCD_SEARCH);
+    file.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::new();
+    file.take(EOCD_SEARCH).read_to_end(&mut tail)?;
+    file.seek(SeekFrom::Start(0))?;
+    let Some(at) = tail.windows(4).rposition(|w| w == b"PK\x05\x06") else {
+        return Ok(None);
+    };
+    let field = |range: std::ops::Range<usize>| tail.get(range.clone()).map(<[u8]>::to_vec);
+    let Some(cd) = field(at + 12..at + 16) else {
+        return Ok(None);
+    };
+    let cd = u64::from(u32::from_le_bytes([cd[0], cd[1], cd[2], cd[3]]));
+    if cd != 0xFFFF_FFFF {
+        return Ok(Some(cd));
+    }
+    // Zip64: the locator just before the record points at the zip64 end record.
+    let Some(locator) = at.checked_sub(20).and_then(|l| field(l..l + 20)) else {
+        return Ok(None);
+    };
+    if &locator[..4] != b"PK\x06\x07" {
+        return Ok(None);
+    }
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&locator[8..16]);
+    file.seek(SeekFrom::Start(u64::from_le_bytes(offset)))?;
+    let mut record = [0u8; 56];
+    let read = file.read_exact(&mut record);
+    file.seek(SeekFrom::Start(0))?;
+    if read.is_err() || &record[..4] != b"PK\x06\x06" {
+        return Ok(None);
+    }
+    let mut cd = [0u8; 8];
+    cd.copy_from_slice(&record[40..48]);
+    Ok(Some(u64::from_le_bytes(cd)))
+}
+
 /// Whether the last bytes of the file hold a zip end-of-central-directory record: zip readers
 /// find an archive there whatever precedes it.
 pub fn has_trailing_directory<R: Read + Seek>(file: &mut R, size: u64) -> std::io::Result<bool> {
@@ -62,12 +105,20 @@ enum Entry {
     Npy,
     Json,
     Hdf5,
-    /// Raw bytes no loader executes (tensor storages, text, weights).
-    Inert,
+    /// Tensor storages the pickles name: raw bytes.
+    Storage,
+    /// Anything else: read as a pickle too, and cleared as data only if that reading
+    /// imports nothing.
+    Other,
     /// Code that a loader runs (TorchScript sources).
     TorchScript,
     /// An archive or compressed stream inside the archive: not inspected.
     Nested,
+}
+
+/// Whether an entry is named as a pickle (PyTorch's reader matches names ignoring case).
+fn pickle_name(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".pkl")
 }
 
 fn classify(name: &str, head: &[u8], storages: &HashSet<String>) -> Entry {
@@ -75,10 +126,10 @@ fn classify(name: &str, head: &[u8], storages: &HashSet<String>) -> Entry {
     let storage = name
         .rsplit_once("/data/")
         .is_some_and(|(_, key)| storages.contains(key));
-    if name.ends_with(".pkl") || (!storage && magic::is_pickle_protocol(head)) {
+    if pickle_name(name) || (!storage && magic::is_pickle_protocol(head)) {
         Entry::Pickle
     } else if storage {
-        Entry::Inert
+        Entry::Storage
     } else if name.ends_with(".npy") || head.starts_with(numpy::MAGIC) {
         Entry::Npy
     } else if magic::is_hdf5(head) {
@@ -91,8 +142,25 @@ fn classify(name: &str, head: &[u8], storages: &HashSet<String>) -> Entry {
     } else if matches!(base, "config.json" | "metadata.json") && !name.contains('/') {
         Entry::Json
     } else {
-        Entry::Inert
+        Entry::Other
     }
+}
+
+/// Whether an entry's extra fields rename it (the Info-ZIP Unicode Path field, 0x7075): this
+/// reader would use the new name, PyTorch's the raw one.
+fn renames(extra: &[u8]) -> bool {
+    let mut rest = extra;
+    while let [a, b, c, d, tail @ ..] = rest {
+        let (id, len) = (
+            u16::from_le_bytes([*a, *b]),
+            usize::from(u16::from_le_bytes([*c, *d])),
+        );
+        if id == 0x7075 {
+            return true;
+        }
+        rest = tail.get(len..).unwrap_or_default();
+    }
+    false
 }
 
 /// Inspects the archive's entries.
@@ -101,6 +169,15 @@ pub fn inspect<R: Read + Seek>(
     cx: &mut Context<'_>,
     report: &mut Report,
 ) -> Result<(), InspectError> {
+    let size = file.seek(SeekFrom::End(0))?;
+    file.seek(SeekFrom::Start(0))?;
+    if let Some(directory) = directory_size(file, size)?
+        && directory > MAX_DIRECTORY
+    {
+        return Err(InspectError::TooComplex(format!(
+            "a central directory of {directory} bytes"
+        )));
+    }
     let mut archive = zip::ZipArchive::new(file).map_err(zip_error)?;
     if archive.len() > MAX_ENTRIES {
         return Err(InspectError::TooComplex(format!(
@@ -119,6 +196,7 @@ pub fn inspect<R: Read + Seek>(
         ));
     }
     let mut names = Vec::with_capacity(archive.len());
+    let mut folded = HashSet::with_capacity(archive.len());
     for index in 0..archive.len() {
         let name = archive
             .name_for_index(index)
@@ -128,12 +206,17 @@ pub fn inspect<R: Read + Seek>(
         if let Some(why) = odd_name(&name) {
             return Err(InspectError::Malformed(format!("entry `{name}` {why}")));
         }
+        if !folded.insert(name.to_lowercase()) {
+            return Err(InspectError::Malformed(format!(
+                "entry `{name}` differs from another only in case (loaders disagree on which one counts)"
+            )));
+        }
         names.push(name);
     }
     // Pickles named as such first: their persistent ids tell which entries are storages.
     let mut summary = cx.summary();
     let mut order: Vec<usize> = (0..names.len()).collect();
-    order.sort_by_key(|&i| !names[i].ends_with(".pkl"));
+    order.sort_by_key(|&i| !pickle_name(&names[i]));
     let mut pickles = Vec::new();
     let mut uncleared = Vec::new();
     let mut storages = HashSet::new();
@@ -147,6 +230,12 @@ pub fn inspect<R: Read + Seek>(
             continue;
         }
         let entry = archive.by_index(index).map_err(zip_error)?;
+        if entry.extra_data().is_some_and(|extra| renames(&extra)) {
+            outcome = Err(InspectError::Malformed(format!(
+                "entry `{name}` carries a second name (a Unicode Path field)"
+            )));
+            break;
+        }
         let mut entry = BufReader::with_capacity(1 << 16, entry);
         let head = entry
             .fill_buf()
@@ -201,7 +290,18 @@ pub fn inspect<R: Read + Seek>(
                 Ok(())
             }
             // Read to the end all the same: an entry that cannot be decompressed is an error.
-            Entry::Inert => drain(&mut entry, cx),
+            Entry::Storage => drain(&mut entry, cx),
+            Entry::Other => {
+                let mut other = cx.summary();
+                let walked = pickle::walk_stream(&mut entry, &mut cx.budget, &mut other);
+                if other.lookups > 0 {
+                    pickles.push(name.clone());
+                    summary.absorb(other);
+                    walked.map(|_| ())
+                } else {
+                    drain(&mut entry, cx)
+                }
+            }
         };
         if let Err(e) = read {
             outcome = Err(entry_error(name, e));

@@ -28,7 +28,8 @@ impl Codec {
             (b"\x1f\x8b", Codec::Gzip),
             (b"BZh", Codec::Bzip2),
             (b"\xfd7zXZ\x00", Codec::Xz),
-            (b"\x5d\x00\x00", Codec::Lzma),
+            // joblib recognises lzma's "alone" format by these two bytes only.
+            (b"\x5d\x00", Codec::Lzma),
             (b"\x04\x22\x4d\x18", Codec::Lz4),
         ];
         SIGNATURES

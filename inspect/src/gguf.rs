@@ -14,6 +14,8 @@ const MAX_ENTRIES: u64 = 1 << 20;
 const MAX_STRING: u64 = 1 << 20;
 /// Longest array whose items are kept in the metadata.
 const MAX_KEPT_ITEMS: u64 = 16;
+/// Most keys kept in the metadata.
+const MAX_KEPT_KEYS: usize = 512;
 
 /// What a GGUF header says.
 #[derive(Debug, Default)]
@@ -150,7 +152,13 @@ pub fn read<R: Read>(input: &mut R, budget: &mut Budget) -> Result<GgufInfo, Ins
         let key = reader.string()?;
         let kind = reader.u32()?;
         let value = reader.value(kind)?;
-        info.metadata.insert(key, value);
+        // Every value is read; the report keeps the first few hundred, their strings charged
+        // to the memory budget.
+        if info.metadata.len() < MAX_KEPT_KEYS {
+            let cost = key.len() as u64 + value.to_string().len() as u64;
+            reader.budget.charge(cost)?;
+            info.metadata.insert(key, value);
+        }
     }
     for _ in 0..tensor_count {
         reader.budget.tick()?;

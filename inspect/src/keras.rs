@@ -12,12 +12,10 @@ use crate::{Budget, Finding, InspectError, Report, Rules, Severity, imports};
 
 /// How much of an HDF5 file is searched for the version and backend attributes.
 pub const SCAN_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest model config read.
-const MAX_CONFIG: usize = 64 * 1024 * 1024;
+/// Most bytes of Keras configs read from one file.
+const MAX_CONFIG: usize = 32 * 1024 * 1024;
 /// Most configs checked in one file.
-const MAX_CONFIGS: usize = 64;
-/// Where a Keras config object starts.
-const CONFIG_START: &[u8] = b"{\"class_name\"";
+const MAX_CONFIGS: usize = 16;
 
 /// Layer and object classes that Keras 2 configs (which name no module) rebuild from Keras'
 /// own code, without running anything the file carries.
@@ -187,8 +185,10 @@ const KERAS_FUNCTION_MODULES: &[&str] = &[
     "keras.src.metrics",
 ];
 
-/// Layer classes that carry code.
-const CODE_LAYERS: &[&str] = &["Lambda", "__lambda__"];
+/// Layer classes that carry code, or load a model (and its code) from a path or URL.
+const CODE_LAYERS: &[&str] = &["Lambda", "__lambda__", "TFSMLayer"];
+/// Layers that read a file named in their config (a vocabulary path).
+const FILE_LAYERS: &[&str] = &["StringLookup", "IntegerLookup", "TextVectorization"];
 /// Layers that call a named function of the TensorFlow API.
 const API_LAYERS: &[&str] = &["TFOpLambda", "SlicingOpLambda"];
 
@@ -227,7 +227,20 @@ fn check_object(object: &Map<String, Value>, rules: &Rules) -> Option<Finding> {
             module.unwrap_or("keras.layers"),
             class,
             Severity::Dangerous,
-            "a Lambda layer holds Python code that runs when the model is loaded",
+            "a Lambda layer holds Python code that runs when the model is loaded (a TFSMLayer loads a whole saved model)",
+        ));
+    }
+    if FILE_LAYERS.contains(&class)
+        && object
+            .get("config")
+            .and_then(|c| c.get("vocabulary"))
+            .is_some_and(Value::is_string)
+    {
+        return Some(finding(
+            module.unwrap_or("keras.layers"),
+            class,
+            Severity::Unknown,
+            "reads its vocabulary from a file the config names",
         ));
     }
     if API_LAYERS.contains(&class) {
@@ -333,7 +346,7 @@ fn global_heap_strings(bytes: &[u8]) -> Vec<String> {
         let size = u64::from_le_bytes(size.try_into().unwrap_or([0; 8])) as usize;
         let end = bytes.len().min(at.saturating_add(size));
         let mut pos = at + 16;
-        while pos + 16 <= end && found.len() < 4096 {
+        while pos + 16 <= end && found.len() < 256 {
             let index = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]);
             let len =
                 u64::from_le_bytes(bytes[pos + 8..pos + 16].try_into().unwrap_or([0; 8])) as usize;
@@ -344,7 +357,10 @@ fn global_heap_strings(bytes: &[u8]) -> Vec<String> {
             if index == 0 {
                 break;
             }
-            if let Ok(text) = std::str::from_utf8(&bytes[pos + 16..data_end]) {
+            // Only short strings (versions, backend names) are wanted.
+            if len <= 64
+                && let Ok(text) = std::str::from_utf8(&bytes[pos + 16..data_end])
+            {
                 found.push(text.to_owned());
             }
             match len
@@ -392,17 +408,22 @@ pub fn summarise_config(config: &Value, out: &mut Map<String, Value>) {
     }
 }
 
-/// Finds the JSON objects that start with [`CONFIG_START`] in a stream fed chunk by chunk,
-/// outside of any object already being captured.
+/// Finds, in a stream fed chunk by chunk, every JSON object whose first key is `"class_name"`
+/// (whitespace allowed after the brace), outside of an object already being captured; and
+/// counts the `"class_name"` keys that are in no such object (which no parse here covers).
 #[derive(Default)]
 struct ConfigScanner {
-    /// The last bytes of the previous chunk, for a start split between chunks.
+    /// The last bytes of the previous chunk, for a key split between chunks.
     carry: Vec<u8>,
     /// The object being captured, with the state of its brace matching.
     capture: Option<Capture>,
     found: Vec<Vec<u8>>,
+    /// `"class_name"` keys that do not start an object.
+    orphans: usize,
     /// How many times the `model_config` attribute name appears.
     attribute_names: usize,
+    /// Bytes captured so far, for the memory bound.
+    captured: usize,
 }
 
 struct Capture {
@@ -413,6 +434,15 @@ struct Capture {
 }
 
 impl Capture {
+    fn new() -> Self {
+        Self {
+            bytes: Vec::new(),
+            depth: 0,
+            in_string: false,
+            escaped: false,
+        }
+    }
+
     /// Takes bytes until the object closes; returns how many were taken if it did.
     fn take(&mut self, bytes: &[u8]) -> Option<usize> {
         for (i, &b) in bytes.iter().enumerate() {
@@ -435,9 +465,15 @@ impl Capture {
     }
 }
 
+/// The key that starts a Keras object.
+const KEY: &[u8] = b"\"class_name\"";
+/// The attribute Keras keeps its model config in.
+const ATTRIBUTE: &[u8] = b"model_config";
+/// How much whitespace may sit between an object's brace and its first key.
+const MAX_GAP: usize = 64;
+
 impl ConfigScanner {
     fn feed(&mut self, chunk: &[u8]) -> Result<(), InspectError> {
-        const ATTRIBUTE: &[u8] = b"model_config";
         let mut window = std::mem::take(&mut self.carry);
         let carried = window.len();
         window.extend_from_slice(chunk);
@@ -447,18 +483,24 @@ impl ConfigScanner {
             .enumerate()
             .filter(|(i, w)| i + ATTRIBUTE.len() > carried && *w == ATTRIBUTE)
             .count();
-        let mut at = 0;
+        // Where the search for keys starts: past what the carried bytes already showed; and
+        // the first byte an object may start at (the carried bytes are not in any object).
+        let mut at = carried.saturating_sub(KEY.len() - 1);
+        let mut floor = 0;
         loop {
             if let Some(capture) = &mut self.capture {
                 let Some(used) = capture.take(&window[at..]) else {
-                    if capture.bytes.len() > MAX_CONFIG {
+                    self.captured += window.len() - at;
+                    if self.captured > MAX_CONFIG {
                         return Err(InspectError::TooComplex(format!(
-                            "a Keras config over {MAX_CONFIG} bytes"
+                            "Keras configs over {MAX_CONFIG} bytes"
                         )));
                     }
                     return Ok(());
                 };
+                self.captured += used;
                 at += used;
+                floor = at;
                 if let Some(done) = self.capture.take() {
                     self.found.push(done.bytes);
                 }
@@ -468,21 +510,27 @@ impl ConfigScanner {
                     )));
                 }
             }
-            match find(&window[at..], CONFIG_START) {
-                Some(i) => {
-                    at += i;
-                    self.capture = Some(Capture {
-                        bytes: Vec::new(),
-                        depth: 0,
-                        in_string: false,
-                        escaped: false,
-                    });
+            let Some(i) = find(&window[at..], KEY) else {
+                let keep = KEY.len().max(ATTRIBUTE.len()) + MAX_GAP;
+                let from = window.len().saturating_sub(keep).max(at);
+                self.carry = window[from..].to_vec();
+                return Ok(());
+            };
+            let key = at + i;
+            let gap = window[..key]
+                .iter()
+                .rev()
+                .take(MAX_GAP + 1)
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            match key.checked_sub(gap + 1) {
+                Some(brace) if brace >= floor && window[brace] == b'{' => {
+                    self.capture = Some(Capture::new());
+                    at = brace;
                 }
-                None => {
-                    let keep = CONFIG_START.len().max(ATTRIBUTE.len()) - 1;
-                    let from = window.len().saturating_sub(keep).max(at);
-                    self.carry = window[from..].to_vec();
-                    return Ok(());
+                _ => {
+                    self.orphans += 1;
+                    at = key + KEY.len();
                 }
             }
         }
@@ -530,11 +578,16 @@ pub fn inspect_hdf5<R: Read>(
         }
         scanner.feed(&chunk[..n])?;
     }
+    if scanner.capture.is_some() || scanner.orphans > 0 {
+        return Err(InspectError::Malformed(
+            "the file holds a Keras config that could not be read".into(),
+        ));
+    }
     let mut configs = 0;
     for bytes in &scanner.found {
-        let Ok(config) = serde_json::from_slice::<Value>(bytes) else {
-            continue;
-        };
+        let config = serde_json::from_slice::<Value>(bytes).map_err(|e| {
+            InspectError::Malformed(format!("a Keras config that is not JSON: {e}"))
+        })?;
         if configs == 0 {
             let mut summary = Map::new();
             summarise_config(&config, &mut summary);
@@ -620,12 +673,17 @@ mod tests {
         let config = br#"{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": {"name": "}"}}]}}"#;
         let mut file = b"\x00junk model_config\x00".to_vec();
         file.extend_from_slice(config);
-        file.extend_from_slice(b"\x00tail {\"class_name\": \"Lambda\"}");
+        file.extend_from_slice(b"\x00tail {  \n \"class_name\": \"Lambda\"}");
+        file.extend_from_slice(br#" {"config": {}, "class_name": "Hidden"}"#);
         for split in 0..file.len() {
             let scanner = scan(&[&file[..split], &file[split..]]);
             assert_eq!(scanner.found.len(), 2, "split at {split}");
             assert_eq!(scanner.found[0], config.to_vec(), "split at {split}");
             assert_eq!(scanner.attribute_names, 1, "split at {split}");
+            assert_eq!(
+                scanner.orphans, 1,
+                "split at {split}: a key not first is not read"
+            );
         }
     }
 }

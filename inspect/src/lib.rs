@@ -58,10 +58,14 @@ impl Status {
     }
 }
 
-/// What the uploader says the file is. Only ONNX matters (a protobuf has no signature to
-/// recognise it by); everything else is recognised by its content.
+/// What the uploader says the file is. Files are recognised by their content; the
+/// declaration only says which loader will read them where that matters: ONNX (a protobuf
+/// has no signature) and joblib (whose inline array bytes a plain unpickler would read as
+/// opcodes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {
+    /// A joblib dump.
+    Joblib,
     /// An ONNX protobuf.
     Onnx,
     /// Anything else.
@@ -389,6 +393,7 @@ fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 struct Context<'a> {
     budget: Budget,
     rules: &'a Rules,
+    declared: Declared,
 }
 
 impl Context<'_> {
@@ -407,6 +412,14 @@ fn read_pickles<R: BufRead>(
 ) -> Result<pickle::Stream, InspectError> {
     let mut summary = cx.summary();
     let outcome = pickle::walk_stream(input, &mut cx.budget, &mut summary);
+    if summary.arrays > 0 && cx.declared != Declared::Joblib {
+        report.absorb_finding(Finding {
+            module: "joblib.numpy_pickle".into(),
+            name: "inline arrays".into(),
+            severity: Severity::Unknown,
+            reason: "joblib array data in a file not declared JOBLIB: a plain unpickler reads those bytes as opcodes".into(),
+        });
+    }
     report.absorb_pickle(summary);
     outcome
 }
@@ -419,6 +432,9 @@ enum Kind {
     Safetensors,
     Npy,
     Compressed(compressed::Codec),
+    /// A container some loader opens that no reader here reads (joblib's pre-0.10 `ZF`
+    /// format, a tar archive as legacy `torch.load` opens): never cleared.
+    Unread(&'static str),
     Onnx,
     /// Anything else: read as a pickle stream; if it is none, it is inert data.
     Other,
@@ -437,6 +453,10 @@ fn sniff(head: &[u8], size: u64, declared: Declared) -> Kind {
         Kind::Npy
     } else if let Some(codec) = compressed::Codec::sniff(head) {
         Kind::Compressed(codec)
+    } else if head.starts_with(b"ZF") {
+        Kind::Unread("joblib's pre-0.10 compressed format")
+    } else if head.get(257..262) == Some(b"ustar") {
+        Kind::Unread("a tar archive (legacy torch.load reads pickles from it)")
     } else if declared == Declared::Onnx && head.first() != Some(&0x80) {
         Kind::Onnx
     } else {
@@ -464,8 +484,11 @@ fn inspect_other<R: Read + Seek>(
             report.clear(PICKLE_CLEARANCE);
             (report, Ok(()))
         }
-        // It starts as a pickle stream does: a broken pickle, not data.
-        Ok(pickle::Stream::NotPickle { offset: 0, why }) if magic::is_pickle_protocol(head) => {
+        // Its first byte is an opcode: a pickle this walk could not read, not data. Only
+        // bytes that no unpickler takes a single step into are cleared as data.
+        Ok(pickle::Stream::NotPickle { offset: 0, why })
+            if head.first().is_some_and(|b| magic::is_pickle_opcode(*b)) =>
+        {
             (report, Err(InspectError::Malformed(why)))
         }
         Ok(pickle::Stream::NotPickle { offset, .. }) => {
@@ -509,8 +532,13 @@ fn inspect_file<R: Read + Seek>(
     let mut cx = Context {
         budget: Budget::new(limits.time).with_memory(limits.memory),
         rules,
+        declared,
     };
-    let (mut report, outcome) = match sniff(&head, size, declared) {
+    let kind = sniff(&head, size, declared);
+    // Zips start with an opcode (`P`, a persistent id) that a plain unpickler refuses, and
+    // PyTorch opens them as zips: only other formats may also be pickles.
+    let polyglot = !matches!(kind, Kind::Other | Kind::Compressed(_) | Kind::Zip);
+    let (mut report, outcome) = match kind {
         Kind::Gguf => {
             let mut report = Report::new("gguf");
             report.hint("llama.cpp");
@@ -538,17 +566,17 @@ fn inspect_file<R: Read + Seek>(
         Kind::Hdf5 => {
             let mut report = Report::new("hdf5");
             report.hint("keras");
-            let outcome = keras::inspect_hdf5(file, &mut cx.budget, cx.rules, &mut report);
+            let outcome = keras::inspect_hdf5(&mut *file, &mut cx.budget, cx.rules, &mut report);
             (report, outcome)
         }
         Kind::Zip => {
             let mut report = Report::new("zip");
-            let outcome = archive::inspect(file, &mut cx, &mut report);
+            let outcome = archive::inspect(&mut *file, &mut cx, &mut report);
             (report, outcome)
         }
         Kind::Safetensors => {
             let mut report = Report::new("safetensors");
-            let outcome = safetensors::read(&mut BufReader::new(file), size).map(|info| {
+            let outcome = safetensors::read(&mut BufReader::new(&mut *file), size).map(|info| {
                 report.tensor_count = Some(info.tensor_count);
                 report.parameter_count = Some(info.parameter_count);
                 report.dtypes = info.dtypes;
@@ -559,7 +587,7 @@ fn inspect_file<R: Read + Seek>(
         }
         Kind::Npy => {
             let mut report = Report::new("numpy");
-            let outcome = numpy::inspect(&mut BufReader::new(file), &mut cx, &mut report);
+            let outcome = numpy::inspect(&mut BufReader::new(&mut *file), &mut cx, &mut report);
             (report, outcome)
         }
         Kind::Compressed(codec) => {
@@ -587,10 +615,15 @@ fn inspect_file<R: Read + Seek>(
                 });
             (report, outcome)
         }
+        Kind::Unread(what) => {
+            let mut report = Report::new("none");
+            report.meta("note", format!("{what}: not inspected"));
+            (report, Ok(()))
+        }
         Kind::Onnx => {
             let mut report = Report::new("onnx");
             report.hint("onnx");
-            let outcome = read_onnx(file, size, &mut report);
+            let outcome = read_onnx(&mut *file, size, &mut report);
             (report, outcome)
         }
         Kind::Other => inspect_other(file, &head, size, &mut cx),
@@ -598,7 +631,36 @@ fn inspect_file<R: Read + Seek>(
     if let Err(e) = outcome {
         report.error = Some(e.to_string());
     }
+    if polyglot {
+        read_as_pickle_too(file, &mut cx, &mut report);
+    }
     report
+}
+
+/// A file of another format can be a pickle as well (an HDF5 user block, a zip with a
+/// prefix, a header that happens to parse): `pickle.load` and `torch.load` read it from its
+/// first byte. If that reading imports anything, it must be read to its end and cleared too.
+fn read_as_pickle_too<R: Read + Seek>(file: &mut R, cx: &mut Context<'_>, report: &mut Report) {
+    if let Err(e) = file.seek(SeekFrom::Start(0)) {
+        report.error.get_or_insert(format!("read error: {e}"));
+        return;
+    }
+    let mut summary = cx.summary();
+    let outcome = pickle::walk_stream(
+        &mut BufReader::with_capacity(1 << 16, &mut *file),
+        &mut cx.budget,
+        &mut summary,
+    );
+    if summary.lookups == 0 {
+        return;
+    }
+    report.meta("also_a_pickle", true);
+    report.absorb_pickle(summary);
+    if let Err(e) = outcome {
+        report.error.get_or_insert(format!(
+            "the file is also a pickle that cannot be read: {e}"
+        ));
+    }
 }
 
 fn read_onnx<R: Read>(file: &mut R, size: u64, report: &mut Report) -> Result<(), InspectError> {

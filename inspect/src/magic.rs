@@ -32,6 +32,11 @@ pub fn is_pickle(head: &[u8]) -> bool {
     }
 }
 
+/// Whether an unpickler takes this byte as an opcode (protocols 0–5).
+pub fn is_pickle_opcode(byte: u8) -> bool {
+    matches!(byte, 0x80..=0x98) || b"().0123BCFGIJKLMNPQRSTUVXabcdeghijlopqrstu}]".contains(&byte)
+}
+
 /// Whether the bytes start with a pickle's PROTO opcode (protocol 2 or later).
 pub fn is_pickle_protocol(head: &[u8]) -> bool {
     matches!(head, [0x80, 2..=5, ..])

@@ -58,14 +58,20 @@ enum Val {
         state: Option<Rc<Val>>,
     },
     Mark,
+    /// A value of plain data this walk does not follow (bytes, floats, long strings, sets).
     Opaque,
+    /// A value that may be callable and is not known: what an extension code, a persistent
+    /// id or a computed import stands for.
+    Unknown,
 }
 
 impl Val {
+    /// The value of a string key, as Python's dict keeps it: the last one set.
     fn get(&self, key: &str) -> Option<&Rc<Val>> {
         match self {
             Val::Dict(items) => items
                 .iter()
+                .rev()
                 .find(|(k, _)| matches!(k.as_ref(), Val::Str(s) if s == key))
                 .map(|(_, v)| v),
             _ => None,
@@ -148,8 +154,8 @@ pub struct PickleSummary {
     pub opcodes: u64,
     /// Pickles read to their STOP.
     pub pickles: u64,
-    /// Opcodes that make the unpickler look something up or call back into its loader
-    /// (imports, extension codes, persistent ids): without any, loading runs no code.
+    /// Opcodes that make the unpickler look a callable up (imports, extension codes): without
+    /// any, loading runs no code of the file's choosing.
     pub lookups: u64,
     /// Raw tensor storages of a legacy PyTorch file that were skipped over.
     pub storages: u64,
@@ -169,13 +175,33 @@ impl PickleSummary {
         }
     }
 
+    /// Adds what another walk found.
+    pub(crate) fn absorb(&mut self, other: PickleSummary) {
+        for finding in other.findings {
+            if self
+                .seen
+                .insert((finding.module.clone(), finding.name.clone()))
+            {
+                self.add(finding);
+            }
+        }
+        self.lookups += other.lookups;
+        self.opcodes += other.opcodes;
+        self.pickles += other.pickles;
+        self.arrays += other.arrays;
+        self.persistent_ids += other.persistent_ids;
+    }
+
     /// The storage keys the walked pickles' persistent ids name.
     pub(crate) fn storage_key_set(&self) -> HashSet<String> {
         self.storage_keys.keys().cloned().collect()
     }
 
     fn note(&mut self, module: &str, name: &str) {
-        self.lookups += 1;
+        // An import of names that are not Python identifiers fails: it cannot run code.
+        if is_dotted_name(module) && is_dotted_name(name) {
+            self.lookups += 1;
+        }
         if self.seen.contains(&(module.to_owned(), name.to_owned())) {
             return;
         }
@@ -241,6 +267,9 @@ struct Walker<'a, R: Read> {
     reader: Reader,
     /// How deep in nested pickles this walker is.
     depth: usize,
+    /// Bytes read from the input so far, and where the current protocol 4 frame ends.
+    pos: u64,
+    frame_end: u64,
     /// Most items kept per list (raised to read a legacy PyTorch storage key list).
     max_items: usize,
     stack: Vec<Rc<Val>>,
@@ -276,6 +305,8 @@ impl<'a, R: Read> Walker<'a, R> {
             budget,
             reader,
             depth,
+            pos: 0,
+            frame_end: 0,
             max_items: MAX_ITEMS,
             stack: Vec::new(),
             memo: HashMap::new(),
@@ -286,15 +317,21 @@ impl<'a, R: Read> Walker<'a, R> {
         }
     }
 
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), InspectError> {
+        self.input.read_exact(buf).map_err(io_error)?;
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
     fn byte(&mut self) -> Result<u8, InspectError> {
         let mut b = [0u8; 1];
-        self.input.read_exact(&mut b).map_err(io_error)?;
+        self.fill(&mut b)?;
         Ok(b[0])
     }
 
     fn bytes<const N: usize>(&mut self) -> Result<[u8; N], InspectError> {
         let mut b = [0u8; N];
-        self.input.read_exact(&mut b).map_err(io_error)?;
+        self.fill(&mut b)?;
         Ok(b)
     }
 
@@ -313,7 +350,7 @@ impl<'a, R: Read> Walker<'a, R> {
             return Ok(Val::Opaque);
         }
         let mut buf = vec![0u8; len as usize];
-        self.input.read_exact(&mut buf).map_err(io_error)?;
+        self.fill(&mut buf)?;
         Ok(match String::from_utf8(buf) {
             Ok(s) => Val::Str(s),
             Err(_) => Val::Opaque,
@@ -321,7 +358,9 @@ impl<'a, R: Read> Walker<'a, R> {
     }
 
     fn skip(&mut self, len: u64) -> Result<(), InspectError> {
-        skip(&mut *self.input, self.budget, len)
+        skip(&mut *self.input, self.budget, len)?;
+        self.pos += len;
+        Ok(())
     }
 
     /// A newline-terminated argument (protocol 0 opcodes): `None` when it is longer than
@@ -349,18 +388,23 @@ impl<'a, R: Read> Walker<'a, R> {
         Ok(Some(String::from_utf8_lossy(&out).into_owned()))
     }
 
-    /// The decimal memo key of a protocol 0 PUT or GET.
+    /// The decimal memo key of a protocol 0 PUT or GET, read as Python's `int()` reads it
+    /// (surrounding whitespace, a sign, underscores between digits).
     fn decimal_key(&mut self, opcode: &str) -> Result<u64, InspectError> {
         let line = self.line()?.ok_or_else(|| {
             InspectError::TooComplex(format!("{opcode} with a key too long to follow"))
         })?;
-        let line = line.trim();
-        if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) {
-            return line.parse().map_err(|_| {
-                InspectError::TooComplex(format!("{opcode} with a key too large to follow"))
-            });
+        match python_int(&line) {
+            Some(PythonInt::Value(key)) if key >= 0 => u64::try_from(key)
+                .map_err(|_| InspectError::TooComplex(format!("{opcode} with a huge key"))),
+            Some(PythonInt::Value(_)) => Err(InspectError::Malformed(format!(
+                "{opcode} with a negative key"
+            ))),
+            Some(PythonInt::Huge) => Err(InspectError::TooComplex(format!(
+                "{opcode} with a key too large to follow"
+            ))),
+            None => Err(InspectError::Malformed(format!("{opcode} with a bad key"))),
         }
-        Err(InspectError::Malformed(format!("{opcode} with a bad key")))
     }
 
     /// A GLOBAL or INST operand pair; a name too long to check is reported as such.
@@ -450,9 +494,10 @@ impl<'a, R: Read> Walker<'a, R> {
     }
 
     /// A call or instantiation of `callable`: fine for an import (already classified),
-    /// dangerous for anything computed.
-    fn call(&mut self, callable: &Val, args: Vec<Rc<Val>>) -> Val {
-        match callable {
+    /// dangerous for anything computed or unknown; plain data is not callable, so the
+    /// unpickler would stop there.
+    fn call(&mut self, callable: &Val, args: Vec<Rc<Val>>) -> Result<Val, InspectError> {
+        Ok(match callable {
             Val::Global(module, name) => {
                 // copyreg._reconstructor(cls, base, state) and __newobj__(cls, …) build `cls`.
                 let class = match (module.as_str(), name.as_str(), args.first().map(Rc::as_ref)) {
@@ -469,11 +514,16 @@ impl<'a, R: Read> Walker<'a, R> {
                     state: None,
                 }
             }
-            _ => {
+            Val::Object { .. } | Val::Unknown => {
                 self.summary.dynamic("call of a computed object");
-                Val::Opaque
+                Val::Unknown
             }
-        }
+            _ => {
+                return Err(InspectError::Malformed(
+                    "a call of a value that is not callable".into(),
+                ));
+            }
+        })
     }
 
     fn collect(&self, mut items: Vec<Rc<Val>>) -> Vec<Rc<Val>> {
@@ -508,7 +558,8 @@ impl<'a, R: Read> Walker<'a, R> {
                     }
                 }
                 0x95 => {
-                    self.u64le()?;
+                    let len = self.u64le()?;
+                    self.frame_end = self.pos.saturating_add(len);
                 }
                 b'(' => {
                     let mark = self.mark.clone();
@@ -540,7 +591,7 @@ impl<'a, R: Read> Walker<'a, R> {
                         _ => {
                             self.summary
                                 .dynamic("STACK_GLOBAL with a computed module or name");
-                            self.push_opaque()?;
+                            self.push(Val::Unknown)?;
                         }
                     }
                 }
@@ -549,7 +600,7 @@ impl<'a, R: Read> Walker<'a, R> {
                     self.summary.note(&module, &name);
                     let args = self.pop_mark()?;
                     let args = self.collect(args);
-                    let object = self.call(&Val::Global(module, name), args);
+                    let object = self.call(&Val::Global(module, name), args)?;
                     self.push(object)?;
                 }
                 0x82..=0x84 => {
@@ -560,13 +611,13 @@ impl<'a, R: Read> Walker<'a, R> {
                         _ => self.u32le()?,
                     };
                     self.summary.note("copyreg.extension", &code.to_string());
-                    self.push_opaque()?;
+                    self.push(Val::Unknown)?;
                 }
                 // Calls and instantiations.
                 b'R' | 0x81 => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let object = self.call(&callable, Self::tuple_items(&args));
+                    let object = self.call(&callable, Self::tuple_items(&args))?;
                     self.push(object)?;
                 }
                 b'o' => {
@@ -576,14 +627,14 @@ impl<'a, R: Read> Walker<'a, R> {
                     }
                     let class = items.remove(0);
                     let items = self.collect(items);
-                    let object = self.call(&class, items);
+                    let object = self.call(&class, items)?;
                     self.push(object)?;
                 }
                 0x92 => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    let object = self.call(&class, Self::tuple_items(&args));
+                    let object = self.call(&class, Self::tuple_items(&args))?;
                     self.push(object)?;
                 }
                 b'b' => {
@@ -593,7 +644,19 @@ impl<'a, R: Read> Walker<'a, R> {
                         Val::Object {
                             class, state: slot, ..
                         } => {
-                            *slot = Some(state.clone());
+                            // An object without `__setstate__` merges a dict state into its
+                            // `__dict__`; anything else replaces what was there.
+                            let merged = match (slot.as_deref(), state.as_ref()) {
+                                (Some(Val::Dict(old)), Val::Dict(new)) => {
+                                    let mut items = old.clone();
+                                    for (k, v) in new {
+                                        set_item(&mut items, k.clone(), v.clone());
+                                    }
+                                    Rc::new(Val::Dict(items))
+                                }
+                                _ => state.clone(),
+                            };
+                            *slot = Some(merged);
                             class.as_ref().is_some_and(|(m, n)| {
                                 n == "NumpyArrayWrapper"
                                     && matches!(
@@ -606,21 +669,27 @@ impl<'a, R: Read> Walker<'a, R> {
                         _ => false,
                     };
                     if wrapper && self.reader == Reader::Joblib {
+                        let state = match self.stack.last().map(Rc::as_ref) {
+                            Some(Val::Object {
+                                state: Some(state), ..
+                            }) => state.clone(),
+                            _ => state,
+                        };
                         self.skip_inline_array(&state)?;
                     }
                 }
+                // Persistent ids call the loader's own `persistent_load` (PyTorch's builds
+                // storages; a plain unpickler refuses them): not a lookup of the file's choosing.
                 b'P' => {
                     self.line()?;
                     self.summary.persistent_ids += 1;
-                    self.summary.lookups += 1;
-                    self.push_opaque()?;
+                    self.push(Val::Unknown)?;
                 }
                 b'Q' => {
                     let pid = self.pop()?;
                     self.summary.persistent_ids += 1;
-                    self.summary.lookups += 1;
                     self.note_storage(&pid);
-                    self.push_opaque()?;
+                    self.push(Val::Unknown)?;
                 }
                 // Strings and bytes.
                 0x8c => {
@@ -797,17 +866,16 @@ impl<'a, R: Read> Walker<'a, R> {
                 b's' => {
                     let value = self.pop()?;
                     let key = self.pop()?;
-                    if let Val::Dict(items) = self.top_mut()?
-                        && items.len() < MAX_ITEMS
-                    {
-                        items.push((key, value));
+                    if let Val::Dict(items) = self.top_mut()? {
+                        set_item(items, key, value);
                     }
                 }
                 b'u' => {
                     let new = pairs(self.pop_mark()?);
                     if let Val::Dict(items) = self.top_mut()? {
-                        let room = MAX_ITEMS.saturating_sub(items.len());
-                        items.extend(new.into_iter().take(room));
+                        for (key, value) in new {
+                            set_item(items, key, value);
+                        }
                     }
                 }
                 0x90 => {
@@ -857,9 +925,7 @@ impl<'a, R: Read> Walker<'a, R> {
             return self.push_opaque();
         }
         let mut buf = [0u8; 16];
-        self.input
-            .read_exact(&mut buf[..len as usize])
-            .map_err(io_error)?;
+        self.fill(&mut buf[..len as usize])?;
         if len > 0 && buf[len as usize - 1] & 0x80 != 0 {
             for b in buf.iter_mut().skip(len as usize) {
                 *b = 0xff;
@@ -893,6 +959,13 @@ impl<'a, R: Read> Walker<'a, R> {
     /// the nested pickle.
     fn skip_inline_array(&mut self, state: &Val) -> Result<(), InspectError> {
         self.summary.arrays += 1;
+        // joblib reads array bytes from the file itself, after the current frame: bytes left
+        // in the frame would be read as opcodes.
+        if self.pos < self.frame_end {
+            return Err(InspectError::Malformed(
+                "joblib array data starts inside a pickle frame".into(),
+            ));
+        }
         let dtype = state
             .get("dtype")
             .map(|d| dtype_of(d))
@@ -909,7 +982,10 @@ impl<'a, R: Read> Walker<'a, R> {
                     Reader::Plain,
                     self.depth + 1,
                 );
-                nested.walk().map(|_| ())
+                let walked = nested.walk().map(|_| ());
+                let read = nested.pos;
+                self.pos += read;
+                walked
             }
             Dtype::Unknown => Err(InspectError::Malformed(
                 "a joblib array wrapper without a readable dtype".into(),
@@ -927,10 +1003,10 @@ impl<'a, R: Read> Walker<'a, R> {
                 .ok_or_else(|| {
                     InspectError::Malformed("a joblib array wrapper without a shape".into())
                 })?;
-                if matches!(
-                    state.get("numpy_array_alignment_bytes").map(Rc::as_ref),
-                    Some(Val::Int(_))
-                ) {
+                if state
+                    .get("numpy_array_alignment_bytes")
+                    .is_some_and(|v| !matches!(v.as_ref(), Val::None))
+                {
                     let padding = self.byte()?;
                     self.skip(u64::from(padding))?;
                 }
@@ -943,15 +1019,71 @@ impl<'a, R: Read> Walker<'a, R> {
     }
 }
 
+/// Whether `text` could name a module or an attribute path: dotted Python identifiers
+/// (Unicode letters allowed, as Python allows them).
+fn is_dotted_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        })
+}
+
+/// A number as Python's `int(text)` reads it.
+enum PythonInt {
+    Value(i128),
+    /// Well formed, but past what is followed here.
+    Huge,
+}
+
+fn python_int(text: &str) -> Option<PythonInt> {
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b' || c == '\x0c');
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let bytes = digits.as_bytes();
+    let well_formed = !bytes.is_empty()
+        && bytes.first().is_some_and(u8::is_ascii_digit)
+        && bytes.last().is_some_and(u8::is_ascii_digit)
+        && bytes.iter().all(|b| b.is_ascii_digit() || *b == b'_')
+        && !digits.contains("__");
+    if !well_formed {
+        return None;
+    }
+    let value: i128 = match digits.replace('_', "").parse() {
+        Ok(v) => v,
+        Err(_) => return Some(PythonInt::Huge),
+    };
+    Some(PythonInt::Value(if negative { -value } else { value }))
+}
+
+/// All pairs, in order (a later key wins, see [`set_item`]).
 fn pairs(items: Vec<Rc<Val>>) -> Vec<(Rc<Val>, Rc<Val>)> {
     let mut out = Vec::new();
     let mut iter = items.into_iter();
     while let (Some(k), Some(v)) = (iter.next(), iter.next()) {
-        if out.len() < MAX_ITEMS {
-            out.push((k, v));
-        }
+        set_item(&mut out, k, v);
     }
     out
+}
+
+/// Sets a key as Python's dict does: a string key already there gets the new value; a new
+/// key is kept while the dict holds fewer than [`MAX_ITEMS`].
+fn set_item(items: &mut Vec<(Rc<Val>, Rc<Val>)>, key: Rc<Val>, value: Rc<Val>) {
+    if let Val::Str(name) = key.as_ref()
+        && let Some(slot) = items
+            .iter_mut()
+            .find(|(k, _)| matches!(k.as_ref(), Val::Str(s) if s == name))
+    {
+        slot.1 = value;
+        return;
+    }
+    if items.len() < MAX_ITEMS {
+        items.push((key, value));
+    }
 }
 
 /// Skips `len` bytes of `input`, within the time budget (a decompressed stream can be long).
@@ -991,23 +1123,34 @@ fn storage_element_size(name: &str) -> Option<u64> {
     })
 }
 
+#[derive(Clone, Copy)]
 enum Dtype {
     Object,
     Sized(u64),
     Unknown,
 }
 
-/// The item size of a `numpy.dtype('<f8', …)` object.
+/// How deep structured dtypes' fields are followed.
+const MAX_DTYPE_DEPTH: usize = 4;
+
+/// The item size of a `numpy.dtype('<f8', …)` object, with the state its BUILD gave it
+/// (`(version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])`):
+/// a structured dtype's size is its `elsize`, and it holds objects when a field does or its
+/// flags say so.
 fn dtype_of(value: &Val) -> Dtype {
+    dtype_at(value, 0)
+}
+
+fn dtype_at(value: &Val, depth: usize) -> Dtype {
     let Val::Object {
         class: Some((_, name)),
         args,
-        ..
+        state,
     } = value
     else {
         return Dtype::Unknown;
     };
-    if name != "dtype" {
+    if name != "dtype" || depth > MAX_DTYPE_DEPTH {
         return Dtype::Unknown;
     }
     let Some(Val::Str(code)) = args.first().map(Rc::as_ref) else {
@@ -1021,11 +1164,61 @@ fn dtype_of(value: &Val) -> Dtype {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Dtype::Unknown;
     }
-    match (kind, digits.parse::<u64>().unwrap_or(0)) {
-        ('O', _) => Dtype::Object,
-        (_, 0) => Dtype::Unknown,
-        ('U', n) => Dtype::Sized(4 * n),
+    let base = match (kind, digits.parse::<u64>().unwrap_or(0)) {
+        ('O', _) => return Dtype::Object,
+        (_, 0) => return Dtype::Unknown,
+        ('U', n) => n.checked_mul(4).map_or(Dtype::Unknown, Dtype::Sized),
         ('b' | 'i' | 'u' | 'f' | 'c' | 'S' | 'V' | 'M' | 'm', n) => Dtype::Sized(n),
+        _ => return Dtype::Unknown,
+    };
+    let Some(state) = state else {
+        return base;
+    };
+    let Val::Tuple(items) = state.as_ref() else {
+        return Dtype::Unknown;
+    };
+    let [_, _, subarray, names, fields, elsize, _, flags, ..] = items.as_slice() else {
+        return Dtype::Unknown;
+    };
+    let int = |v: &Rc<Val>| match v.as_ref() {
+        Val::Int(n) => Some(*n),
+        _ => None,
+    };
+    if !matches!(subarray.as_ref(), Val::None) {
+        return Dtype::Unknown;
+    }
+    match int(flags) {
+        Some(f) if f & 1 != 0 => return Dtype::Object,
+        Some(_) => {}
+        None => return Dtype::Unknown,
+    }
+    let size = int(elsize);
+    match (names.as_ref(), fields.as_ref()) {
+        (Val::None, Val::None) => match (size, base) {
+            (Some(-1), base) => base,
+            (Some(n), Dtype::Sized(b)) if u64::try_from(n) == Ok(b) => base,
+            // Flexible kinds take their size from the state.
+            (Some(n), Dtype::Sized(_)) if n > 0 && matches!(kind, 'V' | 'S' | 'U') => {
+                Dtype::Sized(n as u64)
+            }
+            _ => Dtype::Unknown,
+        },
+        (Val::Tuple(_), Val::Dict(entries)) if kind == 'V' && entries.len() < MAX_ITEMS => {
+            for (_, field) in entries {
+                let Val::Tuple(parts) = field.as_ref() else {
+                    return Dtype::Unknown;
+                };
+                match parts.first().map(|d| dtype_at(d, depth + 1)) {
+                    Some(Dtype::Sized(_)) => {}
+                    Some(Dtype::Object) => return Dtype::Object,
+                    _ => return Dtype::Unknown,
+                }
+            }
+            match size {
+                Some(n) if n > 0 => Dtype::Sized(n as u64),
+                _ => Dtype::Unknown,
+            }
+        }
         _ => Dtype::Unknown,
     }
 }

@@ -30,6 +30,7 @@ fn every_corpus_file_gets_its_expected_verdict() {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let declared = match entry["format"].as_str() {
             Some("ONNX") => Declared::Onnx,
+            Some("JOBLIB") => Declared::Joblib,
             _ => Declared::Other,
         };
         let report = inspect(

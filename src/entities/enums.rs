@@ -93,6 +93,7 @@ impl ModelFormat {
     /// How the inspector should read a file declared in this format.
     pub fn declared(self) -> modelhub_inspect::Declared {
         match self {
+            Self::Joblib => modelhub_inspect::Declared::Joblib,
             Self::Onnx => modelhub_inspect::Declared::Onnx,
             _ => modelhub_inspect::Declared::Other,
         }

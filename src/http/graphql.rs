@@ -24,7 +24,7 @@ use crate::{
     auth::Viewer,
     error::AppError,
     graphql::{ClientIp, Loaders},
-    services::accounts,
+    services::{access, accounts},
 };
 
 /// The bearer token of a request, if it has one.
@@ -126,6 +126,12 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
             return refusal_response(StatusCode::BAD_REQUEST, refusal.code, refusal.message);
         }
     };
+    // Every mutation's credential requirement, from the one table, before anything runs.
+    for mutation in &shape.mutations {
+        if let Err(err) = access::ensure_may_call(&viewer, mutation) {
+            return error_response(err.code().status(), err.into());
+        }
+    }
     match cached.filter(|_| shape.catalog_read) {
         // Concurrent misses of one key wait for a single execution.
         Some((cache, key)) => cache

@@ -50,12 +50,42 @@ const CATALOG_ROOTS: [&str; 5] = [
 ];
 
 /// What a request does, as far as the transport cares.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Shape {
     /// It contains a mutation (refused over GET).
     pub writes: bool,
     /// It is one query reading only catalog root fields: its answer may be cached.
     pub catalog_read: bool,
+    /// The mutations it calls (root fields of its mutation operations).
+    pub mutations: Vec<String>,
+}
+
+/// How deep fragments are followed among a mutation's root fields.
+const MAX_ROOT_FRAGMENTS: usize = 8;
+
+/// The root field names of a selection, through fragments.
+fn root_fields(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    set: &SelectionSet,
+    depth: usize,
+    out: &mut Vec<String>,
+) {
+    if depth > MAX_ROOT_FRAGMENTS {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => out.push(field.node.name.node.to_string()),
+            Selection::InlineFragment(fragment) => {
+                root_fields(document, &fragment.node.selection_set.node, depth + 1, out);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    root_fields(document, &fragment.node.selection_set.node, depth + 1, out);
+                }
+            }
+        }
+    }
 }
 
 /// Whether a selection at the root reads only catalog fields.
@@ -115,6 +145,17 @@ pub fn check(batch: &BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
         shape.writes |= operations
             .iter()
             .any(|op| op.node.ty != OperationType::Query);
+        for op in operations
+            .iter()
+            .filter(|op| op.node.ty == OperationType::Mutation)
+        {
+            root_fields(
+                &document,
+                &op.node.selection_set.node,
+                0,
+                &mut shape.mutations,
+            );
+        }
         shape.catalog_read = matches!(batch, BatchRequest::Single(_))
             && !shape.writes
             && operations

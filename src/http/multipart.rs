@@ -162,6 +162,11 @@ async fn read_parts(
                 })?);
                 if let Some(operations) = &operations {
                     let targets = super::upload_plan::targets(operations)?;
+                    if targets.is_empty() && map.as_ref().is_some_and(|m| !m.is_empty()) {
+                        return Err(bad(
+                            "files are taken only by createModel and createModelVersion",
+                        ));
+                    }
                     versions::authorize_upload(state, viewer, &targets).await?;
                 }
             }

@@ -15,6 +15,60 @@ use crate::{
     error::{AppError, AppResult},
 };
 
+/// What the caller's credential must allow for a mutation to run at all (the resolvers then
+/// check ownership and state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Anyone, signed in or not (registering, logging in).
+    Anyone,
+    /// A credential with this scope.
+    Scope(Scope),
+    /// An administrator acting with the ADMIN scope.
+    Admin,
+}
+
+/// Every mutation's requirement, in one table. A mutation missing from it is refused (and a
+/// test walks the schema so that none is).
+const MUTATIONS: &[(&str, Requirement)] = &[
+    ("register", Requirement::Anyone),
+    ("login", Requirement::Anyone),
+    ("createApiToken", Requirement::Scope(Scope::Write)),
+    ("revokeApiToken", Requirement::Scope(Scope::Write)),
+    ("createModel", Requirement::Scope(Scope::Write)),
+    ("createModelVersion", Requirement::Scope(Scope::Write)),
+    ("updateModel", Requirement::Scope(Scope::Write)),
+    ("deleteModel", Requirement::Scope(Scope::Write)),
+    ("deleteModelVersion", Requirement::Scope(Scope::Write)),
+    ("requestPublication", Requirement::Scope(Scope::Write)),
+    ("unpublishModel", Requirement::Scope(Scope::Write)),
+    ("approveModel", Requirement::Admin),
+    ("rejectModel", Requirement::Admin),
+    ("withdrawModelVersion", Requirement::Admin),
+    ("releaseModelVersion", Requirement::Admin),
+    ("restoreModelVersion", Requirement::Admin),
+    ("setUserRole", Requirement::Admin),
+    ("disableUser", Requirement::Admin),
+    ("enableUser", Requirement::Admin),
+    ("__typename", Requirement::Anyone),
+];
+
+/// The requirement of mutation `name`, if it has one.
+pub fn mutation_requirement(name: &str) -> Option<Requirement> {
+    MUTATIONS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
+/// Refuses a mutation the viewer's credential does not allow (`UNAUTHENTICATED` without one,
+/// `FORBIDDEN` without the scope), before it runs.
+pub fn ensure_may_call(viewer: &Viewer, mutation: &str) -> AppResult<()> {
+    match mutation_requirement(mutation) {
+        Some(Requirement::Anyone) => Ok(()),
+        Some(Requirement::Scope(scope)) => viewer.require(scope).map(|_| ()),
+        Some(Requirement::Admin) => viewer.require_admin().map(|_| ()),
+        // An unknown field is the executor's to report; only schema mutations have rules.
+        None => Ok(()),
+    }
+}
+
 /// Whether `viewer` may see `model`.
 pub fn can_view(viewer: &Viewer, model: &model::Model) -> bool {
     is_public(model) || viewer.is_admin() || viewer.user_id() == Some(model.owner_id)

@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -11,7 +13,11 @@ use crate::{
     domain::account::{Email, Password, Username},
     entities::{enums::Role, user},
     error::{AppError, AppResult, AuthFailure},
-    services::{credential_cache::CredentialCache, rate_limit::Action},
+    services::{
+        audit::{self, Subject},
+        credential_cache::CredentialCache,
+        rate_limit::{Action, address_key},
+    },
     state::AppState,
 };
 
@@ -99,7 +105,7 @@ pub async fn register(
     if let Some(ip) = ip {
         state
             .limiter
-            .check(Action::Register, &ip.to_string())
+            .check(Action::Register, &address_key(ip))
             .await?;
     }
     let user = insert_user(state, input, Role::User).await?;
@@ -115,13 +121,21 @@ pub async fn login(
     ip: Option<IpAddr>,
 ) -> AppResult<Session> {
     let key = login.trim().to_lowercase();
-    if let Some(ip) = ip {
-        state
-            .limiter
-            .check(Action::LoginByIp, &ip.to_string())
-            .await?;
+    // Per address; per account and address, so that failing logins under someone's name from
+    // elsewhere does not lock them out; and per account across all addresses at ten times the
+    // rate, so that guessing from many addresses stays slow.
+    let address = ip.map_or_else(|| "unknown".to_owned(), address_key);
+    if ip.is_some() {
+        state.limiter.check(Action::LoginByIp, &address).await?;
     }
-    state.limiter.check(Action::LoginByAccount, &key).await?;
+    state
+        .limiter
+        .check(Action::LoginByAccount, &format!("{key}@{address}"))
+        .await?;
+    state
+        .limiter
+        .check(Action::LoginByAccountAnywhere, &key)
+        .await?;
     let column = if key.contains('@') {
         user::Column::Email
     } else {
@@ -156,12 +170,31 @@ pub async fn create_admin(state: &AppState, input: Registration) -> AppResult<(u
         active.role = Set(Role::Admin);
         active.disabled = Set(false);
         active.updated_at = Set(super::now());
-        let user = active.update(&state.db).await?;
-        state.changes.bump();
+        let txn = state.db.begin().await?;
+        let user = active.update(&txn).await?;
+        audit::record(
+            &txn,
+            None,
+            "admin_promoted",
+            Subject::User(user.id),
+            Some("modelhub create-admin"),
+            None,
+        )
+        .await?;
+        super::commit_change(state, txn).await?;
         tracing::info!(user_id = %user.id, "user promoted to administrator");
         return Ok((user, false));
     }
     let user = insert_user(state, input, Role::Admin).await?;
+    audit::record(
+        &state.db,
+        None,
+        "admin_created",
+        Subject::User(user.id),
+        Some("modelhub create-admin"),
+        None,
+    )
+    .await?;
     Ok((user, true))
 }
 

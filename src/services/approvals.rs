@@ -253,14 +253,19 @@ pub async fn set_withdrawn(
         .filter(model_version::Column::Id.eq(version_id))
         .exec(&txn)
         .await?;
+    // The version as it is now, in this transaction (a re-inspection may have moved it).
+    let current = model_version::Entity::find_by_id(version_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("model version"))?;
     if !withdrawn
-        && !gate::is_released(&version)
+        && !gate::is_released(&current)
         && is_listed_locked(&txn, version.model_id).await?
     {
         return Err(AppError::Conflict(format!(
             "version {} is held by the inspection gate ({}); a public or pending model cannot take it back",
             version.version,
-            gate::version_hold_reason(&version).unwrap_or_default()
+            gate::version_hold_reason(&current).unwrap_or_default()
         )));
     }
     refresh_current_version(&txn, version.model_id).await?;

@@ -52,14 +52,7 @@ pub struct DownloadCounter {
 fn viewer_key(user: Option<Uuid>, client: Option<IpAddr>) -> String {
     match (user, client) {
         (Some(user), _) => format!("user:{user}"),
-        (None, Some(IpAddr::V6(v6))) if v6.to_ipv4_mapped().is_none() => {
-            let segments = v6.segments();
-            format!(
-                "ip:{:x}:{:x}:{:x}:{:x}::/64",
-                segments[0], segments[1], segments[2], segments[3]
-            )
-        }
-        (None, Some(ip)) => format!("ip:{}", ip.to_canonical()),
+        (None, Some(ip)) => format!("ip:{}", super::rate_limit::address_key(ip)),
         (None, None) => "ip:unknown".to_owned(),
     }
 }

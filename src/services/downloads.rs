@@ -21,7 +21,8 @@ pub struct Grant {
     pub model: model::Model,
     /// Who is downloading, if known.
     pub user_id: Option<Uuid>,
-    /// Whether they may take a held file at their own risk: the owner or an administrator.
+    /// Whether they may take a held file at their own risk: the owner or an administrator,
+    /// signed in (never through a signed link).
     pub may_accept_risk: bool,
 }
 
@@ -147,7 +148,8 @@ pub async fn authorize_version(
                 return Err(AppError::NotFound("model version"));
             }
             Grant {
-                may_accept_risk: admin || holder.user_id() == Some(model.owner_id),
+                // A link can be passed on: it never carries the right to take a held file.
+                may_accept_risk: false,
                 version,
                 model,
                 user_id: claims.uid,

@@ -329,7 +329,7 @@ pub async fn update(
     id: Uuid,
     changes: ModelChanges,
 ) -> AppResult<model::Model> {
-    let (existing, _) = find_for_edit(state, viewer, id).await?;
+    let (existing, caller) = find_for_edit(state, viewer, id).await?;
     let mut active: model::ActiveModel = existing.clone().into();
     if let Some(name) = &changes.name {
         active.name = Set(rules::name("input.name", name)?);
@@ -364,6 +364,29 @@ pub async fn update(
         })?;
     if let Some(tags) = &tags {
         write_tags(&txn, id, tags).await?;
+    }
+    if caller.user.id != existing.owner_id {
+        // An administrator changing someone else's model.
+        let fields: Vec<&str> = [
+            ("name", changes.name.is_some()),
+            ("description", changes.description.is_some()),
+            ("framework", changes.framework.is_some()),
+            ("taskType", changes.task_type.is_some()),
+            ("license", changes.license.is_some()),
+            ("tags", changes.tags.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, changed)| changed.then_some(field))
+        .collect();
+        audit::record(
+            &txn,
+            Some(caller.user.id),
+            "model_edited_by_admin",
+            Subject::Model(id),
+            None,
+            Some(serde_json::json!({ "owner_id": existing.owner_id, "fields": fields })),
+        )
+        .await?;
     }
     super::commit_change(state, txn).await?;
     tracing::info!(model_id = %id, "model updated");

@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -16,10 +17,12 @@ use crate::error::{AppError, AppResult};
 /// What is being limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Login attempts, per client IP.
+    /// Login attempts, per client address (IPv6 by its /64).
     LoginByIp,
-    /// Login attempts, per account name.
+    /// Login attempts, per account name and client address.
     LoginByAccount,
+    /// Login attempts, per account name from anywhere (ten times the login rule).
+    LoginByAccountAnywhere,
     /// Registrations, per client IP.
     Register,
     /// Uploads, per user.
@@ -33,6 +36,7 @@ impl Action {
         match self {
             Self::LoginByIp => "login-ip",
             Self::LoginByAccount => "login-account",
+            Self::LoginByAccountAnywhere => "login-account-anywhere",
             Self::Register => "register",
             Self::Upload => "upload",
             Self::CreateToken => "api-token",
@@ -101,6 +105,10 @@ impl Rules {
     fn rule(&self, action: Action) -> Rule {
         match action {
             Action::LoginByIp | Action::LoginByAccount => self.login,
+            Action::LoginByAccountAnywhere => Rule {
+                burst: self.login.burst.saturating_mul(10),
+                ..self.login
+            },
             Action::Register => self.register,
             Action::Upload => self.upload,
             Action::CreateToken => self.create_token,
@@ -127,8 +135,21 @@ pub struct RateLimiter {
     store: Store,
 }
 
-/// Most in-memory buckets kept before full ones are forgotten.
+/// Most in-memory buckets kept: past it, full ones are forgotten, then the fullest (whose
+/// loss gives the least away) until a tenth is free.
 const MAX_BUCKETS: usize = 100_000;
+
+/// The rate-limit key of a client address: IPv4 whole, IPv6 by its /64 (one subscriber's
+/// network, which hands out addresses by the billion).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        v4 => v4.to_string(),
+    }
+}
 
 /// Takes ARGV[3] tokens at once from the bucket at KEYS[1] (ARGV: burst, period in ms,
 /// cost); returns 0 when allowed, else the milliseconds until enough are back (a cost over the
@@ -242,8 +263,15 @@ fn take_in_memory(
     }
     let per_token = rule.period.as_secs_f64() / burst;
     if buckets.len() >= MAX_BUCKETS {
-        buckets
-            .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() / per_token < burst);
+        let level = |b: &Bucket| b.tokens + now.duration_since(b.at).as_secs_f64() / per_token;
+        buckets.retain(|_, b| level(b) < burst);
+        if buckets.len() >= MAX_BUCKETS {
+            let mut levels: Vec<f64> = buckets.values().map(level).collect();
+            let keep = MAX_BUCKETS * 9 / 10;
+            levels.select_nth_unstable_by(keep, |a, b| a.total_cmp(b));
+            let cut = levels[keep];
+            buckets.retain(|_, b| level(b) < cut);
+        }
     }
     let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
         tokens: burst,

@@ -388,9 +388,9 @@ async fn admin_fields_are_forbidden_to_everyone_else() {
     }
     let me = app.gql(Some(&user), "{ me { role } }", json!({})).await;
     assert_eq!(me.data()["me"]["role"], "USER");
-    // Nothing was done: the only entry is the token the administrator made.
+    // Nothing was done: the only entries are the administrator's creation and their token.
     assert_eq!(
-        app.count_rows("audit_log WHERE action <> 'api_token_created'")
+        app.count_rows("audit_log WHERE action NOT IN ('api_token_created', 'admin_created')")
             .await,
         0
     );
@@ -715,7 +715,8 @@ async fn user_management_protects_the_last_administrator() {
             json!({}),
         )
         .await;
-    assert_eq!(log.data()["auditLog"]["totalCount"], 4);
+    // The four changes, and `create-admin` making the first administrator.
+    assert_eq!(log.data()["auditLog"]["totalCount"], 5);
     assert_eq!(
         log.data()["auditLog"]["edges"][0]["node"]["action"],
         "user_role_changed"
@@ -819,4 +820,34 @@ async fn withdrawn_versions_stop_downloading_and_stop_being_current() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn an_administrators_edit_of_someone_elses_model_is_audited() {
+    let app = spawn_app().await;
+    let owner = app.register("author").await;
+    let admin = app.admin("editor").await;
+    let (id, _) = create(&app, &owner, "Edited", "x", random_forest()).await;
+    let update = "mutation($id: ID!, $d: String!) { updateModel(id: $id, input: { description: $d }) { id } }";
+    app.gql(Some(&owner), update, json!({ "id": id, "d": "mine" }))
+        .await
+        .data();
+    assert_eq!(
+        app.count_rows("audit_log WHERE action = 'model_edited_by_admin'")
+            .await,
+        0
+    );
+    app.gql(Some(&admin), update, json!({ "id": id, "d": "moderated" }))
+        .await
+        .data();
+    let log = app
+        .gql(
+            Some(&admin),
+            "{ auditLog(filter: { action: \"model_edited_by_admin\" }) { edges { node { actor { username } details } } } }",
+            json!({}),
+        )
+        .await;
+    let entry = &log.data()["auditLog"]["edges"][0]["node"];
+    assert_eq!(entry["actor"]["username"], "editor");
+    assert_eq!(entry["details"]["fields"], json!(["description"]));
 }

@@ -652,3 +652,41 @@ async fn worst_case_inputs_for_every_reader_are_answered_in_bounded_time() {
         app.assert_serving().await;
     }
 }
+
+#[tokio::test]
+async fn a_signed_link_never_carries_the_right_to_take_a_held_file() {
+    let app = spawn_with(Options::default()).await;
+    let owner = app.register("owner").await;
+    let cases = corpus();
+    let evil = cases.iter().find(|c| c.file == "reduce_p2.pkl").unwrap();
+    let created = create(
+        &app,
+        &owner,
+        "evil",
+        &evil.format,
+        &evil.file,
+        evil.bytes.clone(),
+    )
+    .await;
+    let version_id = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
+            json!({ "id": version_id }),
+        )
+        .await;
+    let link = link.data()["modelVersion"]["downloadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for url in [link.clone(), format!("{link}&acceptRisk=true")] {
+        let response = app.client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{url}");
+    }
+    // The owner, signed in, still can.
+    assert_eq!(download(&app, Some(&owner), &version_id, true).await.0, 200);
+}

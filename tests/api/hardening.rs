@@ -437,3 +437,59 @@ async fn deleting_the_last_use_of_a_file_while_it_is_uploaded_again_keeps_the_fi
         .unwrap();
     assert!(file == bytes);
 }
+
+#[tokio::test]
+async fn failing_logins_from_elsewhere_do_not_lock_a_user_out_but_guessing_stays_slow() {
+    let mut options = strict(2);
+    options.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let app = crate::helpers::spawn_with(options).await;
+    app.register("victim").await;
+    // A stranger fails twice under the victim's name: that address is done.
+    for _ in 0..2 {
+        assert_eq!(
+            code(&login_from(&app, "203.0.113.7", "victim").await),
+            "UNAUTHENTICATED"
+        );
+    }
+    assert_eq!(
+        code(&login_from(&app, "203.0.113.7", "victim").await),
+        "RATE_LIMITED"
+    );
+    // The same /64 is the same client, whatever its last 64 bits.
+    assert_eq!(
+        code(&login_from(&app, "2001:db8:1:2::1", "victim").await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        code(&login_from(&app, "2001:db8:1:2::2", "victim").await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        code(&login_from(&app, "2001:db8:1:2:ffff::3", "victim").await),
+        "RATE_LIMITED"
+    );
+    // The victim, from home, still logs in.
+    let home = app
+        .client
+        .post(format!("{}/graphql", app.base))
+        .header("x-forwarded-for", "198.51.100.20")
+        .json(&json!({ "query": "mutation { login(input: { username: \"victim\", password: \"correct horse battery\" }) { token } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(home["data"]["login"]["token"].is_string(), "{home}");
+    // Guessing from many addresses: the account's own budget (ten times the rule) runs out.
+    let mut refused = None;
+    for i in 0..30 {
+        let answer = login_from(&app, &format!("192.0.2.{i}"), "victim").await;
+        if code(&answer) == "RATE_LIMITED" {
+            refused = Some(i);
+            break;
+        }
+    }
+    // 2 + 2 + 1 attempts were made before; the budget is 20.
+    assert_eq!(refused, Some(15));
+}

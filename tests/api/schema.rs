@@ -29,3 +29,28 @@ async fn migrations_go_down_and_up_again() {
     app.register("after").await;
     assert_eq!(app.count_rows("users").await, 1);
 }
+
+#[test]
+fn every_mutation_in_the_schema_has_an_access_rule() {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let sdl = modelhub::graphql::sdl();
+    let document = async_graphql::parser::parse_schema(&sdl).unwrap();
+    let mut mutations = Vec::new();
+    for definition in &document.definitions {
+        if let TypeSystemDefinition::Type(ty) = definition
+            && ty.node.name.node == "MutationRoot"
+            && let TypeKind::Object(object) = &ty.node.kind
+        {
+            mutations.extend(object.fields.iter().map(|f| f.node.name.node.to_string()));
+        }
+    }
+    assert!(mutations.len() >= 19, "{mutations:?}");
+    let missing: Vec<&String> = mutations
+        .iter()
+        .filter(|m| modelhub::services::access::mutation_requirement(m).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "mutations without an access rule: {missing:?}"
+    );
+}
