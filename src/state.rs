@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     services::{
         credential_cache::CredentialCache, download_counts::DownloadCounter, inspection::Inspector,
-        rate_limit::RateLimiter,
+        rate_limit::RateLimiter, version_cache::VersionCache,
     },
     storage::BlobStore,
 };
@@ -41,6 +41,8 @@ pub struct Inner {
     pub inspector: Inspector,
     /// Downloads noted, not yet written.
     pub downloads: DownloadCounter,
+    /// Recently read versions; `None` when caching is off.
+    pub versions: Option<VersionCache>,
 }
 
 /// A count of changes (mutations, downloads) made through this process. Caches tag what they
@@ -75,6 +77,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             inspector,
             downloads: DownloadCounter::default(),
+            versions: VersionCache::new(config.response_cache_ttl),
             config,
             db,
             blobs,

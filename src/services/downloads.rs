@@ -105,7 +105,7 @@ pub async fn authorize_version(
             if viewer.authenticated().is_some() {
                 viewer.require(Scope::Read)?;
             }
-            let (version, model) = versions::find(state, viewer, version_id)
+            let (version, model) = versions::find_cached(state, viewer, version_id)
                 .await?
                 .ok_or(AppError::NotFound("model version"))?;
             Grant {

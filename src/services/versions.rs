@@ -403,15 +403,46 @@ pub async fn find(
     viewer: &Viewer,
     id: Uuid,
 ) -> AppResult<Option<(model_version::Model, model::Model)>> {
+    let Some(found) = read(state, id).await? else {
+        return Ok(None);
+    };
+    let (version, model) = std::sync::Arc::unwrap_or_clone(found);
+    Ok(access::can_view(viewer, &model).then_some((version, model)))
+}
+
+/// The same as [`find`], from the version cache where it can be (for downloads: a version's
+/// counts there may lag by the cache's time to live, nothing else does).
+pub async fn find_cached(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<Option<(model_version::Model, model::Model)>> {
+    let generation = state.changes.current();
+    let found = match state.versions.as_ref().and_then(|c| c.get(&id, generation)) {
+        Some(found) => found,
+        None => {
+            let Some(found) = read(state, id).await? else {
+                return Ok(None);
+            };
+            if let Some(cache) = &state.versions {
+                cache.put(id, generation, found.clone());
+            }
+            found
+        }
+    };
+    let (version, model) = found.as_ref();
+    Ok(access::can_view(viewer, model).then(|| (version.clone(), model.clone())))
+}
+
+/// A version and its model, from the database.
+async fn read(state: &AppState, id: Uuid) -> AppResult<Option<super::version_cache::Found>> {
     let Some(version) = model_version::Entity::find_by_id(id).one(&state.db).await? else {
         return Ok(None);
     };
     let model = model::Entity::find_by_id(version.model_id)
         .one(&state.db)
         .await?;
-    Ok(model
-        .filter(|m| access::can_view(viewer, m))
-        .map(|m| (version, m)))
+    Ok(model.map(|model| std::sync::Arc::new((version, model))))
 }
 
 /// Deletes a version (owner or administrator) and its file if no other version uses it; the

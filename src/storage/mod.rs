@@ -92,6 +92,36 @@ fn read_local(file: std::fs::File, range: Range<u64>) -> ByteStream {
     .boxed()
 }
 
+/// Largest read served without the blocking pool.
+const SMALL_READ: u64 = 64 * 1024;
+
+/// The bytes of a small local file (`range` of it), or `None` when it is larger than
+/// [`SMALL_READ`] (and read by the streaming path).
+fn read_small(
+    path: &std::path::Path,
+    range: Option<Range<u64>>,
+) -> Result<Option<Bytes>, StorageError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::NotFound(path.display().to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let size = file.metadata()?.len();
+    let range = range.unwrap_or(0..size);
+    if range.end > size || range.start > range.end {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    if range.end - range.start > SMALL_READ {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(range.start))?;
+    let mut bytes = Vec::with_capacity((range.end - range.start) as usize);
+    file.take(range.end - range.start).read_to_end(&mut bytes)?;
+    Ok(Some(Bytes::from(bytes)))
+}
+
 /// The store of model files.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
@@ -208,6 +238,14 @@ impl BlobStore {
         sha256: &str,
         range: Option<Range<u64>>,
     ) -> Result<ByteStream, StorageError> {
+        // A small file on local disk is read in place: the page cache answers at once, and a
+        // hand-off to the blocking pool would cost more than the read.
+        if let Some(root) = &self.local_root
+            && let Some(bytes) =
+                read_small(&root.join(Self::blob_path(sha256).as_ref()), range.clone())?
+        {
+            return Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed());
+        }
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()

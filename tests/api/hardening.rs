@@ -308,11 +308,7 @@ async fn login_attempts_are_rate_limited_with_retry_after() {
 
 #[tokio::test]
 async fn replicas_sharing_redis_share_one_budget() {
-    let Some(_) = crate::helpers::test_redis_url() else {
-        use std::io::Write;
-        let _ = std::io::stderr().write_all(
-            b"replicas_sharing_redis_share_one_budget: skipped, MODELHUB_TEST_REDIS_URL is unset\n",
-        );
+    let Some(_) = crate::helpers::test_redis_url("replicas_sharing_redis_share_one_budget") else {
         return;
     };
     let prefix = format!("modelhub-test-{}", uuid::Uuid::new_v4());

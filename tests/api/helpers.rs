@@ -126,19 +126,31 @@ impl Default for Options {
     }
 }
 
+/// A test service's setting, if configured. Where `MODELHUB_TEST_REQUIRE_SERVICES=1` (as in
+/// CI), a missing one fails the test instead of skipping it.
+fn service_setting(var: &str, test: &str) -> Option<String> {
+    let value = std::env::var(var).ok().filter(|v| !v.is_empty());
+    if value.is_none() {
+        assert!(
+            std::env::var("MODELHUB_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "{test}: {var} is unset, and MODELHUB_TEST_REQUIRE_SERVICES=1 says it must not be skipped"
+        );
+        use std::io::Write;
+        let _ =
+            std::io::stderr().write_all(format!("{test}: skipped, {var} is unset\n").as_bytes());
+    }
+    value
+}
+
 /// The Redis server for shared-limit tests, if one is configured.
-pub fn test_redis_url() -> Option<String> {
-    std::env::var("MODELHUB_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
+pub fn test_redis_url(test: &str) -> Option<String> {
+    service_setting("MODELHUB_TEST_REDIS_URL", test)
 }
 
 /// The S3 bucket for object-store tests, if one is configured (with the usual `AWS_*`
 /// variables for its endpoint and keys).
-pub fn test_s3_bucket() -> Option<String> {
-    std::env::var("MODELHUB_TEST_S3_BUCKET")
-        .ok()
-        .filter(|b| !b.is_empty())
+pub fn test_s3_bucket(test: &str) -> Option<String> {
+    service_setting("MODELHUB_TEST_S3_BUCKET", test)
 }
 
 /// Every file under `dir`, sorted, without the staging area's lock files.
@@ -211,7 +223,10 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let config = Config {
         bind: addr,
         database_url: database_url.into(),
-        storage: match (options.s3, test_s3_bucket()) {
+        storage: match (
+            options.s3,
+            options.s3.then(|| test_s3_bucket("spawn_with")).flatten(),
+        ) {
             (true, Some(bucket)) => StorageUrl::S3 {
                 bucket,
                 prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
@@ -245,7 +260,13 @@ pub async fn spawn_with(options: Options) -> TestApp {
     });
     modelhub::db::migrate(&db).await.unwrap();
     let blobs = BlobStore::open(&config.storage).unwrap();
-    let limiter = match (&options.redis_prefix, test_redis_url()) {
+    let limiter = match (
+        &options.redis_prefix,
+        options
+            .redis_prefix
+            .as_ref()
+            .and_then(|_| test_redis_url("spawn_with")),
+    ) {
         (Some(prefix), Some(url)) => RateLimiter::redis(options.rate_limits.clone(), &url, prefix)
             .await
             .expect("connect to MODELHUB_TEST_REDIS_URL"),

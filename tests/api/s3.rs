@@ -10,11 +10,7 @@ use crate::helpers::{Options, safetensors, sha256_hex, spawn_with, test_s3_bucke
 
 #[tokio::test]
 async fn models_round_trip_through_s3() {
-    if test_s3_bucket().is_none() {
-        use std::io::Write;
-        let _ = std::io::stderr().write_all(
-            b"models_round_trip_through_s3: skipped, MODELHUB_TEST_S3_BUCKET is unset\n",
-        );
+    if test_s3_bucket("models_round_trip_through_s3").is_none() {
         return;
     }
     let app = spawn_with(Options {
