@@ -84,8 +84,9 @@ pub async fn build_app(config: Config) -> Result<App, StartupError> {
 /// Builds the router around an opened state.
 pub fn app_from_state(state: AppState) -> App {
     let schema = graphql::build_schema(state.clone());
+    let introspection = graphql::build_introspection_schema(state.clone());
     App {
-        router: http::router(state.clone(), schema),
+        router: http::router(state.clone(), schema, introspection),
         state,
     }
 }

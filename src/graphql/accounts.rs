@@ -105,6 +105,7 @@ impl User {
     }
 
     /// The account's models that the caller may see.
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn models(
         &self,
         ctx: &Context<'_>,

@@ -288,6 +288,7 @@ impl AdminQuery {
     }
 
     /// Models waiting for review, oldest request first (administrators).
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn pending_approvals(
         &self,
         ctx: &Context<'_>,
@@ -306,7 +307,10 @@ impl AdminQuery {
     }
 
     /// Accounts, newest first (administrators).
-    #[graphql(name = "users")]
+    #[graphql(
+        name = "users",
+        complexity = "crate::graphql::page_cost(first, child_complexity)"
+    )]
     async fn user_list(
         &self,
         ctx: &Context<'_>,
@@ -333,6 +337,7 @@ impl AdminQuery {
     }
 
     /// Recorded actions, newest first (administrators).
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -152,6 +152,7 @@ impl Model {
     }
 
     /// The versions, newest semver first.
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn versions(
         &self,
         ctx: &Context<'_>,
@@ -588,6 +589,7 @@ pub struct ModelQuery;
 impl ModelQuery {
     /// Models the caller may see: approved public models, the caller's own, and (for
     /// administrators) all.
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
     async fn models(
         &self,
         ctx: &Context<'_>,

@@ -23,6 +23,7 @@ use super::{
 use crate::{
     auth::Viewer,
     error::AppError,
+    graphql::AppSchema,
     graphql::{ClientIp, Loaders},
     services::{access, accounts},
 };
@@ -132,21 +133,26 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
             return error_response(err.code().status(), err.into());
         }
     }
+    let schema = if shape.introspection {
+        &state.introspection
+    } else {
+        &state.schema
+    };
     match cached.filter(|_| shape.catalog_read) {
         // Concurrent misses of one key wait for a single execution.
         Some((cache, key)) => cache
-            .get_or_compute(key, run(state, batch, viewer))
+            .get_or_compute(key, run(state, schema, batch, viewer))
             .await
             .into_response(),
-        None => run(state, batch, viewer).await.into_response(),
+        None => run(state, schema, batch, viewer).await.into_response(),
     }
 }
 
 /// Executes a request that passed the limits.
-async fn run(state: &HttpState, batch: BatchRequest, viewer: Viewer) -> Answer {
+async fn run(state: &HttpState, schema: &AppSchema, batch: BatchRequest, viewer: Viewer) -> Answer {
     let loaders = std::sync::Arc::new(Loaders::new(&state.app.db));
     let batch = batch.data(viewer).data(loaders);
-    let mut response = state.schema.execute_batch(batch).await;
+    let mut response = schema.execute_batch(batch).await;
     let shareable = matches!(&response, BatchResponse::Single(single) if single.is_ok());
     limits::add_missing_codes(&mut response);
     let body = match serde_json::to_vec(&response) {

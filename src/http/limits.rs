@@ -58,6 +58,25 @@ pub struct Shape {
     pub catalog_read: bool,
     /// The mutations it calls (root fields of its mutation operations).
     pub mutations: Vec<String>,
+    /// It is one query reading only the schema (`__schema`, `__type`): it runs under the
+    /// introspection limits.
+    pub introspection: bool,
+}
+
+/// Whether a selection at the root reads only the schema.
+fn reads_only_schema(set: &SelectionSet) -> bool {
+    let mut schema = false;
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => match field.node.name.node.as_str() {
+                "__schema" | "__type" => schema = true,
+                "__typename" => {}
+                _ => return false,
+            },
+            Selection::InlineFragment(_) | Selection::FragmentSpread(_) => return false,
+        }
+    }
+    schema
 }
 
 /// How deep fragments are followed among a mutation's root fields.
@@ -161,6 +180,11 @@ pub fn check(batch: &BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
             && operations
                 .iter()
                 .all(|op| reads_only_catalog(&op.node.selection_set.node));
+        shape.introspection = matches!(batch, BatchRequest::Single(_))
+            && !shape.writes
+            && operations
+                .iter()
+                .all(|op| reads_only_schema(&op.node.selection_set.node));
         if is_get && shape.writes {
             return Err(Refusal {
                 code: "METHOD_NOT_ALLOWED",

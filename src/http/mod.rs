@@ -38,16 +38,23 @@ pub struct HttpState {
     pub app: AppState,
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// The same, with the limits of introspection documents.
+    pub introspection: AppSchema,
     /// Recent answers to catalog reads; `None` when switched off.
     pub cache: Option<Arc<ResponseCache>>,
 }
 
 /// Builds the router with every route and middleware.
-pub fn router(app: AppState, schema: AppSchema) -> Router {
+pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
     metrics::handle();
     let cache = ResponseCache::new(app.config.response_cache_ttl).map(Arc::new);
-    let state = HttpState { app, schema, cache };
+    let state = HttpState {
+        app,
+        schema,
+        introspection,
+        cache,
+    };
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))
         .route("/graphql", get(graphql::handle).post(graphql::handle))

@@ -29,9 +29,20 @@ fn code(body: &Value) -> &str {
 #[tokio::test]
 async fn each_query_limit_has_its_own_code() {
     let app = spawn_app().await;
-    let deep = "{ models { edges { node { owner { models { edges { node { owner { models { edges { node { owner { username } } } } } } } } } } } } }";
+    let deep = "{ models(first: 1) { edges { node { owner { models(first: 1) { edges { node { owner { models(first: 1) { edges { node { owner { username } } } } } } } } } } } } }";
     let (_, body) = post(&app, json!({ "query": deep })).await;
     assert_eq!(code(&body), "QUERY_TOO_DEEP");
+
+    // Lists cost their page size times what each item selects: forty aliases of three nested
+    // pages of 100 are refused before anything runs; a real page of 50 passes.
+    let nested = "models(first: 100) { edges { node { name owner { models(first: 100) { edges { node { name owner { models(first: 100) { edges { node { name } } } } } } } } } } }";
+    let aliases: String = (0..40).map(|i| format!("a{i}: {nested} ")).collect();
+    let (status, body) = post(&app, json!({ "query": format!("{{ {aliases} }}") })).await;
+    assert_eq!(status, 400);
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX");
+    let page = "{ models(first: 50) { totalCount edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions(first: 5) { edges { node { version sha256 } } } } } } }";
+    let (status, body) = post(&app, json!({ "query": page })).await;
+    assert_eq!(status, 200, "{body}");
 
     let aliases: String = (0..65).map(|i| format!("a{i}: me {{ id }} ")).collect();
     let (status, body) = post(&app, json!({ "query": format!("{{ {aliases} }}") })).await;
@@ -488,4 +499,54 @@ async fn failing_logins_from_elsewhere_do_not_lock_a_user_out_but_guessing_stays
     }
     // 2 + 2 + 1 attempts were made before; the budget is 20.
     assert_eq!(refused, Some(15));
+}
+
+/// The introspection query graphql-js's `getIntrospectionQuery()` builds, which GraphiQL,
+/// Apollo tooling, code generators and Postman send (with input value deprecation on).
+const STANDARD_INTROSPECTION: &str = r"
+query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType {
+    kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name }
+  } } } } } } } }
+}
+";
+
+#[tokio::test]
+async fn the_standard_introspection_query_passes_its_own_limits() {
+    let app = spawn_app().await;
+    let (status, body) = post(&app, json!({ "query": STANDARD_INTROSPECTION })).await;
+    assert_eq!(status, 200, "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "ModelVersion"), "{body}");
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "QueryRoot");
+    // Data fields beside it run under the ordinary limits: this is too deep for them.
+    let mixed = "{ __schema { queryType { name } } models(first: 1) { edges { node { owner { models(first: 1) { edges { node { owner { models(first: 1) { edges { node { owner { username } } } } } } } } } } } } }";
+    let (_, body) = post(&app, json!({ "query": mixed })).await;
+    assert_eq!(code(&body), "QUERY_TOO_DEEP");
 }
