@@ -83,6 +83,8 @@ pub enum AuthFailure {
     ExpiredToken,
     /// An API token that was revoked.
     RevokedToken,
+    /// A session ended by a password change or "log out everywhere".
+    SessionEnded,
     /// The account is disabled.
     AccountDisabled,
 }
@@ -95,6 +97,7 @@ impl AuthFailure {
             Self::InvalidToken => "INVALID_TOKEN",
             Self::ExpiredToken => "EXPIRED_TOKEN",
             Self::RevokedToken => "REVOKED_TOKEN",
+            Self::SessionEnded => "SESSION_ENDED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
         }
     }
@@ -106,6 +109,7 @@ impl AuthFailure {
             Self::InvalidToken => "invalid access token",
             Self::ExpiredToken => "the access token has expired",
             Self::RevokedToken => "the API token has been revoked",
+            Self::SessionEnded => "this session was ended; log in again",
             Self::AccountDisabled => "this account is disabled",
         }
     }

@@ -9,6 +9,7 @@ mod m20261130_000003_version_key_collation;
 mod m20261130_000004_blob_locks;
 mod m20261201_000005_inspection_gate;
 mod m20261201_000006_download_viewers;
+mod m20261201_000007_session_epochs;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_blob_locks::Migration),
             Box::new(m20261201_000005_inspection_gate::Migration),
             Box::new(m20261201_000006_download_viewers::Migration),
+            Box::new(m20261201_000007_session_epochs::Migration),
         ]
     }
 }

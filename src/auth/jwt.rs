@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    auth::Credential,
     entities::enums::Role,
     error::{AppError, AppResult, AuthFailure},
 };
@@ -27,6 +28,9 @@ pub struct AccessClaims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// The account's session epoch when the token was issued.
+    #[serde(default)]
+    pub sep: i32,
 }
 
 /// The claims of a signed download link.
@@ -36,6 +40,11 @@ pub struct DownloadClaims {
     pub sub: Uuid,
     /// The user the link was made for, if any.
     pub uid: Option<Uuid>,
+    /// The credential that made it: an API token's id, or a session's epoch.
+    #[serde(default)]
+    pub tid: Option<Uuid>,
+    #[serde(default)]
+    pub sep: Option<i32>,
     pub iss: String,
     pub aud: String,
     pub exp: i64,
@@ -77,6 +86,7 @@ impl JwtKeys {
         &self,
         user_id: Uuid,
         role: Role,
+        session_epoch: i32,
         expires_at: DateTime<Utc>,
     ) -> AppResult<String> {
         self.sign(&AccessClaims {
@@ -89,6 +99,7 @@ impl JwtKeys {
             aud: ACCESS_AUDIENCE.into(),
             iat: Utc::now().timestamp(),
             exp: expires_at.timestamp(),
+            sep: session_epoch,
         })
     }
 
@@ -107,12 +118,19 @@ impl JwtKeys {
     pub fn issue_download(
         &self,
         version_id: Uuid,
-        user_id: Option<Uuid>,
+        holder: Option<(Uuid, &Credential)>,
         expires_at: DateTime<Utc>,
     ) -> AppResult<String> {
+        let (tid, sep) = match holder.map(|(_, c)| c) {
+            Some(Credential::ApiToken(id)) => (Some(*id), None),
+            Some(Credential::Session(epoch)) => (None, Some(*epoch)),
+            None => (None, None),
+        };
         self.sign(&DownloadClaims {
             sub: version_id,
-            uid: user_id,
+            uid: holder.map(|(id, _)| id),
+            tid,
+            sep,
             iss: ISSUER.into(),
             aud: DOWNLOAD_AUDIENCE.into(),
             exp: expires_at.timestamp(),

@@ -92,8 +92,8 @@ impl ScopeSet {
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
-    /// A login's access token (JWT).
-    Session,
+    /// A login's access token (JWT), issued under this session epoch.
+    Session(i32),
     /// An API token, by id.
     ApiToken(Uuid),
 }

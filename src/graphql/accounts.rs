@@ -323,4 +323,29 @@ impl AccountMutation {
         let id = parse_id("id", &id)?;
         Ok(api_tokens::revoke(ctx.state(), caller, id).await?)
     }
+
+    /// Changes the caller's password (the current one must be given). Every access token
+    /// issued before, and every signed link they made, stops working; the answer holds a new
+    /// login.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> Result<AuthPayload> {
+        let caller = ctx.viewer().require(Scope::Write)?;
+        Ok(
+            accounts::change_password(ctx.state(), caller, current_password, new_password)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Logs out everywhere: every access token of the caller's account issued before, and
+    /// every signed link they made, stops working (API tokens are revoked one by one). The
+    /// answer holds a new login.
+    async fn revoke_sessions(&self, ctx: &Context<'_>) -> Result<AuthPayload> {
+        let caller = ctx.viewer().require(Scope::Write)?;
+        Ok(accounts::revoke_sessions(ctx.state(), caller).await?.into())
+    }
 }

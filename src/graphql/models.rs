@@ -298,11 +298,7 @@ impl ModelVersion {
     /// A signed link to the file that works without an Authorization header, for a limited
     /// time (`MODELHUB_DOWNLOAD_URL_TTL_SECS`).
     async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(downloads::signed_url(
-            ctx.state(),
-            self.0.id,
-            ctx.viewer().user_id(),
-        )?)
+        Ok(downloads::signed_url(ctx.state(), self.0.id, ctx.viewer())?)
     }
 
     /// Downloads of this version.

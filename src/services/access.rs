@@ -34,6 +34,8 @@ const MUTATIONS: &[(&str, Requirement)] = &[
     ("login", Requirement::Anyone),
     ("createApiToken", Requirement::Scope(Scope::Write)),
     ("revokeApiToken", Requirement::Scope(Scope::Write)),
+    ("changePassword", Requirement::Scope(Scope::Write)),
+    ("revokeSessions", Requirement::Scope(Scope::Write)),
     ("createModel", Requirement::Scope(Scope::Write)),
     ("createModelVersion", Requirement::Scope(Scope::Write)),
     ("updateModel", Requirement::Scope(Scope::Write)),

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
+    sea_query::ExprTrait,
 };
 use uuid::Uuid;
 
@@ -42,7 +43,9 @@ fn new_session(state: &AppState, user: user::Model) -> AppResult<Session> {
     let ttl =
         chrono::Duration::from_std(state.config.access_token_ttl).map_err(AppError::internal)?;
     let expires_at = Utc::now() + ttl;
-    let token = state.jwt.issue_access(user.id, user.role, expires_at)?;
+    let token = state
+        .jwt
+        .issue_access(user.id, user.role, user.session_epoch, expires_at)?;
     Ok(Session {
         token,
         expires_at,
@@ -89,6 +92,7 @@ async fn insert_user(state: &AppState, input: Registration, role: Role) -> AppRe
         disabled: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
+        session_epoch: Set(0),
     }
     .insert(&state.db)
     .await?;
@@ -155,6 +159,79 @@ pub async fn login(
     }
     tracing::info!(user_id = %user.id, "user logged in");
     new_session(state, user)
+}
+
+/// Changes the caller's password (the current one must be given) and ends every session
+/// issued before: returns a new one. Audited.
+pub async fn change_password(
+    state: &AppState,
+    caller: &Authenticated,
+    current: String,
+    new: String,
+) -> AppResult<Session> {
+    let stored = Some(caller.user.password_hash.clone());
+    if !auth::password::verify(stored, current).await? {
+        return Err(AppError::bad_input(
+            "currentPassword",
+            "is not the account's password",
+        ));
+    }
+    let username = Username::parse("username", &caller.user.username)?;
+    let password = Password::parse("newPassword", new, &username)?;
+    let hash = auth::password::hash(password.into_inner()).await?;
+    let user = end_sessions(state, caller, Some(hash), "password_changed").await?;
+    new_session(state, user)
+}
+
+/// Ends every session of the caller's account issued before now ("log out everywhere"): their
+/// access tokens and the signed links they made are refused from now on. Audited.
+pub async fn revoke_sessions(state: &AppState, caller: &Authenticated) -> AppResult<Session> {
+    let user = end_sessions(state, caller, None, "sessions_revoked").await?;
+    new_session(state, user)
+}
+
+async fn end_sessions(
+    state: &AppState,
+    caller: &Authenticated,
+    password_hash: Option<String>,
+    action: &str,
+) -> AppResult<user::Model> {
+    let txn = state.db.begin().await?;
+    let mut update = user::Entity::update_many()
+        .col_expr(
+            user::Column::SessionEpoch,
+            sea_orm::sea_query::Expr::col(user::Column::SessionEpoch).add(1),
+        )
+        .col_expr(
+            user::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(super::now()),
+        );
+    if let Some(hash) = password_hash {
+        update = update.col_expr(
+            user::Column::PasswordHash,
+            sea_orm::sea_query::Expr::value(hash),
+        );
+    }
+    update
+        .filter(user::Column::Id.eq(caller.user.id))
+        .exec(&txn)
+        .await?;
+    audit::record(
+        &txn,
+        Some(caller.user.id),
+        action,
+        Subject::User(caller.user.id),
+        None,
+        None,
+    )
+    .await?;
+    let user = user::Entity::find_by_id(caller.user.id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    super::commit_change(state, txn).await?;
+    tracing::info!(user_id = %user.id, action, "sessions ended");
+    Ok(user)
 }
 
 /// Creates an administrator, or promotes the existing account with that username (whose
@@ -230,12 +307,22 @@ async fn resolve(state: &AppState, token: &str) -> AppResult<(Viewer, Option<Dat
     } else {
         let claims = state.jwt.verify_access(token)?;
         let expires_at = DateTime::from_timestamp(claims.exp, 0);
-        (claims.sub, ScopeSet::ALL, Credential::Session, expires_at)
+        (
+            claims.sub,
+            ScopeSet::ALL,
+            Credential::Session(claims.sep),
+            expires_at,
+        )
     };
     let user = user::Entity::find_by_id(user_id)
         .one(&state.db)
         .await?
         .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
+    if let Credential::Session(epoch) = credential
+        && epoch < user.session_epoch
+    {
+        return Err(AppError::Unauthenticated(AuthFailure::SessionEnded));
+    }
     if user.disabled {
         return Err(AppError::Unauthenticated(AuthFailure::AccountDisabled));
     }

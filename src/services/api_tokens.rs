@@ -44,7 +44,7 @@ pub async fn create(
         .limiter
         .check(Action::CreateToken, &caller.user.id.to_string())
         .await?;
-    if caller.credential != Credential::Session {
+    if !matches!(caller.credential, Credential::Session(_)) {
         return Err(AppError::Forbidden(
             "API tokens can only be created from a login session".into(),
         ));

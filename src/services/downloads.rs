@@ -9,7 +9,7 @@ use super::{access, gate, versions};
 use crate::{
     auth::{Authenticated, Credential, Scope, ScopeSet, Viewer},
     config::UnsafeUploads,
-    entities::{enums::Role, model, model_version, user},
+    entities::{api_token, enums::Role, model, model_version, user},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -35,12 +35,14 @@ pub enum Credentials<'a> {
 }
 
 /// A signed, expiring URL for a version's file.
-pub fn signed_url(state: &AppState, version_id: Uuid, user_id: Option<Uuid>) -> AppResult<String> {
+pub fn signed_url(state: &AppState, version_id: Uuid, viewer: &Viewer) -> AppResult<String> {
     let ttl =
         chrono::Duration::from_std(state.config.download_url_ttl).map_err(AppError::internal)?;
-    let token = state
-        .jwt
-        .issue_download(version_id, user_id, Utc::now() + ttl)?;
+    let token = state.jwt.issue_download(
+        version_id,
+        viewer.authenticated().map(|a| (a.user.id, &a.credential)),
+        Utc::now() + ttl,
+    )?;
     let mut url = state.config.public_url.clone();
     url.set_path(&format!("/files/{version_id}"));
     url.set_query(Some(&format!("token={token}")));
@@ -73,6 +75,27 @@ pub fn ensure_risk_accepted(state: &AppState, grant: &Grant, accept: AcceptRisk)
         )));
     }
     Ok(())
+}
+
+/// Whether the credential a signed link was made with is still good: its API token not
+/// revoked or expired, or its session not ended.
+async fn link_credential_lives(
+    state: &AppState,
+    claims: &crate::auth::jwt::DownloadClaims,
+    user: &user::Model,
+) -> AppResult<bool> {
+    match (claims.tid, claims.sep) {
+        (Some(token_id), _) => Ok(api_token::Entity::find_by_id(token_id)
+            .one(&state.db)
+            .await?
+            .is_some_and(|t| {
+                t.user_id == user.id
+                    && t.revoked_at.is_none()
+                    && t.expires_at.is_none_or(|at| Utc::now() < at)
+            })),
+        (None, Some(epoch)) => Ok(epoch >= user.session_epoch),
+        (None, None) => Ok(false),
+    }
 }
 
 /// Whether `viewer` is the model's owner or an administrator.
@@ -128,15 +151,24 @@ pub async fn authorize_version(
                 .one(&state.db)
                 .await?
                 .ok_or(AppError::NotFound("model version"))?;
-            // The link carries its holder's rights, checked again now: a model made private
-            // or an account disabled since the link was made closes it.
+            // The link carries its holder's rights, checked again now: a model made private,
+            // an account disabled, or the credential that made the link revoked or its
+            // session ended since, closes it.
             let holder = match claims.uid {
                 Some(uid) => match user::Entity::find_by_id(uid).one(&state.db).await? {
-                    Some(user) if !user.disabled => Viewer::User(Box::new(Authenticated {
-                        user,
-                        scopes: ScopeSet::of(&[Scope::Read]),
-                        credential: Credential::Session,
-                    })),
+                    Some(user)
+                        if !user.disabled
+                            && link_credential_lives(state, &claims, &user).await? =>
+                    {
+                        Viewer::User(Box::new(Authenticated {
+                            credential: match claims.tid {
+                                Some(id) => Credential::ApiToken(id),
+                                None => Credential::Session(user.session_epoch),
+                            },
+                            user,
+                            scopes: ScopeSet::of(&[Scope::Read]),
+                        }))
+                    }
                     _ => return Err(AppError::NotFound("model version")),
                 },
                 None => Viewer::Anonymous,

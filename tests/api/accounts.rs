@@ -168,7 +168,7 @@ async fn malformed_and_expired_access_tokens_are_refused() {
     let expired = app
         .state
         .jwt
-        .issue_access(id, Role::User, Utc::now() - Duration::seconds(5))
+        .issue_access(id, Role::User, 0, Utc::now() - Duration::seconds(5))
         .unwrap();
     let answer = app.gql(Some(&expired), ME, json!({})).await;
     assert_eq!(answer.code(), "UNAUTHENTICATED");
@@ -448,4 +448,143 @@ async fn a_token_cannot_revoke_tokens_stronger_than_itself_and_revocations_are_a
         1,
         "{actions:?}"
     );
+}
+
+#[tokio::test]
+async fn changing_the_password_or_logging_out_everywhere_ends_every_earlier_session_and_link() {
+    let app = spawn_with_cache(2).await;
+    let first = app.register("mover").await;
+    let login = "mutation { login(input: { username: \"mover\", password: \"correct horse battery\" }) { token } }";
+    let second = app.gql(None, login, json!({})).await.data()["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = app
+        .create_model(
+            &first,
+            json!({ "name": "linked", "framework": "test", "version": "1.0.0" }),
+            "w.safetensors",
+            crate::helpers::safetensors(4),
+        )
+        .await;
+    let version_id = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link_of = |token: String| {
+        let app = &app;
+        let version_id = version_id.clone();
+        async move {
+            app.gql(
+                Some(&token),
+                "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
+                json!({ "id": version_id }),
+            )
+            .await
+            .data()["modelVersion"]["downloadUrl"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let link = link_of(first.clone()).await;
+    let status = |url: String| {
+        let app = &app;
+        async move { app.client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(link.clone()).await, 200);
+
+    // A wrong current password changes nothing.
+    let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { token } }";
+    let wrong = app
+        .gql(
+            Some(&first),
+            change,
+            json!({ "c": "not it", "n": "a brand new secret" }),
+        )
+        .await;
+    assert_eq!(wrong.code(), "BAD_USER_INPUT");
+    assert_eq!(
+        app.gql(Some(&second), ME, json!({})).await.data()["me"]["username"],
+        "mover"
+    );
+
+    let changed = app
+        .gql(
+            Some(&first),
+            change,
+            json!({ "c": "correct horse battery", "n": "a brand new secret" }),
+        )
+        .await;
+    let fresh = changed.data()["changePassword"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for old in [&first, &second] {
+        let refused = app.gql(Some(old), ME, json!({})).await;
+        assert_eq!(refused.code(), "UNAUTHENTICATED");
+        assert_eq!(refused.extensions()["reason"], "SESSION_ENDED");
+    }
+    assert_eq!(
+        status(link).await,
+        404,
+        "a link made by an ended session dies with it"
+    );
+    assert_eq!(
+        app.gql(Some(&fresh), ME, json!({})).await.data()["me"]["username"],
+        "mover"
+    );
+    let old_password = app.gql(None, login, json!({})).await;
+    assert_eq!(old_password.code(), "UNAUTHENTICATED");
+
+    // Log out everywhere, and a link made by an API token dies when the token is revoked.
+    let token = app
+        .gql(
+            Some(&fresh),
+            "mutation { createApiToken(input: { name: \"ci\", scopes: [READ, WRITE] }) { token apiToken { id } } }",
+            json!({}),
+        )
+        .await;
+    let secret = token.data()["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token_id = token.data()["createApiToken"]["apiToken"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token_link = link_of(secret.clone()).await;
+    assert_eq!(status(token_link.clone()).await, 200);
+    let out = app
+        .gql(
+            Some(&fresh),
+            "mutation { revokeSessions { token } }",
+            json!({}),
+        )
+        .await;
+    let newest = out.data()["revokeSessions"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.gql(Some(&fresh), ME, json!({})).await.code(),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        status(token_link.clone()).await,
+        200,
+        "API tokens are not sessions"
+    );
+    app.gql(
+        Some(&newest),
+        "mutation($id: ID!) { revokeApiToken(id: $id) }",
+        json!({ "id": token_id }),
+    )
+    .await
+    .data();
+    assert_eq!(status(token_link).await, 404);
+    let audit = app
+        .count_rows("audit_log WHERE action IN ('password_changed', 'sessions_revoked')")
+        .await;
+    assert_eq!(audit, 2);
 }
