@@ -41,6 +41,12 @@ fn directory_size<R: Read + Seek>(file: &mut R, size: u64) -> std::io::Result<Op
     let Some(at) = tail.windows(4).rposition(|w| w == b"PK\x05\x06") else {
         return Ok(None);
     };
+    // Zip readers disagree on which of several end records counts.
+    if tail.windows(4).filter(|w| *w == b"PK\x05\x06").count() > 1 {
+        return Err(std::io::Error::other(
+            "the archive has more than one end-of-directory record",
+        ));
+    }
     let field = |range: std::ops::Range<usize>| tail.get(range.clone()).map(<[u8]>::to_vec);
     let Some(cd) = field(at + 12..at + 16) else {
         return Ok(None);
@@ -63,7 +69,9 @@ fn directory_size<R: Read + Seek>(file: &mut R, size: u64) -> std::io::Result<Op
     let read = file.read_exact(&mut record);
     file.seek(SeekFrom::Start(0))?;
     if read.is_err() || &record[..4] != b"PK\x06\x06" {
-        return Ok(None);
+        return Err(std::io::Error::other(
+            "the zip64 end record is not where its locator says",
+        ));
     }
     let mut cd = [0u8; 8];
     cd.copy_from_slice(&record[40..48]);
@@ -134,7 +142,7 @@ fn classify(name: &str, head: &[u8], storages: &HashSet<String>) -> Entry {
         Entry::Npy
     } else if magic::is_hdf5(head) {
         Entry::Hdf5
-    } else if name.contains("/code/") && (name.ends_with(".py") || name.ends_with(".pyc")) {
+    } else if name.to_ascii_lowercase().contains("/code/") {
         Entry::TorchScript
     } else if head.starts_with(magic::ZIP_MAGIC) || crate::compressed::Codec::sniff(head).is_some()
     {
@@ -171,7 +179,9 @@ pub fn inspect<R: Read + Seek>(
 ) -> Result<(), InspectError> {
     let size = file.seek(SeekFrom::End(0))?;
     file.seek(SeekFrom::Start(0))?;
-    if let Some(directory) = directory_size(file, size)?
+    let directory = directory_size(file, size)
+        .map_err(|e| InspectError::Malformed(format!("bad zip archive: {e}")))?;
+    if let Some(directory) = directory
         && directory > MAX_DIRECTORY
     {
         return Err(InspectError::TooComplex(format!(

@@ -186,9 +186,14 @@ const KERAS_FUNCTION_MODULES: &[&str] = &[
 ];
 
 /// Layer classes that carry code, or load a model (and its code) from a path or URL.
-const CODE_LAYERS: &[&str] = &["Lambda", "__lambda__", "TFSMLayer"];
+const CODE_LAYERS: &[&str] = &["Lambda", "__lambda__", "TFSMLayer", "TorchModuleWrapper"];
 /// Layers that read a file named in their config (a vocabulary path).
-const FILE_LAYERS: &[&str] = &["StringLookup", "IntegerLookup", "TextVectorization"];
+const FILE_LAYERS: &[&str] = &[
+    "StringLookup",
+    "IntegerLookup",
+    "IndexLookup",
+    "TextVectorization",
+];
 /// Layers that call a named function of the TensorFlow API.
 const API_LAYERS: &[&str] = &["TFOpLambda", "SlicingOpLambda"];
 
@@ -424,6 +429,9 @@ struct ConfigScanner {
     attribute_names: usize,
     /// Bytes captured so far, for the memory bound.
     captured: usize,
+    /// `\u00XX` escapes of printable ASCII, which JSON writers never need: a way to spell a
+    /// key (`"class\u005fname"`) that the byte search would miss.
+    ascii_escapes: usize,
 }
 
 struct Capture {
@@ -465,6 +473,18 @@ impl Capture {
     }
 }
 
+/// Whether `w` is `\u00XX` for a printable ASCII character.
+fn is_ascii_escape(w: &[u8]) -> bool {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    match w {
+        [b'\\', b'u', b'0', b'0', h, l] => match (hex(*h), hex(*l)) {
+            (Some(h), Some(l)) => (0x20..0x7f).contains(&(h * 16 + l)),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// The key that starts a Keras object.
 const KEY: &[u8] = b"\"class_name\"";
 /// The attribute Keras keeps its model config in.
@@ -482,6 +502,11 @@ impl ConfigScanner {
             .windows(ATTRIBUTE.len())
             .enumerate()
             .filter(|(i, w)| i + ATTRIBUTE.len() > carried && *w == ATTRIBUTE)
+            .count();
+        self.ascii_escapes += window
+            .windows(6)
+            .enumerate()
+            .filter(|(i, w)| i + 6 > carried && is_ascii_escape(w))
             .count();
         // Where the search for keys starts: past what the carried bytes already showed; and
         // the first byte an object may start at (the carried bytes are not in any object).
@@ -578,7 +603,7 @@ pub fn inspect_hdf5<R: Read>(
         }
         scanner.feed(&chunk[..n])?;
     }
-    if scanner.capture.is_some() || scanner.orphans > 0 {
+    if scanner.capture.is_some() || scanner.orphans > 0 || scanner.ascii_escapes > 0 {
         return Err(InspectError::Malformed(
             "the file holds a Keras config that could not be read".into(),
         ));

@@ -440,10 +440,12 @@ enum Kind {
     Other,
 }
 
+/// The reader for the signature the file starts with (an HDF5 signature further in, after a
+/// user block, is looked for separately: see [`also_read_as`]).
 fn sniff(head: &[u8], size: u64, declared: Declared) -> Kind {
     if head.starts_with(magic::GGUF_MAGIC) {
         Kind::Gguf
-    } else if magic::is_hdf5(head) {
+    } else if head.starts_with(magic::HDF5_MAGIC) {
         Kind::Hdf5
     } else if head.starts_with(magic::ZIP_MAGIC) {
         Kind::Zip
@@ -455,7 +457,7 @@ fn sniff(head: &[u8], size: u64, declared: Declared) -> Kind {
         Kind::Compressed(codec)
     } else if head.starts_with(b"ZF") {
         Kind::Unread("joblib's pre-0.10 compressed format")
-    } else if head.get(257..262) == Some(b"ustar") {
+    } else if magic::is_tar(head) {
         Kind::Unread("a tar archive (legacy torch.load reads pickles from it)")
     } else if declared == Declared::Onnx && head.first() != Some(&0x80) {
         Kind::Onnx
@@ -470,7 +472,6 @@ const PICKLE_CLEARANCE: &str = "a pickle stream whose every import is on the all
 fn inspect_other<R: Read + Seek>(
     file: &mut R,
     head: &[u8],
-    size: u64,
     cx: &mut Context<'_>,
 ) -> (Report, Result<(), InspectError>) {
     let mut report = Report::new("pickle");
@@ -492,13 +493,7 @@ fn inspect_other<R: Read + Seek>(
             (report, Err(InspectError::Malformed(why)))
         }
         Ok(pickle::Stream::NotPickle { offset, .. }) => {
-            // Not a pickle. A zip archive may still hide at the end (zip readers look there
-            // first), behind bytes that are not one.
-            if archive::has_trailing_directory(file, size).unwrap_or(true) {
-                let mut report = Report::new("zip");
-                let outcome = archive::inspect(file, cx, &mut report);
-                return (report, outcome);
-            }
+            // Not a pickle (a zip at the end is read by `also_read_as`).
             let mut report = Report::new("data");
             report.meta("not_a_pickle_at", offset);
             report.clear(
@@ -626,7 +621,7 @@ fn inspect_file<R: Read + Seek>(
             let outcome = read_onnx(&mut *file, size, &mut report);
             (report, outcome)
         }
-        Kind::Other => inspect_other(file, &head, size, &mut cx),
+        Kind::Other => inspect_other(file, &head, &mut cx),
     };
     if let Err(e) = outcome {
         report.error = Some(e.to_string());
@@ -634,7 +629,89 @@ fn inspect_file<R: Read + Seek>(
     if polyglot {
         read_as_pickle_too(file, &mut cx, &mut report);
     }
+    also_read_as(file, size, &kind, &mut cx, &mut report);
     report
+}
+
+/// Other readings of the same bytes that loaders take: an HDF5 file after a user block at any
+/// power of two (as libhdf5 looks for it), a zip archive at the end (zip readers look there
+/// first), and, for a joblib dump, the plain unpickler's reading of its inline array bytes.
+/// Each must be cleared too; what they find joins the report.
+fn also_read_as<R: Read + Seek>(
+    file: &mut R,
+    size: u64,
+    kind: &Kind,
+    cx: &mut Context<'_>,
+    report: &mut Report,
+) {
+    let other =
+        |label: &str, outcome: Result<(), InspectError>, found: Report, report: &mut Report| {
+            for finding in found.findings {
+                report.absorb_finding(finding);
+            }
+            if let Err(e) = outcome {
+                report
+                    .error
+                    .get_or_insert(format!("the file is also {label} that cannot be read: {e}"));
+            } else if let Some(error) = found.error {
+                report.error.get_or_insert(error);
+            } else if found.clearance.is_none() {
+                report.clearance = None;
+                report.meta(
+                    "note",
+                    format!("the file is also {label} that was not cleared"),
+                );
+            }
+            report.meta(&format!("also_{}", label.replace(' ', "_")), true);
+        };
+    if !matches!(kind, Kind::Hdf5) {
+        match magic::hdf5_offset(file, size) {
+            Ok(Some(_)) => {
+                let mut found = Report::new("hdf5");
+                let outcome = file
+                    .seek(SeekFrom::Start(0))
+                    .map_err(InspectError::Io)
+                    .and_then(|_| {
+                        keras::inspect_hdf5(&mut *file, &mut cx.budget, cx.rules, &mut found)
+                    });
+                other("an HDF5 file", outcome, found, report);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report.error.get_or_insert(format!("read error: {e}"));
+            }
+        }
+    }
+    if !matches!(kind, Kind::Zip) && archive::has_trailing_directory(file, size).unwrap_or(true) {
+        let mut found = Report::new("zip");
+        let outcome = archive::inspect(&mut *file, cx, &mut found);
+        other("a zip archive", outcome, found, report);
+    }
+    if matches!(kind, Kind::Other) && report.metadata.get("inline_arrays").is_some() {
+        // pickle.load or torch.load of this file would read the array bytes as opcodes.
+        let mut summary = cx.summary();
+        let walked = file
+            .seek(SeekFrom::Start(0))
+            .map_err(InspectError::Io)
+            .and_then(|_| {
+                pickle::walk_plain(
+                    &mut BufReader::with_capacity(1 << 20, &mut *file),
+                    &mut cx.budget,
+                    &mut summary,
+                )
+            });
+        if let Err(InspectError::TooComplex(e)) = walked {
+            report
+                .error
+                .get_or_insert(format!("too complex to inspect: {e}"));
+        }
+        for finding in summary.findings {
+            if finding.severity == Severity::Dangerous {
+                report.absorb_finding(finding);
+            }
+        }
+    }
+    let _ = file.seek(SeekFrom::Start(0));
 }
 
 /// A file of another format can be a pickle as well (an HDF5 user block, a zip with a
@@ -652,6 +729,10 @@ fn read_as_pickle_too<R: Read + Seek>(file: &mut R, cx: &mut Context<'_>, report
         &mut summary,
     );
     if summary.lookups == 0 {
+        // Not a pickle that imports anything; unless the walk could not finish.
+        if let Err(e @ (InspectError::TooComplex(_) | InspectError::Io(_))) = outcome {
+            report.error.get_or_insert(e.to_string());
+        }
         return;
     }
     report.meta("also_a_pickle", true);

@@ -73,9 +73,17 @@ fn tokens(header: &str) -> Option<Vec<(bool, String)>> {
 }
 
 fn descr(header: &str) -> Descr {
+    // A comment, or a key given twice (the last one wins in Python), is not read here.
+    if header.contains('#') || header.matches("descr").count() != 1 {
+        return Descr::Unread;
+    }
     let Some(tokens) = tokens(header) else {
         return Descr::Unread;
     };
+    // Adjacent string literals are one string to Python (`'des' 'cr'`).
+    if tokens.windows(2).any(|pair| pair[0].0 && pair[1].0) {
+        return Descr::Unread;
+    }
     let Some(at) = tokens
         .iter()
         .position(|(quoted, t)| *quoted && t == "descr")
@@ -244,6 +252,9 @@ mod tests {
             "{'descr': 'i4,O', 'shape': (2,), }",
             "{'descr': '(2,)O', 'shape': (2,), }",
             "{'descr': [(\"a'\", '|O')], 'shape': (2,), }",
+            "{'descr': '<f8', 'descr': '|O', 'shape': (1,), }",
+            "{#'descr': '<f8',\n'descr': '|O', 'shape': (1,), }",
+            "{'des' 'cr': '|O', 'descr': '<f8', 'shape': (1,), }",
         ] {
             assert_ne!(descr(sneaky), Descr::Plain, "{sneaky}");
         }

@@ -252,6 +252,22 @@ impl PickleSummary {
     }
 }
 
+/// How an object is made: NEWOBJ skips `__init__`, REDUCE, INST and OBJ run it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    NewObj,
+    Init,
+}
+
+/// Whether `module.name` is joblib's array wrapper.
+fn is_wrapper(module: &str, name: &str) -> bool {
+    name == "NumpyArrayWrapper"
+        && matches!(
+            module,
+            "joblib.numpy_pickle" | "sklearn.externals.joblib.numpy_pickle"
+        )
+}
+
 /// How a nested pickle is read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reader {
@@ -274,6 +290,11 @@ struct Walker<'a, R: Read> {
     max_items: usize,
     stack: Vec<Rc<Val>>,
     memo: HashMap<u64, Rc<Val>>,
+    /// The memo keys holding each value (by address), so that a value changed in place — a
+    /// copy here, the same object to Python — is changed in the memo too.
+    memo_index: HashMap<usize, Vec<u64>>,
+    /// The address a value had before the current opcode copied it to change it.
+    copied: Option<usize>,
     summary: &'a mut PickleSummary,
     opaque: Rc<Val>,
     mark: Rc<Val>,
@@ -310,6 +331,8 @@ impl<'a, R: Read> Walker<'a, R> {
             max_items: MAX_ITEMS,
             stack: Vec::new(),
             memo: HashMap::new(),
+            memo_index: HashMap::new(),
+            copied: None,
             summary,
             opaque: Rc::new(Val::Opaque),
             mark: Rc::new(Val::Mark),
@@ -382,9 +405,6 @@ impl<'a, R: Read> Walker<'a, R> {
         if long {
             return Ok(None);
         }
-        if out.last() == Some(&b'\r') {
-            out.pop();
-        }
         Ok(Some(String::from_utf8_lossy(&out).into_owned()))
     }
 
@@ -394,7 +414,9 @@ impl<'a, R: Read> Walker<'a, R> {
         let line = self.line()?.ok_or_else(|| {
             InspectError::TooComplex(format!("{opcode} with a key too long to follow"))
         })?;
-        match python_int(&line) {
+        // CPython parses the key as a C string: it ends at the first NUL.
+        let line = line.split('\0').next().unwrap_or_default();
+        match python_int(line) {
             Some(PythonInt::Value(key)) if key >= 0 => u64::try_from(key)
                 .map_err(|_| InspectError::TooComplex(format!("{opcode} with a huge key"))),
             Some(PythonInt::Value(_)) => Err(InspectError::Malformed(format!(
@@ -407,10 +429,13 @@ impl<'a, R: Read> Walker<'a, R> {
         }
     }
 
-    /// A GLOBAL or INST operand pair; a name too long to check is reported as such.
+    /// A GLOBAL or INST operand pair; a name too long to check is reported as such. A
+    /// trailing `\r` is dropped (CPython keeps it, and the import then fails: dropping it only
+    /// makes the check stricter).
     fn global_lines(&mut self) -> Result<(String, String), InspectError> {
-        let module = self.line()?;
-        let name = self.line()?;
+        let strip = |s: String| s.strip_suffix('\r').map(str::to_owned).unwrap_or(s);
+        let module = self.line()?.map(strip);
+        let name = self.line()?.map(strip);
         Ok(match (module, name) {
             (Some(m), Some(n)) => (m, n),
             _ => ("<long>".into(), "a name too long to check".into()),
@@ -449,8 +474,36 @@ impl<'a, R: Read> Walker<'a, R> {
         })?;
         if Rc::strong_count(top) > 1 {
             self.budget.charge(top.weight())?;
+            self.copied = Some(Rc::as_ptr(top) as usize);
         }
         Ok(Rc::make_mut(top))
+    }
+
+    /// After an opcode changed a shared value (now a copy on top of the stack), points the
+    /// memo keys that held the original at the copy, as Python's memo holds the one object.
+    fn sync_memo(&mut self) {
+        let Some(old) = self.copied.take() else {
+            return;
+        };
+        let Some(new) = self.stack.last().cloned() else {
+            return;
+        };
+        let Some(keys) = self.memo_index.remove(&old) else {
+            return;
+        };
+        let mut kept = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(slot) = self.memo.get_mut(&key)
+                && Rc::as_ptr(slot) as usize == old
+            {
+                *slot = new.clone();
+                kept.push(key);
+            }
+        }
+        self.memo_index
+            .entry(Rc::as_ptr(&new) as usize)
+            .or_default()
+            .extend(kept);
     }
 
     /// Pops everything down to the topmost MARK.
@@ -476,7 +529,11 @@ impl<'a, R: Read> Walker<'a, R> {
             .last()
             .cloned()
             .ok_or_else(|| InspectError::Malformed("memoizing from an empty stack".into()))?;
-        self.budget.charge(48)?;
+        self.budget.charge(64)?;
+        self.memo_index
+            .entry(Rc::as_ptr(&top) as usize)
+            .or_default()
+            .push(key);
         self.memo.insert(key, top);
         Ok(())
     }
@@ -496,18 +553,36 @@ impl<'a, R: Read> Walker<'a, R> {
     /// A call or instantiation of `callable`: fine for an import (already classified),
     /// dangerous for anything computed or unknown; plain data is not callable, so the
     /// unpickler would stop there.
-    fn call(&mut self, callable: &Val, args: Vec<Rc<Val>>) -> Result<Val, InspectError> {
+    fn call(&mut self, callable: &Val, args: Vec<Rc<Val>>, how: Call) -> Result<Val, InspectError> {
         Ok(match callable {
             Val::Global(module, name) => {
-                // copyreg._reconstructor(cls, base, state) and __newobj__(cls, …) build `cls`.
-                let class = match (module.as_str(), name.as_str(), args.first().map(Rc::as_ref)) {
+                // copyreg._reconstructor(cls, base, state), __newobj__(cls, …) and
+                // __newobj_ex__(cls, args, kwargs) build `cls` without running its `__init__`.
+                let constructor = matches!(
+                    (module.as_str(), name.as_str()),
                     (
                         "copyreg" | "copy_reg",
-                        "_reconstructor" | "__newobj__",
-                        Some(Val::Global(m, n)),
-                    ) => Some((m.clone(), n.clone())),
+                        "_reconstructor" | "__newobj__" | "__newobj_ex__"
+                    )
+                );
+                let class = match (constructor, args.first().map(Rc::as_ref)) {
+                    (true, Some(Val::Global(m, n))) => Some((m.clone(), n.clone())),
                     _ => Some((module.clone(), name.clone())),
                 };
+                // joblib's array wrapper is only ever rebuilt without `__init__` (whose defaults
+                // change how its array is read): any other call involving it is not followed.
+                let wrapper_involved = is_wrapper(module, name)
+                    || args
+                        .iter()
+                        .any(|a| matches!(a.as_ref(), Val::Global(m, n) if is_wrapper(m, n)));
+                let rebuilt = (how == Call::NewObj && is_wrapper(module, name))
+                    || (constructor
+                        && matches!(args.first().map(Rc::as_ref), Some(Val::Global(m, n)) if is_wrapper(m, n)));
+                if wrapper_involved && !rebuilt {
+                    return Err(InspectError::Malformed(
+                        "joblib's array wrapper built by a call this walk does not follow".into(),
+                    ));
+                }
                 Val::Object {
                     class,
                     args,
@@ -541,6 +616,7 @@ impl<'a, R: Read> Walker<'a, R> {
     /// Walks one pickle, from its first opcode to STOP; returns the rebuilt top value.
     fn walk(&mut self) -> Result<Rc<Val>, InspectError> {
         loop {
+            self.sync_memo();
             self.budget.tick()?;
             self.summary.opcodes += 1;
             let op = self.byte()?;
@@ -600,7 +676,7 @@ impl<'a, R: Read> Walker<'a, R> {
                     self.summary.note(&module, &name);
                     let args = self.pop_mark()?;
                     let args = self.collect(args);
-                    let object = self.call(&Val::Global(module, name), args)?;
+                    let object = self.call(&Val::Global(module, name), args, Call::Init)?;
                     self.push(object)?;
                 }
                 0x82..=0x84 => {
@@ -617,7 +693,8 @@ impl<'a, R: Read> Walker<'a, R> {
                 b'R' | 0x81 => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    let object = self.call(&callable, Self::tuple_items(&args))?;
+                    let how = if op == 0x81 { Call::NewObj } else { Call::Init };
+                    let object = self.call(&callable, Self::tuple_items(&args), how)?;
                     self.push(object)?;
                 }
                 b'o' => {
@@ -627,14 +704,14 @@ impl<'a, R: Read> Walker<'a, R> {
                     }
                     let class = items.remove(0);
                     let items = self.collect(items);
-                    let object = self.call(&class, items)?;
+                    let object = self.call(&class, items, Call::Init)?;
                     self.push(object)?;
                 }
                 0x92 => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    let object = self.call(&class, Self::tuple_items(&args))?;
+                    let object = self.call(&class, Self::tuple_items(&args), Call::NewObj)?;
                     self.push(object)?;
                 }
                 b'b' => {
@@ -657,14 +734,7 @@ impl<'a, R: Read> Walker<'a, R> {
                                 _ => state.clone(),
                             };
                             *slot = Some(merged);
-                            class.as_ref().is_some_and(|(m, n)| {
-                                n == "NumpyArrayWrapper"
-                                    && matches!(
-                                        m.as_str(),
-                                        "joblib.numpy_pickle"
-                                            | "sklearn.externals.joblib.numpy_pickle"
-                                    )
-                            })
+                            class.as_ref().is_some_and(|(m, n)| is_wrapper(m, n))
                         }
                         _ => false,
                     };
@@ -959,6 +1029,16 @@ impl<'a, R: Read> Walker<'a, R> {
     /// the nested pickle.
     fn skip_inline_array(&mut self, state: &Val) -> Result<(), InspectError> {
         self.summary.arrays += 1;
+        // Keys Python could take for the same string as another (a `str` subclass, an escape
+        // this walk does not decode) are not followed.
+        match state {
+            Val::Dict(items) if items.iter().all(|(k, _)| matches!(k.as_ref(), Val::Str(_))) => {}
+            _ => {
+                return Err(InspectError::Malformed(
+                    "a joblib array wrapper whose state is not a plain dict".into(),
+                ));
+            }
+        }
         // joblib reads array bytes from the file itself, after the current frame: bytes left
         // in the frame would be read as opcodes.
         if self.pos < self.frame_end {
@@ -1171,15 +1251,25 @@ fn dtype_at(value: &Val, depth: usize) -> Dtype {
         ('b' | 'i' | 'u' | 'f' | 'c' | 'S' | 'V' | 'M' | 'm', n) => Dtype::Sized(n),
         _ => return Dtype::Unknown,
     };
+    // Without a state, a fixed-size kind has its size; a flexible one (`V`, `S`, `U`) takes
+    // it from the state, so one without is not followed.
     let Some(state) = state else {
-        return base;
+        return if matches!(kind, 'V' | 'S' | 'U') {
+            Dtype::Unknown
+        } else {
+            base
+        };
     };
     let Val::Tuple(items) = state.as_ref() else {
         return Dtype::Unknown;
     };
-    let [_, _, subarray, names, fields, elsize, _, flags, ..] = items.as_slice() else {
+    let [version, _, subarray, names, fields, elsize, _, flags, ..] = items.as_slice() else {
         return Dtype::Unknown;
     };
+    // Older state versions have numpy recompute the flags.
+    if !matches!(version.as_ref(), Val::Int(3 | 4)) {
+        return Dtype::Unknown;
+    }
     let int = |v: &Rc<Val>| match v.as_ref() {
         Val::Int(n) => Some(*n),
         _ => None,
@@ -1286,6 +1376,18 @@ pub fn walk<R: Read>(
     walk_one(input, budget, summary, MAX_ITEMS).map(|_| ())
 }
 
+/// Walks the first pickle of `input` as a plain `pickle.load` reads it: bytes after a joblib
+/// array wrapper's BUILD are opcodes, not array data.
+pub(crate) fn walk_plain<R: Read>(
+    input: &mut R,
+    budget: &mut Budget,
+    summary: &mut PickleSummary,
+) -> Result<(), InspectError> {
+    Walker::new(input, budget, summary, Reader::Plain, 0)
+        .walk()
+        .map(|_| ())
+}
+
 /// A reader that counts the bytes taken from it.
 struct Counted<R> {
     inner: R,
@@ -1346,6 +1448,10 @@ pub fn walk_stream<R: BufRead>(
         }
         let start = input.at;
         let lookups = summary.lookups;
+        let opens_as_pickle = input
+            .fill_buf()?
+            .first()
+            .is_some_and(|b| crate::magic::is_pickle_opcode(*b));
         // The fifth pickle of a legacy PyTorch file lists every storage key.
         let torch_legacy = roots.len() == 4 && matches!(roots[0], Root::Int(TORCH_LEGACY_MAGIC));
         let max_items = if torch_legacy {
@@ -1368,7 +1474,9 @@ pub fn walk_stream<R: BufRead>(
                 }
             }
             Err(InspectError::Malformed(why)) if summary.lookups == lookups => {
-                if summary.lookups == 0 {
+                // Bytes an unpickler does not take a step into: not a pickle. A segment that
+                // starts with an opcode and fails is a pickle this walk could not read.
+                if summary.lookups == 0 && (!opens_as_pickle || roots.is_empty()) {
                     return Ok(Stream::NotPickle { offset: start, why });
                 }
                 return Err(InspectError::Malformed(if roots.is_empty() {

@@ -221,3 +221,92 @@ fn every_zip_entry_that_is_a_pickle_is_walked() {
         &[Status::Error, Status::Unsafe],
     );
 }
+
+#[test]
+fn a_nul_ends_a_memo_key_as_in_c() {
+    let bytes = pickle(&[b"Np0\x00\n0", PAYLOAD, b"N."]);
+    assert_held("nul key", &bytes, Declared::Other, &[Status::Unsafe]);
+}
+
+fn keras_zip(config: &str) -> Vec<u8> {
+    zip_of(&[("config.json", config.as_bytes()), ("metadata.json", b"{}")])
+}
+
+#[test]
+fn other_readings_of_the_same_bytes_are_cleared_too() {
+    let lambda = r#"{"module": "keras", "class_name": "Sequential", "config": {"layers": [{"module": "keras.layers", "class_name": "Lambda", "config": {}}]}}"#;
+    // A safetensors file with a Keras archive at its end (zip readers look there first).
+    let mut st = 2u64.to_le_bytes().to_vec();
+    st.extend_from_slice(b"{}");
+    st.extend_from_slice(&keras_zip(lambda));
+    assert_held("appended zip", &st, Declared::Other, &[Status::Unsafe]);
+    // A torch module inside a Keras config is loaded with torch.load.
+    let wrapper = r#"{"module": "keras.layers", "class_name": "TorchModuleWrapper", "config": {"module": "AAAA"}, "registered_name": "TorchModuleWrapper"}"#;
+    assert_held(
+        "torch wrapper",
+        &keras_zip(wrapper),
+        Declared::Other,
+        &[Status::Unsafe],
+    );
+    // Two end records: zip readers disagree on which one counts.
+    let mut twice = keras_zip(r#"{"module": "keras", "class_name": "Sequential", "config": {}}"#);
+    let again = keras_zip(lambda);
+    twice.extend_from_slice(&again);
+    assert_held(
+        "two archives",
+        &twice,
+        Declared::Other,
+        &[Status::Error, Status::Unsafe],
+    );
+    // An escaped key hides a config from a byte search.
+    let mut hdf5 = b"\x89HDF\r\n\x1a\n\x00\x00model_config\x00".to_vec();
+    hdf5.extend_from_slice(br#"{"class\u005fname": "Sequential", "config": {"layers": [{"class\u005fname": "Lambda"}, {"class_name": "Dense", "config": {}}]}}"#);
+    assert_held(
+        "escaped key",
+        &hdf5,
+        Declared::Other,
+        &[Status::Error, Status::Unsafe],
+    );
+}
+
+#[test]
+fn an_old_tar_archive_is_held() {
+    let mut tar = vec![0u8; 1024];
+    tar[..2].copy_from_slice(b"zz");
+    tar[100..108].copy_from_slice(b"0000644\0");
+    tar[124..136].copy_from_slice(b"00000000000\0");
+    let sum: u32 = tar[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    tar[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    assert_held("v7 tar", &tar, Declared::Other, &[Status::Unknown]);
+}
+
+#[test]
+fn joblib_array_bytes_are_also_read_as_a_plain_unpickler_reads_them() {
+    let f8 = dtype(b"f8", b"NN", b"J\xff\xff\xff\xff", 0);
+    // 4 doubles of "array data" that pickle.load runs as opcodes.
+    let mut payload = PAYLOAD.to_vec();
+    payload.resize(32, b'N');
+    let bytes = joblib(
+        &pickle(&[&f8, b"X\x05\x00\x00\x00shapeK\x04\x85"]),
+        &payload,
+    );
+    assert_held("array payload", &bytes, Declared::Joblib, &[Status::Unsafe]);
+    // The wrapper made by a call that runs its `__init__` is not followed.
+    let called = pickle(&[b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)R}b."]);
+    assert_held(
+        "wrapper via REDUCE",
+        &called,
+        Declared::Joblib,
+        &[Status::Error],
+    );
+}
