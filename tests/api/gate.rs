@@ -690,3 +690,33 @@ async fn a_signed_link_never_carries_the_right_to_take_a_held_file() {
     // The owner, signed in, still can.
     assert_eq!(download(&app, Some(&owner), &version_id, true).await.0, 200);
 }
+
+#[tokio::test]
+async fn the_allow_policy_serves_held_files_but_never_publishes_them() {
+    let app = spawn_with(Options {
+        unsafe_uploads: UnsafeUploads::Allow,
+        ..Options::default()
+    })
+    .await;
+    let owner = app.register("lenient").await;
+    let cases = corpus();
+    let evil = cases.iter().find(|c| c.file == "reduce_p2.pkl").unwrap();
+    let created = create(
+        &app,
+        &owner,
+        "evil",
+        &evil.format,
+        &evil.file,
+        evil.bytes.clone(),
+    )
+    .await;
+    let model = &created.data()["createModel"];
+    assert_eq!(model["currentVersion"]["inspection"]["status"], "UNSAFE");
+    assert_eq!(model["currentVersion"]["held"], true);
+    let version_id = model["currentVersion"]["id"].as_str().unwrap();
+    let (status, bytes) = download(&app, Some(&owner), version_id, false).await;
+    assert_eq!(status, 200);
+    assert!(bytes == evil.bytes);
+    let publication = request_publication(&app, &owner, model["id"].as_str().unwrap()).await;
+    assert_eq!(publication.code(), "CONFLICT");
+}
