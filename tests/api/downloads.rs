@@ -339,3 +339,43 @@ async fn one_client_looping_over_a_file_counts_once_a_day_and_never_empties_the_
     assert_eq!(app.flush_downloads().await, 0);
     assert_eq!(app.count_rows("download_events").await, 2);
 }
+
+#[tokio::test]
+async fn a_disabled_users_signed_links_stop_working() {
+    let app = crate::helpers::spawn_with_cache(0).await;
+    let owner = app.register("leaving").await;
+    let admin = app.admin("keeper").await;
+    let created = app
+        .create_model(
+            &owner,
+            json!({ "name": "leaving", "framework": "test", "version": "1.0.0" }),
+            "w.safetensors",
+            crate::helpers::safetensors(4),
+        )
+        .await;
+    let version_id = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } me { id } }",
+            json!({ "id": version_id }),
+        )
+        .await;
+    let url = link.data()["modelVersion"]["downloadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user_id = link.data()["me"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 200);
+    app.gql(
+        Some(&admin),
+        "mutation($id: ID!) { disableUser(userId: $id) { id } }",
+        json!({ "id": user_id }),
+    )
+    .await
+    .data();
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
+}
