@@ -1366,16 +1366,6 @@ fn walk_one<R: Read>(
     })
 }
 
-/// Walks one pickle from `input` (which must start at its first opcode) to its STOP, the way
-/// `joblib.load` reads it (inline arrays skipped by their declared sizes).
-pub fn walk<R: Read>(
-    input: &mut R,
-    budget: &mut Budget,
-    summary: &mut PickleSummary,
-) -> Result<(), InspectError> {
-    walk_one(input, budget, summary, MAX_ITEMS).map(|_| ())
-}
-
 /// Walks the first pickle of `input` as a plain `pickle.load` reads it: bytes after a joblib
 /// array wrapper's BUILD are opcodes, not array data.
 pub(crate) fn walk_plain<R: Read>(
