@@ -144,8 +144,7 @@ fn classify(name: &str, head: &[u8], storages: &HashSet<String>) -> Entry {
         Entry::Hdf5
     } else if name.to_ascii_lowercase().contains("/code/") {
         Entry::TorchScript
-    } else if head.starts_with(magic::ZIP_MAGIC) || crate::compressed::Codec::sniff(head).is_some()
-    {
+    } else if head.starts_with(magic::ZIP_MAGIC) || magic::is_joblib_compressed(head) {
         Entry::Nested
     } else if matches!(base, "config.json" | "metadata.json") && !name.contains('/') {
         Entry::Json

@@ -393,7 +393,7 @@ fn denied_module(module: &str) -> Option<String> {
         .map(|p| format!("`{p}` compiles, runs or fetches code"))
 }
 
-/// Whether a Keras function reference (`module`, `name`) is one of Keras' own harmless ones.
+/// Whether `module`, named by a Keras config, is one of Keras' own (and not a denied part of it).
 pub fn is_keras_builtin(module: &str) -> bool {
     within(module, "keras") && denied_module(module).is_none()
 }

@@ -31,7 +31,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-pub use imports::{RULES_VERSION, Rules};
+pub use imports::Rules;
 
 /// The verdict on a whole file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +246,14 @@ impl Report {
             metadata: Value::Object(Map::new()),
             ..Self::default()
         }
+    }
+
+    /// A report of an inspection that could not be made or finished: the file is held as
+    /// ERROR, for the reason given.
+    pub fn failed(why: impl Into<String>) -> Self {
+        let mut report = Self::new("none");
+        report.error = Some(why.into());
+        report
     }
 
     fn hint(&mut self, framework: &str) {
@@ -520,9 +528,7 @@ fn inspect_file<R: Read + Seek>(
         file.seek(SeekFrom::Start(0))
     })();
     if let Err(e) = read {
-        let mut report = Report::new("none");
-        report.error = Some(format!("read error: {e}"));
-        return report;
+        return Report::failed(format!("read error: {e}"));
     }
     let mut cx = Context {
         budget: Budget::new(limits.time).with_memory(limits.memory),
@@ -801,9 +807,7 @@ pub fn inspect<R: Read + Seek>(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown cause".into());
-            let mut report = Report::new("none");
-            report.error = Some(format!("the inspector failed: {why}"));
-            report
+            Report::failed(format!("the inspector failed: {why}"))
         }
     }
 }

@@ -299,7 +299,7 @@ impl AccountMutation {
         ctx: &Context<'_>,
         input: CreateApiTokenInput,
     ) -> Result<CreatedApiToken> {
-        let caller = ctx.viewer().require(Scope::Read)?;
+        let caller = ctx.viewer().require(Scope::Write)?;
         let created = api_tokens::create(
             ctx.state(),
             caller,

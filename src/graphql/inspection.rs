@@ -71,11 +71,7 @@ impl Inspection {
                 Some(Ok(report)) => report,
                 Some(Err(e)) => {
                     tracing::error!(version_id = %version.id, error = %e, "a stored inspection report cannot be read");
-                    Report {
-                        inspector: "none".into(),
-                        error: Some(format!("the stored report cannot be read: {e}")),
-                        ..Report::default()
-                    }
+                    Report::failed(format!("the stored report cannot be read: {e}"))
                 }
                 None => Report::default(),
             },

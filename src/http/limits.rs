@@ -82,29 +82,35 @@ fn reads_only_schema(set: &SelectionSet) -> bool {
 /// How deep fragments are followed among a mutation's root fields.
 const MAX_ROOT_FRAGMENTS: usize = 8;
 
-/// The root field names of a selection, through fragments.
+/// The root field names of a selection, through fragments; `false` if fragments nest deeper
+/// than [`MAX_ROOT_FRAGMENTS`] (the names are then not all known).
 fn root_fields(
     document: &async_graphql::parser::types::ExecutableDocument,
     set: &SelectionSet,
     depth: usize,
     out: &mut Vec<String>,
-) {
+) -> bool {
     if depth > MAX_ROOT_FRAGMENTS {
-        return;
+        return false;
     }
     for item in &set.items {
         match &item.node {
             Selection::Field(field) => out.push(field.node.name.node.to_string()),
             Selection::InlineFragment(fragment) => {
-                root_fields(document, &fragment.node.selection_set.node, depth + 1, out);
+                if !root_fields(document, &fragment.node.selection_set.node, depth + 1, out) {
+                    return false;
+                }
             }
             Selection::FragmentSpread(spread) => {
-                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                    root_fields(document, &fragment.node.selection_set.node, depth + 1, out);
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    && !root_fields(document, &fragment.node.selection_set.node, depth + 1, out)
+                {
+                    return false;
                 }
             }
         }
     }
+    true
 }
 
 /// Whether a selection at the root reads only catalog fields.

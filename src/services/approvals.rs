@@ -64,7 +64,7 @@ struct Step<'a> {
 impl Step<'_> {
     /// Whether the step lists the model, which the inspection gate must allow.
     fn lists(&self) -> bool {
-        matches!(self.to, ApprovalStatus::Pending | ApprovalStatus::Approved)
+        super::versions::is_listed(self.to)
     }
 }
 

@@ -143,13 +143,9 @@ pub async fn authorize_version(
             if claims.sub != version_id {
                 return Err(AppError::Forbidden("this link is for another file".into()));
             }
-            let version = model_version::Entity::find_by_id(version_id)
-                .one(&state.db)
+            let (version, model) = versions::read(state, version_id)
                 .await?
-                .ok_or(AppError::NotFound("model version"))?;
-            let model = model::Entity::find_by_id(version.model_id)
-                .one(&state.db)
-                .await?
+                .map(std::sync::Arc::unwrap_or_clone)
                 .ok_or(AppError::NotFound("model version"))?;
             // The link carries its holder's rights, checked again now: a model made private,
             // an account disabled, or the credential that made the link revoked or its

@@ -35,6 +35,8 @@ pub struct Inspector {
     threads: Arc<Semaphore>,
     limits: Limits,
     rules: Rules,
+    /// `rules.fingerprint()`, computed once.
+    fingerprint: String,
 }
 
 impl Inspector {
@@ -47,24 +49,19 @@ impl Inspector {
                 memory: config.inspection_memory,
             },
             rules: config.pickle_rules.clone(),
+            fingerprint: config.pickle_rules.fingerprint(),
         }
     }
 
     /// Identifies the rules reports are made under now.
-    pub fn fingerprint(&self) -> String {
-        self.rules.fingerprint()
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Inspects a local copy of a file. Never fails: a reader that does not finish in time,
     /// or a thread that cannot start, gives an ERROR report (the file is held).
     pub async fn inspect(&self, copy: LocalCopy, size: u64, declared: Declared) -> Report {
-        let failed = |why: &str| {
-            serde_json::from_value::<Report>(serde_json::json!({
-                "inspector": "none",
-                "error": why,
-            }))
-            .unwrap_or_default()
-        };
+        let failed = Report::failed;
         let Ok(permit) = self.threads.clone().acquire_owned().await else {
             return failed("the inspector is shutting down");
         };
@@ -105,7 +102,7 @@ pub struct ReinspectReport {
 /// ones (all of them with `all`), updating each verdict; a verdict that changes drops an
 /// administrator's release of the old one, and the model's current version is chosen again.
 pub async fn reinspect(state: &AppState, all: bool) -> AppResult<ReinspectReport> {
-    let fingerprint = state.inspector.fingerprint();
+    let fingerprint = state.inspector.fingerprint().to_owned();
     let mut report = ReinspectReport::default();
     let mut after: Option<Uuid> = None;
     loop {
@@ -158,9 +155,7 @@ async fn reinspect_one(
         .col_expr(model_version::Column::InspectionStatus, Expr::value(status))
         .col_expr(
             model_version::Column::Inspection,
-            Expr::value(Some(
-                serde_json::to_value(&found).map_err(AppError::internal)?,
-            )),
+            Expr::value(Some(found.to_json())),
         )
         .col_expr(
             model_version::Column::InspectionRules,

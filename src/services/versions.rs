@@ -137,15 +137,10 @@ fn version_row(
 }
 
 /// Puts an inspection report, and the rules it was made under, on a version row.
-fn record_inspection(
-    state: &AppState,
-    row: &mut model_version::ActiveModel,
-    report: &Report,
-) -> AppResult<()> {
-    row.inspection_rules = Set(Some(state.inspector.fingerprint()));
+fn record_inspection(state: &AppState, row: &mut model_version::ActiveModel, report: &Report) {
+    row.inspection_rules = Set(Some(state.inspector.fingerprint().to_owned()));
     row.inspection_status = Set(report.status().into());
     row.inspection = Set(Some(report.to_json()));
-    Ok(())
 }
 
 /// Points the model at its newest (highest semver) version that is not withdrawn — and, for a
@@ -179,7 +174,7 @@ pub(super) async fn refresh_current_version<C: ConnectionTrait>(
 
 /// Whether a model in this state is listed (public, or waiting to be): the inspection gate
 /// keeps its held versions out.
-fn is_listed(status: ApprovalStatus) -> bool {
+pub(super) fn is_listed(status: ApprovalStatus) -> bool {
     matches!(status, ApprovalStatus::Approved | ApprovalStatus::Pending)
 }
 
@@ -316,7 +311,7 @@ pub async fn create_model(
     let model = store(state, file, format, async |txn, report| {
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
-        record_inspection(state, &mut version, report)?;
+        record_inspection(state, &mut version, report);
         version
             .insert(txn)
             .await
@@ -352,7 +347,7 @@ pub async fn create_version(
                 "the inspection holds this file ({why}); a public or pending model cannot take it"
             )));
         }
-        record_inspection(state, &mut row, report)?;
+        record_inspection(state, &mut row, report);
         let version = row
             .insert(txn)
             .await
@@ -435,7 +430,10 @@ pub async fn find_cached(
 }
 
 /// A version and its model, from the database.
-async fn read(state: &AppState, id: Uuid) -> AppResult<Option<super::version_cache::Found>> {
+pub(super) async fn read(
+    state: &AppState,
+    id: Uuid,
+) -> AppResult<Option<super::version_cache::Found>> {
     let Some(version) = model_version::Entity::find_by_id(id).one(&state.db).await? else {
         return Ok(None);
     };

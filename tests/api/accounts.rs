@@ -471,23 +471,7 @@ async fn changing_the_password_or_logging_out_everywhere_ends_every_earlier_sess
         .as_str()
         .unwrap()
         .to_owned();
-    let link_of = |token: String| {
-        let app = &app;
-        let version_id = version_id.clone();
-        async move {
-            app.gql(
-                Some(&token),
-                "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
-                json!({ "id": version_id }),
-            )
-            .await
-            .data()["modelVersion"]["downloadUrl"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let link = link_of(first.clone()).await;
+    let link = app.download_url(Some(&first), &version_id).await;
     let status = |url: String| {
         let app = &app;
         async move { app.client.get(url).send().await.unwrap().status().as_u16() }
@@ -553,7 +537,7 @@ async fn changing_the_password_or_logging_out_everywhere_ends_every_earlier_sess
         .as_str()
         .unwrap()
         .to_owned();
-    let token_link = link_of(secret.clone()).await;
+    let token_link = app.download_url(Some(&secret), &version_id).await;
     assert_eq!(status(token_link.clone()).await, 200);
     let out = app
         .gql(

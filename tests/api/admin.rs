@@ -172,17 +172,7 @@ async fn the_approval_cycle_controls_who_sees_a_model() {
         .await;
     assert_eq!(public_v2.data()["modelVersion"]["version"], "1.1.0");
 
-    let public_link = app
-        .gql(
-            None,
-            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
-            json!({ "id": version_id }),
-        )
-        .await;
-    let public_link = public_link.data()["modelVersion"]["downloadUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public_link = app.download_url(None, &version_id).await;
     assert_eq!(
         app.client.get(&public_link).send().await.unwrap().status(),
         200

@@ -147,17 +147,7 @@ async fn downloads_follow_visibility_and_signed_links() {
         .unwrap();
     assert_eq!(bad_token.status(), 401);
 
-    let link = app
-        .gql(
-            Some(&owner),
-            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
-            json!({ "id": version_id }),
-        )
-        .await;
-    let signed = link.data()["modelVersion"]["downloadUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let signed = app.download_url(Some(&owner), &version_id).await;
     assert!(signed.starts_with(&url), "{signed}");
     let fetched = app.client.get(&signed).send().await.unwrap();
     assert_eq!(fetched.status(), 200);
@@ -357,18 +347,9 @@ async fn a_disabled_users_signed_links_stop_working() {
         .as_str()
         .unwrap()
         .to_owned();
-    let link = app
-        .gql(
-            Some(&owner),
-            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } me { id } }",
-            json!({ "id": version_id }),
-        )
-        .await;
-    let url = link.data()["modelVersion"]["downloadUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let user_id = link.data()["me"]["id"].as_str().unwrap().to_owned();
+    let url = app.download_url(Some(&owner), &version_id).await;
+    let me = app.gql(Some(&owner), "{ me { id } }", json!({})).await;
+    let user_id = me.data()["me"]["id"].as_str().unwrap().to_owned();
     assert_eq!(app.client.get(&url).send().await.unwrap().status(), 200);
     app.gql(
         Some(&admin),

@@ -672,17 +672,7 @@ async fn a_signed_link_never_carries_the_right_to_take_a_held_file() {
         .as_str()
         .unwrap()
         .to_owned();
-    let link = app
-        .gql(
-            Some(&owner),
-            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
-            json!({ "id": version_id }),
-        )
-        .await;
-    let link = link.data()["modelVersion"]["downloadUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let link = app.download_url(Some(&owner), &version_id).await;
     for url in [link.clone(), format!("{link}&acceptRisk=true")] {
         let response = app.client.get(&url).send().await.unwrap();
         assert_eq!(response.status(), 403, "{url}");

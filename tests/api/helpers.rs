@@ -463,6 +463,20 @@ impl TestApp {
         files_under(&self.blob_dir)
     }
 
+    /// A version's signed download link, as `token`'s holder (or anonymous) asks for it.
+    pub async fn download_url(&self, token: Option<&str>, version_id: &str) -> String {
+        self.gql(
+            token,
+            "query($id: ID!) { modelVersion(id: $id) { downloadUrl } }",
+            json!({ "id": version_id }),
+        )
+        .await
+        .data()["modelVersion"]["downloadUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Writes the download counts noted so far (the server does so every second).
     pub async fn flush_downloads(&self) -> u64 {
         self.state.downloads.flush(&self.state).await.unwrap()

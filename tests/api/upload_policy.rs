@@ -126,6 +126,21 @@ async fn read_tokens_and_strangers_are_refused_before_the_file_is_read() {
     assert_eq!(app.count_rows("model_versions").await, 1);
 }
 
+/// One file part mapped to `n` aliased `createModel` mutations.
+async fn one_file_for_models(app: &TestApp, token: &str, n: usize) -> crate::helpers::Gql {
+    let aliases: String = (0..n)
+        .map(|i| format!("m{i}: createModel(input: {{ name: \"m{i}\", framework: \"test\", version: \"1.0.0\" }}, file: $file) {{ id }} "))
+        .collect();
+    app.upload(
+        Some(token),
+        &format!("mutation($file: Upload!) {{ {aliases} }}"),
+        json!({}),
+        "w.safetensors",
+        safetensors(4),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn one_file_mapped_to_many_mutations_costs_one_upload_each() {
     let app = spawn_with(Options {
@@ -137,34 +152,12 @@ async fn one_file_mapped_to_many_mutations_costs_one_upload_each() {
     })
     .await;
     let owner = app.register("batcher").await;
-    let aliases: String = (0..5)
-        .map(|i| format!("m{i}: createModel(input: {{ name: \"m{i}\", framework: \"test\", version: \"1.0.0\" }}, file: $file) {{ id }} "))
-        .collect();
-    let many = app
-        .upload(
-            Some(&owner),
-            &format!("mutation($file: Upload!) {{ {aliases} }}"),
-            json!({}),
-            "w.safetensors",
-            safetensors(4),
-        )
-        .await;
+    let many = one_file_for_models(&app, &owner, 5).await;
     assert_eq!(many.code(), "RATE_LIMITED", "{:?}", many.body);
     assert_eq!(app.count_rows("models").await, 0);
     assert!(app.blob_files().is_empty(), "{:?}", app.blob_files());
     // Within the budget: three versions from one file part.
-    let aliases: String = (0..3)
-        .map(|i| format!("m{i}: createModel(input: {{ name: \"m{i}\", framework: \"test\", version: \"1.0.0\" }}, file: $file) {{ id }} "))
-        .collect();
-    let three = app
-        .upload(
-            Some(&owner),
-            &format!("mutation($file: Upload!) {{ {aliases} }}"),
-            json!({}),
-            "w.safetensors",
-            safetensors(4),
-        )
-        .await;
+    let three = one_file_for_models(&app, &owner, 3).await;
     three.data();
     assert_eq!(app.count_rows("models").await, 3);
     let over = app
