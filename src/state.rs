@@ -7,15 +7,31 @@ use std::sync::{
 
 use sea_orm::DatabaseConnection;
 
+use uuid::Uuid;
+
 use crate::{
-    auth::jwt::JwtKeys,
+    auth::{Viewer, jwt::JwtKeys},
     config::Config,
+    entities::{model, model_version},
     services::{
-        credential_cache::CredentialCache, download_counts::DownloadCounter, inspection::Inspector,
-        rate_limit::RateLimiter, version_cache::VersionCache,
+        change_cache::ChangeCache, download_counts::DownloadCounter, inspection::Inspector,
+        rate_limit::RateLimiter,
     },
     storage::BlobStore,
 };
+
+/// Most credentials, versions and list totals kept.
+const CACHED_CREDENTIALS: u64 = 100_000;
+const CACHED_VERSIONS: u64 = 100_000;
+const CACHED_TOTALS: u64 = 10_000;
+
+/// How long a list total counted here may serve while other replicas change the catalog
+/// (this process's own changes make it stale at once). Totals are counted over every visible
+/// row, so counting each on every request would make a page's cost grow with the catalog.
+const TOTALS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A version and its model, as read together.
+pub type FoundVersion = Arc<(model_version::Model, model::Model)>;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -35,14 +51,17 @@ pub struct Inner {
     pub limiter: RateLimiter,
     /// Counts the changes made through this process, for the caches.
     pub changes: ChangeCounter,
-    /// Recently resolved credentials; `None` when caching is off.
-    pub credentials: Option<CredentialCache>,
+    /// Recently resolved credentials (by the SHA-256 of the bearer token, which is not
+    /// kept); `None` when caching is off.
+    pub credentials: Option<ChangeCache<[u8; 32], Viewer>>,
     /// Runs the static inspection of model files.
     pub inspector: Inspector,
     /// Downloads noted, not yet written.
     pub downloads: DownloadCounter,
-    /// Recently read versions; `None` when caching is off.
-    pub versions: Option<VersionCache>,
+    /// Recently read versions with their models, for downloads; `None` when caching is off.
+    pub versions: Option<ChangeCache<Uuid, FoundVersion>>,
+    /// Recently counted list totals, by their SQL statement.
+    pub totals: Option<ChangeCache<String, u64>>,
 }
 
 /// A count of changes (mutations, downloads) made through this process. Caches tag what they
@@ -72,19 +91,20 @@ impl AppState {
         limiter: RateLimiter,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         let jwt = JwtKeys::new(&config.jwt_secret)?;
-        let credentials = CredentialCache::new(config.response_cache_ttl);
+        let ttl = config.response_cache_ttl;
         let inspector = Inspector::new(&config);
         Ok(Self(Arc::new(Inner {
             inspector,
             downloads: DownloadCounter::default(),
-            versions: VersionCache::new(config.response_cache_ttl),
+            versions: ChangeCache::new(ttl, CACHED_VERSIONS),
+            totals: ChangeCache::new(TOTALS_TTL, CACHED_TOTALS),
             config,
             db,
             blobs,
             jwt,
             limiter,
             changes: ChangeCounter::default(),
-            credentials,
+            credentials: ChangeCache::new(ttl, CACHED_CREDENTIALS),
         })))
     }
 }

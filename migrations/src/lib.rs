@@ -10,6 +10,7 @@ mod m20261130_000004_blob_locks;
 mod m20261201_000005_inspection_gate;
 mod m20261201_000006_download_viewers;
 mod m20261201_000007_session_epochs;
+mod m20261202_000008_owner_pages;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_inspection_gate::Migration),
             Box::new(m20261201_000006_download_viewers::Migration),
             Box::new(m20261201_000007_session_epochs::Migration),
+            Box::new(m20261202_000008_owner_pages::Migration),
         ]
     }
 }

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::{
     RequestContext,
     context::loaders,
-    models::{ConnectionOf, Model, list_models},
+    loaders::OwnerPage,
+    models::{ConnectionOf, Model, connection},
     scalars::{BigInt, parse_id},
 };
 use crate::{
@@ -14,9 +15,10 @@ use crate::{
     entities::{api_token, enums::Role, user},
     error::{AppError, AuthFailure},
     services::{
+        access,
         accounts::{self, Registration, Session},
         api_tokens,
-        models::ModelFilter,
+        pagination::{Cursor, Page, SortValue, page_size},
     },
 };
 
@@ -46,8 +48,7 @@ impl User {
 
     /// Whether the viewer may see the account's private fields (itself, or an administrator).
     fn reveals_private(&self, ctx: &Context<'_>) -> bool {
-        let viewer = ctx.viewer();
-        self.is_session || viewer.user_id() == Some(self.model.id) || viewer.is_admin()
+        self.is_session || access::may_read_account(ctx.viewer(), self.model.id)
     }
 }
 
@@ -112,11 +113,42 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<ConnectionOf<Model>> {
-        let filter = ModelFilter {
-            owner_id: Some(self.model.id),
-            ..ModelFilter::default()
+        let size = page_size(first)?;
+        let after = match after.map(|a| Cursor::decode("after", &a)).transpose()? {
+            Some(Cursor {
+                value: SortValue::None,
+                id,
+            }) => Some(id),
+            Some(_) => {
+                return Err(
+                    AppError::bad_input("after", "does not belong to this sort order").into(),
+                );
+            }
+            None => None,
         };
-        list_models(ctx, filter, None, first, after).await
+        let loaders = loaders(ctx)?;
+        let key = OwnerPage {
+            owner: self.model.id,
+            limit: size as u64 + 1,
+            after,
+        };
+        let want_total = ctx.look_ahead().field("totalCount").exists();
+        let (rows, total) = tokio::join!(loaders.models_of_owner.load_one(key), async {
+            match want_total {
+                true => loaders.model_counts.load_one(self.model.id).await,
+                false => Ok(None),
+            }
+        });
+        let rows = rows
+            .map_err(|e| AppError::internal(e.to_string()))?
+            .unwrap_or_default();
+        let total = total.map_err(|e| AppError::internal(e.to_string()))?;
+        let page = Page::from_rows(rows, size, after.is_some(), total, |m| Cursor {
+            value: SortValue::None,
+            id: m.id,
+        });
+        // The rows' own relations batch across every owner of this level through the loaders.
+        Ok(connection(page, Model))
     }
 
     /// The account's API tokens, newest first (the account itself or an administrator only).

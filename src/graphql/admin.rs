@@ -10,7 +10,7 @@ use super::{
     RequestContext,
     accounts::User,
     context::loaders,
-    models::{ConnectionOf, Model, ModelVersion, connection},
+    models::{ConnectionOf, Model, ModelVersion, connection, edit},
     scalars::{BigInt, parse_id},
 };
 use crate::{
@@ -380,7 +380,7 @@ impl AdminMutation {
     async fn request_publication(&self, ctx: &Context<'_>, model_id: ID) -> Result<Model> {
         let id = parse_id("modelId", &model_id)?;
         Ok(Model(
-            approvals::request_publication(ctx.state(), ctx.viewer(), id).await?,
+            approvals::request_publication(ctx.state(), edit(ctx, id).await?).await?,
         ))
     }
 
@@ -411,7 +411,7 @@ impl AdminMutation {
     async fn unpublish_model(&self, ctx: &Context<'_>, model_id: ID) -> Result<Model> {
         let id = parse_id("modelId", &model_id)?;
         Ok(Model(
-            approvals::unpublish(ctx.state(), ctx.viewer(), id).await?,
+            approvals::unpublish(ctx.state(), edit(ctx, id).await?).await?,
         ))
     }
 

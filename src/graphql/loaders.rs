@@ -1,5 +1,7 @@
 //! DataLoaders, built per request: every relation a list resolves is fetched with one
-//! `IN (…)` query per level, whatever the page size.
+//! statement per level, whatever the page size. Loaders read rows as they are, except the
+//! lists of a user's models, which hold what the request's viewer may see; whether the viewer
+//! may see a row a loader returns is asked of the access policy by the resolver.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -7,7 +9,12 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use crate::entities::{model, model_version, user};
+use crate::{
+    auth::Viewer,
+    entities::{model, model_version, user},
+    services::models,
+    state::AppState,
+};
 
 /// A loader failure, shared by every waiting resolver.
 pub type LoadError = Arc<DbErr>;
@@ -79,6 +86,74 @@ impl Loader<Uuid> for VersionsOfModelLoader {
     }
 }
 
+/// One owner's page of models, newest first: the owner, how many rows to read, and the id
+/// the page starts after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OwnerPage {
+    pub owner: Uuid,
+    pub limit: u64,
+    pub after: Option<Uuid>,
+}
+
+/// Pages of owners' models that the request's viewer may see: one statement for every owner
+/// asking the same page (a nested `owner { models }` asks the same of each).
+pub struct ModelsOfOwnerLoader {
+    state: AppState,
+    viewer: Viewer,
+}
+
+impl Loader<OwnerPage> for ModelsOfOwnerLoader {
+    type Value = Vec<model::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[OwnerPage],
+    ) -> Result<HashMap<OwnerPage, Self::Value>, Self::Error> {
+        let mut asks: HashMap<(u64, Option<Uuid>), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            asks.entry((key.limit, key.after))
+                .or_default()
+                .push(key.owner);
+        }
+        let mut pages: HashMap<OwnerPage, Self::Value> =
+            keys.iter().map(|key| (*key, Vec::new())).collect();
+        for ((limit, after), owners) in asks {
+            let rows =
+                models::newest_of_owners(&self.state, &self.viewer, &owners, limit, after).await?;
+            for row in rows {
+                let key = OwnerPage {
+                    owner: row.owner_id,
+                    limit,
+                    after,
+                };
+                pages.entry(key).or_default().push(row);
+            }
+        }
+        Ok(pages)
+    }
+}
+
+/// How many models of each owner the request's viewer may see.
+pub struct ModelCountLoader {
+    state: AppState,
+    viewer: Viewer,
+}
+
+impl Loader<Uuid> for ModelCountLoader {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let counts = models::count_of_owners(&self.state, &self.viewer, keys).await?;
+        let mut totals: HashMap<Uuid, u64> = keys.iter().map(|key| (*key, 0)).collect();
+        for (owner, count) in counts {
+            totals.insert(owner, u64::try_from(count).unwrap_or_default());
+        }
+        Ok(totals)
+    }
+}
+
 /// Models, versions and bytes a user stores.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
@@ -122,6 +197,8 @@ pub struct Loaders {
     pub versions: Cached<VersionLoader>,
     pub versions_of_model: Cached<VersionsOfModelLoader>,
     pub usage: Cached<UsageLoader>,
+    pub models_of_owner: Cached<ModelsOfOwnerLoader>,
+    pub model_counts: Cached<ModelCountLoader>,
 }
 
 fn cached<T>(loader: T) -> Cached<T> {
@@ -142,9 +219,18 @@ impl Loaders {
         Ok(())
     }
 
-    /// Fresh loaders (with empty caches) for one request.
-    pub fn new(db: &DatabaseConnection) -> Self {
+    /// Fresh loaders (with empty caches) for one request by `viewer`.
+    pub fn new(state: &AppState, viewer: &Viewer) -> Self {
+        let db = &state.db;
         Self {
+            models_of_owner: cached(ModelsOfOwnerLoader {
+                state: state.clone(),
+                viewer: viewer.clone(),
+            }),
+            model_counts: cached(ModelCountLoader {
+                state: state.clone(),
+                viewer: viewer.clone(),
+            }),
             users: cached(UserLoader(db.clone())),
             models: cached(ModelLoader(db.clone())),
             versions: cached(VersionLoader(db.clone())),

@@ -24,7 +24,7 @@ use crate::{
     },
     error::AppError,
     services::{
-        admin, downloads,
+        access, admin, downloads,
         models::{self, ModelChanges, ModelFilter, ModelSortField, SortDirection},
         pagination::{Cursor, Page, page_size},
         versions::{self, NewModel, NewVersion},
@@ -132,8 +132,7 @@ impl Model {
 
     /// The reviewer's note or rejection reason (owner and administrators).
     async fn review_note(&self, ctx: &Context<'_>) -> Option<&str> {
-        let viewer = ctx.viewer();
-        (viewer.user_id() == Some(self.0.owner_id) || viewer.is_admin())
+        access::may_read_private(ctx.viewer(), &self.0)
             .then_some(self.0.review_note.as_deref())
             .flatten()
     }
@@ -198,8 +197,7 @@ impl Model {
         ctx: &Context<'_>,
         #[graphql(default = 30)] days: i32,
     ) -> Result<Vec<super::admin::DailyCount>> {
-        let viewer = ctx.viewer();
-        if viewer.user_id() != Some(self.0.owner_id) && !viewer.is_admin() {
+        if !access::may_read_private(ctx.viewer(), &self.0) {
             return Err(AppError::Forbidden(
                 "download statistics are for the model's owner and administrators".into(),
             )
@@ -245,9 +243,9 @@ impl ModelVersion {
             .models
             .load_one(self.0.model_id)
             .await
-            .map_err(load_error)?
-            .ok_or(AppError::NotFound("model"))?;
-        Ok(Model(model))
+            .map_err(load_error)?;
+        // Loaders read rows as they are; whether the caller may see one is the policy's.
+        Ok(Model(access::visible(ctx.viewer(), model)?))
     }
 
     /// The version label, e.g. `v1.0.0`; unique per model, ordered as semver.
@@ -501,6 +499,14 @@ fn new_version(
     }
 }
 
+/// The caller's right to change model `id` (see [`crate::services::access::edit`]).
+pub async fn edit<'c>(
+    ctx: &'c Context<'_>,
+    id: Uuid,
+) -> Result<crate::services::access::ModelEdit<'c>> {
+    Ok(models::find_for_edit(ctx.state(), ctx.viewer(), id).await?)
+}
+
 /// Lists a page of models for the viewer.
 pub async fn list_models(
     ctx: &Context<'_>,
@@ -681,7 +687,7 @@ impl ModelMutation {
             input.performance_metrics,
         );
         Ok(ModelVersion(
-            versions::create_version(ctx.state(), ctx.viewer(), model_id, new, &file).await?,
+            versions::create_version(ctx.state(), edit(ctx, model_id).await?, new, &file).await?,
         ))
     }
 
@@ -702,14 +708,14 @@ impl ModelMutation {
             license: input.license,
         };
         Ok(Model(
-            models::update(ctx.state(), ctx.viewer(), id, changes).await?,
+            models::update(ctx.state(), edit(ctx, id).await?, changes).await?,
         ))
     }
 
     /// Deletes a model, its versions and their files (owner or administrator).
     async fn delete_model(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let id = parse_id("id", &id)?;
-        models::delete(ctx.state(), ctx.viewer(), id).await?;
+        models::delete(ctx.state(), edit(ctx, id).await?).await?;
         Ok(true)
     }
 

@@ -150,7 +150,7 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
 
 /// Executes a request that passed the limits.
 async fn run(state: &HttpState, schema: &AppSchema, batch: BatchRequest, viewer: Viewer) -> Answer {
-    let loaders = std::sync::Arc::new(Loaders::new(&state.app.db));
+    let loaders = std::sync::Arc::new(Loaders::new(&state.app, &viewer));
     let batch = batch.data(viewer).data(loaders);
     let mut response = schema.execute_batch(batch).await;
     let shareable = matches!(&response, BatchResponse::Single(single) if single.is_ok());

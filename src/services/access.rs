@@ -1,16 +1,21 @@
-//! Who may see and change a model. To anyone who may not see it, a private model does not
-//! exist: the same `NOT_FOUND` as an id that was never used.
+//! The access policy: who may see, read the private side of, change and administer what.
+//! Every transport asks it — GraphQL queries, fields and mutations, the file routes and signed
+//! links. To anyone who may not see it, a private model does not exist: the same `NOT_FOUND`
+//! as an id that was never used. Changes take a [`ModelEdit`], administration an
+//! [`Admin`](crate::auth::Admin), which only this policy and the viewer make.
 
 use sea_orm::{
     ColumnTrait, Condition, DatabaseBackend,
     sea_query::{Expr, ExprTrait},
 };
 
+use uuid::Uuid;
+
 use crate::{
     auth::{Authenticated, Scope, Viewer},
     entities::{
-        enums::{ApprovalStatus, Visibility},
-        model,
+        enums::{ApprovalStatus, Role, Visibility},
+        model, user,
     },
     error::{AppError, AppResult},
 };
@@ -81,6 +86,51 @@ pub fn is_public(model: &model::Model) -> bool {
     model.visibility == Visibility::Public && model.approval_status == ApprovalStatus::Approved
 }
 
+/// The visibility a model in `status` has: public exactly when approved. Every write of a
+/// model's status writes this beside it, so the two columns cannot disagree.
+pub fn visibility_of(status: ApprovalStatus) -> Visibility {
+    match status {
+        ApprovalStatus::Approved => Visibility::Public,
+        ApprovalStatus::Draft | ApprovalStatus::Pending | ApprovalStatus::Rejected => {
+            Visibility::Private
+        }
+    }
+}
+
+/// Whether `viewer` may read the private side of a model it can see: its review note,
+/// download statistics, and (at their own risk) files the inspection gate holds. Its owner
+/// and administrators may.
+pub fn may_read_private(viewer: &Viewer, model: &model::Model) -> bool {
+    viewer.is_admin() || viewer.user_id() == Some(model.owner_id)
+}
+
+/// Whether `viewer` may read an account's private fields (email, usage, API tokens): the
+/// account itself and administrators may.
+pub fn may_read_account(viewer: &Viewer, account: Uuid) -> bool {
+    viewer.is_admin() || viewer.user_id() == Some(account)
+}
+
+/// Refuses a signed-in caller whose credential lacks READ (anonymous callers read public
+/// models).
+pub fn ensure_may_read(viewer: &Viewer) -> AppResult<()> {
+    if viewer.authenticated().is_some() {
+        viewer.require(Scope::Read)?;
+    }
+    Ok(())
+}
+
+/// Whether a signed link minted by `holder` (none: an anonymous caller's link, for a public
+/// model) may fetch a file of `model` now. The holder's account is read again when the link
+/// is used, so a model made private or an account disabled closes its links; the link's
+/// credential is checked by the caller.
+pub fn link_may_view(holder: Option<&user::Model>, model: &model::Model) -> bool {
+    match holder {
+        _ if is_public(model) => true,
+        Some(user) if !user.disabled => user.role == Role::Admin || user.id == model.owner_id,
+        _ => false,
+    }
+}
+
 /// The SQL condition selecting the models `viewer` may see.
 ///
 /// On SQLite, "public or mine" is written with unary-plus column references: they keep the
@@ -113,21 +163,58 @@ pub fn visible(viewer: &Viewer, model: Option<model::Model>) -> AppResult<model:
         .ok_or(AppError::NotFound("model"))
 }
 
-/// The caller, if they may change `model`: its owner or an administrator, with the WRITE
-/// scope. Someone who cannot even see the model gets `NOT_FOUND`; someone who can see it but
-/// not change it, `FORBIDDEN`.
-pub fn ensure_can_edit<'v>(
-    viewer: &'v Viewer,
-    model: &model::Model,
-) -> AppResult<&'v Authenticated> {
-    if !can_view(viewer, model) {
-        return Err(AppError::NotFound("model"));
+/// Proof that the caller may change one model: its owner or an administrator, with the WRITE
+/// scope. Only [`edit`] makes one, and every service that changes a model takes one, so a
+/// change without the check does not compile.
+#[derive(Debug)]
+pub struct ModelEdit<'v> {
+    model: model::Model,
+    caller: &'v Authenticated,
+}
+
+impl ModelEdit<'_> {
+    /// The model, as read when the right was checked.
+    pub fn model(&self) -> &model::Model {
+        &self.model
     }
+
+    /// Who is changing it.
+    pub fn actor(&self) -> Uuid {
+        self.caller.user.id
+    }
+
+    /// Whether the change is made by someone other than the owner (an administrator).
+    pub fn by_other(&self) -> bool {
+        self.caller.user.id != self.model.owner_id
+    }
+}
+
+/// The right to change `model`, if the viewer has it. Someone who cannot even see the model
+/// gets `NOT_FOUND`; someone who can see it but not change it, `FORBIDDEN`.
+pub fn edit(viewer: &Viewer, model: Option<model::Model>) -> AppResult<ModelEdit<'_>> {
+    let model = visible(viewer, model)?;
     let caller = viewer.require(Scope::Write)?;
     if caller.user.id == model.owner_id || caller.is_admin() {
-        return Ok(caller);
+        return Ok(ModelEdit { model, caller });
     }
     Err(AppError::Forbidden(
         "only the model's owner or an administrator can do this".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_is_public_exactly_when_approved() {
+        use sea_orm::Iterable;
+        for status in ApprovalStatus::iter() {
+            assert_eq!(
+                visibility_of(status) == Visibility::Public,
+                status == ApprovalStatus::Approved,
+                "{status:?}"
+            );
+        }
+    }
 }

@@ -7,6 +7,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
     sea_query::ExprTrait,
 };
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -16,7 +17,6 @@ use crate::{
     error::{AppError, AppResult, AuthFailure},
     services::{
         audit::{self, Subject},
-        credential_cache::CredentialCache,
         rate_limit::{Action, address_key},
     },
     state::AppState,
@@ -284,13 +284,13 @@ pub async fn authenticate(state: &AppState, bearer: Option<&str>) -> AppResult<V
     let Some(cache) = &state.credentials else {
         return Ok(resolve(state, token).await?.0);
     };
-    let key = CredentialCache::key(token);
+    let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let generation = state.changes.current();
     if let Some(viewer) = cache.get(&key, generation) {
         return Ok(viewer);
     }
     let (viewer, expires_at) = resolve(state, token).await?;
-    cache.put(key, generation, expires_at, viewer.clone());
+    cache.put_until(key, generation, expires_at, viewer.clone());
     Ok(viewer)
 }
 

@@ -437,7 +437,7 @@ pub async fn users(
         condition = condition.add(user::Column::Disabled.eq(disabled));
     }
     newest_first(
-        &state.db,
+        state,
         user::Entity::find().filter(condition),
         user::Column::Id,
         size,

@@ -12,17 +12,15 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    access::{self, ModelEdit},
     audit::{self, Subject},
     gate,
     pagination::{Cursor, Page, SortValue},
     versions::{is_listed_locked, refresh_current_version},
 };
 use crate::{
-    auth::{Admin, Viewer},
-    entities::{
-        enums::{ApprovalStatus, Visibility},
-        model, model_version,
-    },
+    auth::Admin,
+    entities::{enums::ApprovalStatus, model, model_version},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -56,7 +54,6 @@ struct Step<'a> {
     action: &'static str,
     from: &'a [ApprovalStatus],
     to: ApprovalStatus,
-    visibility: Visibility,
     note: Option<String>,
     submitted: bool,
 }
@@ -80,7 +77,10 @@ async fn apply(
     let now = super::now();
     let mut update = model::Entity::update_many()
         .col_expr(model::Column::ApprovalStatus, Expr::value(step.to))
-        .col_expr(model::Column::Visibility, Expr::value(step.visibility))
+        .col_expr(
+            model::Column::Visibility,
+            Expr::value(access::visibility_of(step.to)),
+        )
         .col_expr(model::Column::ReviewNote, Expr::value(step.note.clone()))
         .col_expr(model::Column::UpdatedAt, Expr::value(now));
     if step.submitted {
@@ -124,10 +124,9 @@ async fn apply(
 /// PRIVATE/DRAFT or REJECTED → PENDING (owner or administrator). The model needs a version.
 pub async fn request_publication(
     state: &AppState,
-    viewer: &Viewer,
-    model_id: Uuid,
+    target: ModelEdit<'_>,
 ) -> AppResult<model::Model> {
-    let (model, caller) = super::models::find_for_edit(state, viewer, model_id).await?;
+    let model = target.model();
     if model.current_version_id.is_none() {
         return Err(AppError::Conflict(
             "the model has no downloadable version to publish".into(),
@@ -135,13 +134,12 @@ pub async fn request_publication(
     }
     apply(
         state,
-        caller.user.id,
-        model_id,
+        target.actor(),
+        model.id,
         Step {
             action: "publication_requested",
             from: &[ApprovalStatus::Draft, ApprovalStatus::Rejected],
             to: ApprovalStatus::Pending,
-            visibility: Visibility::Private,
             note: None,
             submitted: true,
         },
@@ -172,7 +170,6 @@ pub async fn approve(
             action: "publication_approved",
             from: &[ApprovalStatus::Pending],
             to: ApprovalStatus::Approved,
-            visibility: Visibility::Public,
             note: reason("note", note, false)?,
             submitted: false,
         },
@@ -197,7 +194,6 @@ pub async fn reject(
             action: "publication_rejected",
             from: &[ApprovalStatus::Pending],
             to: ApprovalStatus::Rejected,
-            visibility: Visibility::Private,
             note: why,
             submitted: false,
         },
@@ -206,21 +202,15 @@ pub async fn reject(
 }
 
 /// APPROVED or PENDING → PRIVATE and DRAFT (owner or administrator).
-pub async fn unpublish(
-    state: &AppState,
-    viewer: &Viewer,
-    model_id: Uuid,
-) -> AppResult<model::Model> {
-    let (_, caller) = super::models::find_for_edit(state, viewer, model_id).await?;
+pub async fn unpublish(state: &AppState, target: ModelEdit<'_>) -> AppResult<model::Model> {
     apply(
         state,
-        caller.user.id,
-        model_id,
+        target.actor(),
+        target.model().id,
         Step {
             action: "unpublished",
             from: &[ApprovalStatus::Approved, ApprovalStatus::Pending],
             to: ApprovalStatus::Draft,
-            visibility: Visibility::Private,
             note: None,
             submitted: false,
         },

@@ -86,7 +86,7 @@ pub async fn list(
         condition = condition.add(audit_log::Column::SubjectId.eq(subject_id.trim()));
     }
     newest_first(
-        &state.db,
+        state,
         audit_log::Entity::find().filter(condition),
         audit_log::Column::Id,
         size,

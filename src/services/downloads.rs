@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::{access, gate, versions};
 use crate::{
-    auth::{Authenticated, Credential, Scope, ScopeSet, Viewer},
+    auth::Viewer,
     config::UnsafeUploads,
-    entities::{api_token, enums::Role, model, model_version, user},
+    entities::{api_token, model, model_version, user},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -98,11 +98,6 @@ async fn link_credential_lives(
     }
 }
 
-/// Whether `viewer` is the model's owner or an administrator.
-fn owns_or_administers(viewer: &Viewer, model: &model::Model) -> bool {
-    viewer.is_admin() || viewer.user_id() == Some(model.owner_id)
-}
-
 fn ensure_downloadable(version: &model_version::Model) -> AppResult<()> {
     if version.withdrawn_at.is_some() {
         return Err(AppError::Forbidden(format!(
@@ -125,14 +120,12 @@ pub async fn authorize_version(
 ) -> AppResult<Grant> {
     let grant = match credentials {
         Credentials::Viewer(viewer) => {
-            if viewer.authenticated().is_some() {
-                viewer.require(Scope::Read)?;
-            }
+            access::ensure_may_read(viewer)?;
             let (version, model) = versions::find_cached(state, viewer, version_id)
                 .await?
                 .ok_or(AppError::NotFound("model version"))?;
             Grant {
-                may_accept_risk: owns_or_administers(viewer, &model),
+                may_accept_risk: access::may_read_private(viewer, &model),
                 version,
                 model,
                 user_id: viewer.user_id(),
@@ -152,27 +145,12 @@ pub async fn authorize_version(
             // session ended since, closes it.
             let holder = match claims.uid {
                 Some(uid) => match user::Entity::find_by_id(uid).one(&state.db).await? {
-                    Some(user)
-                        if !user.disabled
-                            && link_credential_lives(state, &claims, &user).await? =>
-                    {
-                        Viewer::User(Box::new(Authenticated {
-                            credential: match claims.tid {
-                                Some(id) => Credential::ApiToken(id),
-                                None => Credential::Session(user.session_epoch),
-                            },
-                            user,
-                            scopes: ScopeSet::of(&[Scope::Read]),
-                        }))
-                    }
+                    Some(user) if link_credential_lives(state, &claims, &user).await? => Some(user),
                     _ => return Err(AppError::NotFound("model version")),
                 },
-                None => Viewer::Anonymous,
+                None => None,
             };
-            let admin = holder
-                .authenticated()
-                .is_some_and(|a| a.user.role == Role::Admin);
-            if !(access::can_view(&holder, &model) || admin) {
+            if !access::link_may_view(holder.as_ref(), &model) {
                 return Err(AppError::NotFound("model version"));
             }
             Grant {
@@ -194,9 +172,7 @@ pub async fn authorize_current(
     viewer: &Viewer,
     model_id: Uuid,
 ) -> AppResult<Grant> {
-    if viewer.authenticated().is_some() {
-        viewer.require(Scope::Read)?;
-    }
+    access::ensure_may_read(viewer)?;
     let model = access::visible(
         viewer,
         model::Entity::find_by_id(model_id).one(&state.db).await?,

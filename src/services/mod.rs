@@ -8,7 +8,7 @@ pub mod api_tokens;
 pub mod approvals;
 pub mod audit;
 pub mod blobs;
-pub mod credential_cache;
+pub mod change_cache;
 pub mod download_counts;
 pub mod downloads;
 pub mod gate;
@@ -17,7 +17,6 @@ pub mod maintenance;
 pub mod models;
 pub mod pagination;
 pub mod rate_limit;
-pub mod version_cache;
 pub mod versions;
 
 use chrono::{DateTime, Utc};

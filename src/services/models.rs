@@ -3,20 +3,20 @@
 
 use async_graphql::Enum;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query, UnionType},
 };
 use uuid::Uuid;
 
 use super::{
-    access,
+    access::{self, ModelEdit},
     audit::{self, Subject},
     pagination::{Cursor, Page, SortValue},
     versions,
 };
 use crate::{
-    auth::{Authenticated, Viewer},
+    auth::Viewer,
     domain::model as rules,
     entities::{
         enums::{InspectionStatus, ModelFormat},
@@ -110,15 +110,13 @@ pub async fn find_by_name(
     Ok(found.filter(|m| access::can_view(viewer, m)))
 }
 
-/// The model with this id and the caller, for a change (see [`access::ensure_can_edit`]).
+/// The right to change the model with this id (see [`access::edit`]).
 pub async fn find_for_edit<'v>(
     state: &AppState,
     viewer: &'v Viewer,
     id: Uuid,
-) -> AppResult<(model::Model, &'v Authenticated)> {
-    let model = access::visible(viewer, model::Entity::find_by_id(id).one(&state.db).await?)?;
-    let caller = access::ensure_can_edit(viewer, &model)?;
-    Ok((model, caller))
+) -> AppResult<ModelEdit<'v>> {
+    access::edit(viewer, model::Entity::find_by_id(id).one(&state.db).await?)
 }
 
 fn like_pattern(text: &str) -> String {
@@ -251,7 +249,7 @@ pub async fn list(
         ))
         .filter(filter_condition(filter)?);
     let total = if with_total {
-        Some(base.clone().count(&state.db).await?)
+        Some(super::pagination::total(state, base.clone()).await?)
     } else {
         None
     };
@@ -301,6 +299,66 @@ pub async fn list(
     }))
 }
 
+/// The newest models of each of `owners` that the viewer may see, up to `limit` of each and
+/// older than `before` when given: one statement for all owners (one indexed search each,
+/// joined with `UNION ALL`).
+pub async fn newest_of_owners(
+    state: &AppState,
+    viewer: &Viewer,
+    owners: &[Uuid],
+    limit: u64,
+    before: Option<Uuid>,
+) -> Result<Vec<model::Model>, sea_orm::DbErr> {
+    let backend = state.db.get_database_backend();
+    let visible = access::visible_condition(viewer, backend);
+    let page_of = |owner: Uuid| {
+        let mut rows = model::Entity::find()
+            .filter(visible.clone())
+            .filter(model::Column::OwnerId.eq(owner));
+        if let Some(before) = before {
+            rows = rows.filter(model::Column::Id.lt(before));
+        }
+        let rows = rows
+            .order_by_desc(model::Column::Id)
+            .limit(limit)
+            .into_query();
+        Query::select()
+            .column(sea_orm::sea_query::Asterisk)
+            .from_subquery(rows, "page")
+            .to_owned()
+    };
+    let Some((first, rest)) = owners.split_first() else {
+        return Ok(Vec::new());
+    };
+    let mut union = page_of(*first);
+    union.unions(rest.iter().map(|owner| (UnionType::All, page_of(*owner))));
+    model::Entity::find()
+        .from_raw_sql(backend.build(&union))
+        .all(&state.db)
+        .await
+}
+
+/// How many models of each of `owners` the viewer may see: one statement.
+pub async fn count_of_owners(
+    state: &AppState,
+    viewer: &Viewer,
+    owners: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, sea_orm::DbErr> {
+    model::Entity::find()
+        .select_only()
+        .column(model::Column::OwnerId)
+        .column_as(model::Column::Id.count(), "models")
+        .filter(access::visible_condition(
+            viewer,
+            state.db.get_database_backend(),
+        ))
+        .filter(model::Column::OwnerId.is_in(owners.iter().copied()))
+        .group_by(model::Column::OwnerId)
+        .into_tuple()
+        .all(&state.db)
+        .await
+}
+
 /// Rewrites a model's tag rows to `tags`.
 pub(super) async fn write_tags<C: ConnectionTrait>(
     db: &C,
@@ -325,11 +383,11 @@ pub(super) async fn write_tags<C: ConnectionTrait>(
 /// Changes a model's metadata (owner or administrator).
 pub async fn update(
     state: &AppState,
-    viewer: &Viewer,
-    id: Uuid,
+    target: ModelEdit<'_>,
     changes: ModelChanges,
 ) -> AppResult<model::Model> {
-    let (existing, caller) = find_for_edit(state, viewer, id).await?;
+    let existing = target.model();
+    let id = existing.id;
     let mut active: model::ActiveModel = existing.clone().into();
     if let Some(name) = &changes.name {
         active.name = Set(rules::name("input.name", name)?);
@@ -365,7 +423,7 @@ pub async fn update(
     if let Some(tags) = &tags {
         write_tags(&txn, id, tags).await?;
     }
-    if caller.user.id != existing.owner_id {
+    if target.by_other() {
         // An administrator changing someone else's model.
         let fields: Vec<&str> = [
             ("name", changes.name.is_some()),
@@ -380,7 +438,7 @@ pub async fn update(
         .collect();
         audit::record(
             &txn,
-            Some(caller.user.id),
+            Some(target.actor()),
             "model_edited_by_admin",
             Subject::Model(id),
             None,
@@ -394,8 +452,9 @@ pub async fn update(
 }
 
 /// Deletes a model, its versions, and every file no other version uses.
-pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()> {
-    let (model, caller) = find_for_edit(state, viewer, id).await?;
+pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
+    let model = target.model();
+    let id = model.id;
     let txn = state.db.begin().await?;
     let hashes: Vec<String> = model_version::Entity::find()
         .select_only()
@@ -408,7 +467,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     let details = serde_json::json!({ "name": model.name, "owner_id": model.owner_id });
     audit::record(
         &txn,
-        Some(caller.user.id),
+        Some(target.actor()),
         "model_deleted",
         Subject::Model(id),
         None,

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    error::{AppError, AppResult},
+    state::AppState,
+};
 
 /// Default page size.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -118,9 +121,34 @@ impl<T> Page<T> {
     }
 }
 
+/// How many rows `select` finds, remembered under the change counter (see
+/// [`AppState::totals`]): a list's total costs a count of every matching row, which pages
+/// must not pay on each request as the catalog grows.
+pub async fn total<E>(state: &AppState, select: sea_orm::Select<E>) -> AppResult<u64>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+{
+    use sea_orm::{PaginatorTrait, QueryTrait};
+    let generation = state.changes.current();
+    let key = state
+        .db
+        .get_database_backend()
+        .build(&select.as_query().clone())
+        .to_string();
+    if let Some(total) = state.totals.as_ref().and_then(|c| c.get(&key, generation)) {
+        return Ok(total);
+    }
+    let total = select.count(&state.db).await?;
+    if let Some(cache) = &state.totals {
+        cache.put(key, generation, total);
+    }
+    Ok(total)
+}
+
 /// A page of `base` ordered newest first by its UUIDv7 `id` column, with the total count.
-pub async fn newest_first<E, C>(
-    db: &C,
+pub async fn newest_first<E>(
+    state: &AppState,
     base: sea_orm::Select<E>,
     id: E::Column,
     size: usize,
@@ -130,10 +158,9 @@ pub async fn newest_first<E, C>(
 where
     E: sea_orm::EntityTrait,
     E::Model: Send + Sync,
-    C: sea_orm::ConnectionTrait,
 {
-    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
-    let total = base.clone().count(db).await?;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let total = total(state, base.clone()).await?;
     let mut query = base;
     if let Some(cursor) = &after {
         query = query.filter(id.lt(cursor.id));
@@ -141,7 +168,7 @@ where
     let rows = query
         .order_by_desc(id)
         .limit(size as u64 + 1)
-        .all(db)
+        .all(&state.db)
         .await?;
     Ok(Page::from_rows(
         rows,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    access,
+    access::{self, ModelEdit},
     audit::{self, Subject},
     blobs, gate,
     models::write_tags,
@@ -330,14 +330,13 @@ pub async fn create_model(
 /// Adds a version to a model (owner or administrator, with WRITE).
 pub async fn create_version(
     state: &AppState,
-    viewer: &Viewer,
-    model_id: Uuid,
+    target: ModelEdit<'_>,
     input: NewVersion,
     file: &UploadedFile,
 ) -> AppResult<model_version::Model> {
-    let (model, caller) = super::models::find_for_edit(state, viewer, model_id).await?;
+    let model = target.model();
     let label = input.version.clone();
-    let mut row = version_row(model.id, caller.user.id, input, file)?;
+    let mut row = version_row(model.id, target.actor(), input, file)?;
     let format = *row.format.as_ref();
     let version = store(state, file, format, async |txn, report| {
         if let Some(why) = gate::hold_reason(report)
@@ -433,7 +432,7 @@ pub async fn find_cached(
 pub(super) async fn read(
     state: &AppState,
     id: Uuid,
-) -> AppResult<Option<super::version_cache::Found>> {
+) -> AppResult<Option<crate::state::FoundVersion>> {
     let Some(version) = model_version::Entity::find_by_id(id).one(&state.db).await? else {
         return Ok(None);
     };
@@ -449,7 +448,8 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     let (version, model) = find(state, viewer, id)
         .await?
         .ok_or(AppError::NotFound("model version"))?;
-    let caller = access::ensure_can_edit(viewer, &model)?;
+    let target = access::edit(viewer, Some(model))?;
+    let model = target.model();
     let txn = state.db.begin().await?;
     model_version::Entity::delete_by_id(version.id)
         .exec(&txn)
@@ -458,7 +458,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     let details = serde_json::json!({ "model_id": model.id, "version": version.version });
     audit::record(
         &txn,
-        Some(caller.user.id),
+        Some(target.actor()),
         "version_deleted",
         Subject::Version(version.id),
         None,

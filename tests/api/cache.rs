@@ -48,7 +48,7 @@ async fn repeated_catalog_reads_are_answered_without_sql() {
     app.gql(Some(&token), mixed, json!({})).await.data();
     let before = app.statements();
     app.gql(Some(&token), mixed, json!({})).await.data();
-    assert!(app.statements() > before + 1);
+    assert!(app.statements() > before, "the page is read again");
 }
 
 #[tokio::test]

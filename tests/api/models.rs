@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, random_forest, safetensors, sha256_hex, spawn_app};
+use crate::helpers::{
+    TestApp, random_forest, safetensors, sha256_hex, spawn_app, spawn_with_cache,
+};
 
 fn input(name: &str, framework: &str, tags: &[&str]) -> Value {
     json!({ "name": name, "framework": framework, "version": "v1.0.0", "tags": tags, "taskType": "classification", "license": "mit", "description": format!("{name} does things") })
@@ -488,4 +490,119 @@ async fn updates_change_metadata_and_tags() {
         )
         .await;
     assert_eq!(bad.extensions()["field"], "input.tags");
+}
+
+/// Publishes a model: its owner asks, the administrator approves.
+async fn publish(app: &TestApp, owner: &str, admin: &str, id: &str) {
+    app.gql(
+        Some(owner),
+        "mutation($id: ID!) { requestPublication(modelId: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await
+    .data();
+    app.gql(
+        Some(admin),
+        "mutation($id: ID!) { approveModel(modelId: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await
+    .data();
+}
+
+#[tokio::test]
+async fn nested_lists_of_owners_models_batch_and_show_only_what_the_viewer_may_see() {
+    let app = spawn_app().await;
+    let admin = app.admin("nest-admin").await;
+    let viewer = app.register("nest-viewer").await;
+    let q = "{ models(first: 50) { edges { node { owner { username models(first: 10) { totalCount edges { node { name visibility owner { username } currentVersion { version } } } } } } } } }";
+    let mut costs = Vec::new();
+    let mut tokens = Vec::new();
+    for round in [2, 6] {
+        while tokens.len() < round {
+            let owners = tokens.len();
+            let owner = app.register(&format!("nest-owner{owners}")).await;
+            // Per owner: two public models and one private one.
+            for i in 0..3 {
+                let id = create(
+                    &app,
+                    &owner,
+                    input(&format!("n{owners}-{i}"), "pytorch", &[]),
+                )
+                .await;
+                if i < 2 {
+                    publish(&app, &owner, &admin, &id).await;
+                }
+            }
+            tokens.push(owner);
+        }
+        let before = app.statements();
+        let answer = app.gql(Some(&viewer), q, json!({})).await;
+        costs.push(app.statements() - before);
+        let edges = answer.data()["models"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 2 * round, "the public models");
+        for edge in edges {
+            let owner = &edge["node"]["owner"];
+            let theirs = owner["models"]["edges"].as_array().unwrap();
+            assert_eq!(owner["models"]["totalCount"], 2, "{owner}");
+            assert_eq!(theirs.len(), 2, "{owner}");
+            for model in theirs {
+                assert_eq!(model["node"]["visibility"], "PUBLIC");
+                assert_eq!(model["node"]["owner"]["username"], owner["username"]);
+                assert_eq!(model["node"]["currentVersion"]["version"], "v1.0.0");
+            }
+        }
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "statements for 2 owners vs 6: {costs:?}"
+    );
+
+    // The owner sees their private model in their own list, newest first, page by page.
+    let token = &tokens[0];
+    let mine = "query($after: String) { me { models(first: 2, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { name } } } } }";
+    let first = app.gql(Some(token), mine, json!({ "after": null })).await;
+    let page = &first.data()["me"]["models"];
+    assert_eq!(page["totalCount"], 3);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let names: Vec<&str> = page["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["n0-2", "n0-1"]);
+    let cursor = page["pageInfo"]["endCursor"].as_str().unwrap();
+    let second = app.gql(Some(token), mine, json!({ "after": cursor })).await;
+    let page = &second.data()["me"]["models"];
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+    assert_eq!(page["edges"][0]["node"]["name"], "n0-0");
+    assert_eq!(page["edges"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn list_totals_are_counted_once_per_change() {
+    // Without the response cache, which would answer the repeat without any SQL.
+    let app = spawn_with_cache(0).await;
+    let owner = app.register("totals").await;
+    create(&app, &owner, input("t-1", "pytorch", &[])).await;
+    let q = "{ models(first: 5) { totalCount edges { node { name } } } }";
+    let cost = async || {
+        let before = app.statements();
+        let answer = app.gql(Some(&owner), q, json!({})).await;
+        (
+            app.statements() - before,
+            answer.data()["models"]["totalCount"].clone(),
+        )
+    };
+    let (counted, total) = cost().await;
+    assert_eq!(total, 1);
+    let (remembered, total) = cost().await;
+    assert_eq!(total, 1);
+    assert_eq!(remembered + 1, counted, "the second total is remembered");
+    // A change through this process makes the remembered total stale at once.
+    create(&app, &owner, input("t-2", "pytorch", &[])).await;
+    let (recounted, total) = cost().await;
+    assert_eq!(total, 2);
+    assert_eq!(recounted, counted);
 }
