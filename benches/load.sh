@@ -2,10 +2,12 @@
 # Load test: 64 connections for 60 s each on the model list query, on modelVersion lookups and
 # on downloads of a small file, with 10,000 models stored, then the list alone and with
 # downloads running beside it. Prints requests/s, p50/p99 latency and errors for each, and the
-# server's RSS before and after.
+# server's RSS before and after. Then the list without the response cache, at 10,000 models
+# and again after growing the catalog to 100,000 (BIG_MODELS; 0 skips it), with the ratio of
+# their p50 latencies: a page must cost the same however large the catalog is.
 #
 #   bash benches/load.sh                 # defaults below
-#   CONNECTIONS=32 SECONDS_EACH=20 MODELS=2000 bash benches/load.sh
+#   CONNECTIONS=32 SECONDS_EACH=20 MODELS=2000 BIG_MODELS=20000 bash benches/load.sh
 #
 # Loopback only; the server runs on its embedded defaults (SQLite, local disk) in a temporary
 # directory, with the per-user rate limits lifted for the benchmark's single user. The list
@@ -15,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MODELS=${MODELS:-10000}
+BIG_MODELS=${BIG_MODELS:-100000}
 CONNECTIONS=${CONNECTIONS:-64}
 SECONDS_EACH=${SECONDS_EACH:-60}
 PORT=${PORT:-18082}
@@ -61,7 +64,7 @@ wrk.headers["Authorization"] = "Bearer " .. os.getenv("LOAD_TOKEN")
 LUA
 cat "$WORK/report.lua" >>"$WORK/get.lua"
 
-LIST=$(python3 -c 'import json; print(json.dumps({"query": "{ models(first: 50) { edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions { edges { node { version sha256 } } } } } } }"}))')
+LIST=$(python3 -c 'import json; print(json.dumps({"query": "{ models(first: 50) { totalCount edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions(first: 5) { edges { node { version sha256 } } } } } } }"}))')
 LOOKUP=$(python3 -c "import json; print(json.dumps({'query': 'query(\$id: ID!) { modelVersion(id: \$id) { id version sha256 sizeBytes format model { name } } }', 'variables': {'id': '$VERSION'}}))")
 run() {
   LOAD_TOKEN="$TOKEN" LOAD_BODY="$2" wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --timeout 10s -s "$3" "$4" | tail -1 | sed "s/^/$1: /"
@@ -82,4 +85,12 @@ wait "$BESIDE"
 echo "server RSS after: $(rss) MiB"
 kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
 MODELHUB_RESPONSE_CACHE_SECS=0 start_server
-run "model list, response cache off" "$LIST" "$WORK/post.lua" "$BASE/graphql"
+SMALL=$(run "model list, response cache off, $MODELS models" "$LIST" "$WORK/post.lua" "$BASE/graphql")
+echo "$SMALL"
+if [ "$BIG_MODELS" -gt "$MODELS" ]; then
+  python3 benches/seed.py "$BASE" "$TOKEN" "$BIG_MODELS" "$MODELS"
+  BIG=$(run "model list, response cache off, $BIG_MODELS models" "$LIST" "$WORK/post.lua" "$BASE/graphql")
+  echo "$BIG"
+  p50() { sed -E 's/.*p50 ([0-9.]+) ms.*/\1/' <<<"$1"; }
+  echo "p50 at $BIG_MODELS models / p50 at $MODELS models: $(python3 -c "print(f'{$(p50 "$BIG") / $(p50 "$SMALL"):.2f}')")"
+fi

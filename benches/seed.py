@@ -1,6 +1,7 @@
 """Seeds a running Model Hub with N models through its public API (multipart uploads).
 
-usage: seed.py BASE_URL TOKEN COUNT
+usage: seed.py BASE_URL TOKEN COUNT [FIRST]
+Creates models number FIRST (default 0) to COUNT - 1, so a catalog can be grown in steps.
 Each model gets one small safetensors version; names are unique. Prints models/s.
 """
 
@@ -12,6 +13,7 @@ import time
 import urllib.request
 
 BASE, TOKEN, COUNT = sys.argv[1], sys.argv[2], int(sys.argv[3])
+FIRST = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 QUERY = (
     "mutation($input: CreateModelInput!, $file: Upload!) "
     "{ createModel(input: $input, file: $file) { id } }"
@@ -31,7 +33,7 @@ def upload(i: int) -> None:
         "variables": {
             "file": None,
             "input": {
-                "name": f"model-{i:05d}",
+                "name": f"model-{i:06d}",
                 "description": f"benchmark model number {i}",
                 "framework": FRAMEWORKS[i % len(FRAMEWORKS)],
                 "version": "v1.0.0",
@@ -74,7 +76,7 @@ def worker(start: int, step: int) -> None:
 
 
 began = time.time()
-threads = [threading.Thread(target=worker, args=(k, 4)) for k in range(4)]
+threads = [threading.Thread(target=worker, args=(FIRST + k, 4)) for k in range(4)]
 for t in threads:
     t.start()
 for t in threads:
@@ -82,4 +84,4 @@ for t in threads:
 elapsed = time.time() - began
 if failures:
     raise SystemExit(f"seeding failed: {failures[0]}")
-print(f"seeded {COUNT} models in {elapsed:.1f} s ({COUNT / elapsed:.0f} uploads/s)")
+print(f"seeded {COUNT - FIRST} models in {elapsed:.1f} s ({(COUNT - FIRST) / elapsed:.0f} uploads/s)")

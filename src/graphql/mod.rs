@@ -19,16 +19,18 @@ pub use upload::{UploadedFile, UploadedFiles};
 
 use crate::state::AppState;
 
-/// Every query field.
+/// Every query field (the schema's `Query` type).
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     accounts::AccountQuery,
     models::ModelQuery,
     admin::AdminQuery,
 );
 
-/// Every mutation field.
+/// Every mutation field (the schema's `Mutation` type).
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(
     accounts::AccountMutation,
     models::ModelMutation,

@@ -147,6 +147,18 @@ pub fn test_redis_url(test: &str) -> Option<String> {
     service_setting("MODELHUB_TEST_REDIS_URL", test)
 }
 
+/// The Chromium binary for browser tests: `MODELHUB_TEST_CHROMIUM`, else `/usr/bin/chromium`
+/// if it is installed (`.ci/run` installs it).
+pub fn test_chromium(test: &str) -> Option<String> {
+    let installed = Path::new("/usr/bin/chromium")
+        .exists()
+        .then(|| "/usr/bin/chromium".to_owned());
+    match std::env::var("MODELHUB_TEST_CHROMIUM").ok().or(installed) {
+        Some(path) => Some(path),
+        None => service_setting("MODELHUB_TEST_CHROMIUM", test),
+    }
+}
+
 /// The S3 bucket for object-store tests, if one is configured (with the usual `AWS_*`
 /// variables for its endpoint and keys).
 pub fn test_s3_bucket(test: &str) -> Option<String> {

@@ -38,7 +38,7 @@ fn every_mutation_in_the_schema_has_an_access_rule() {
     let mut mutations = Vec::new();
     for definition in &document.definitions {
         if let TypeSystemDefinition::Type(ty) = definition
-            && ty.node.name.node == "MutationRoot"
+            && ty.node.name.node == "Mutation"
             && let TypeKind::Object(object) = &ty.node.kind
         {
             mutations.extend(object.fields.iter().map(|f| f.node.name.node.to_string()));
