@@ -108,7 +108,12 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
     execute(&state, batch.data(client), viewer, is_get).await
 }
 
-async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get: bool) -> Response {
+async fn execute(
+    state: &HttpState,
+    mut batch: BatchRequest,
+    viewer: Viewer,
+    is_get: bool,
+) -> Response {
     // A catalog read answered recently for this viewer is answered again as it was. Only
     // answers to requests that passed the limits below are ever stored, so a hit skips them.
     let cached = match (&state.cache, &batch) {
@@ -121,7 +126,7 @@ async fn execute(state: &HttpState, batch: BatchRequest, viewer: Viewer, is_get:
         }
         _ => None,
     };
-    let shape = match limits::check(&batch, is_get) {
+    let shape = match limits::check(&mut batch, is_get) {
         Ok(shape) => shape,
         Err(refusal) => {
             return refusal_response(StatusCode::BAD_REQUEST, refusal.code, refusal.message);

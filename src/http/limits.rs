@@ -4,12 +4,11 @@
 
 use async_graphql::{
     BatchRequest, BatchResponse, ErrorExtensionValues, Response, ServerError,
-    parser::{
-        parse_query,
-        types::{DocumentOperations, OperationType, Selection, SelectionSet},
-    },
+    parser::types::{DocumentOperations, OperationType, Selection, SelectionSet},
 };
 use axum::http::StatusCode;
+
+use super::root_fields::root_fields;
 
 use crate::error::ErrorCode;
 
@@ -79,40 +78,6 @@ fn reads_only_schema(set: &SelectionSet) -> bool {
     schema
 }
 
-/// How deep fragments are followed among a mutation's root fields.
-const MAX_ROOT_FRAGMENTS: usize = 8;
-
-/// The root field names of a selection, through fragments; `false` if fragments nest deeper
-/// than [`MAX_ROOT_FRAGMENTS`] (the names are then not all known).
-fn root_fields(
-    document: &async_graphql::parser::types::ExecutableDocument,
-    set: &SelectionSet,
-    depth: usize,
-    out: &mut Vec<String>,
-) -> bool {
-    if depth > MAX_ROOT_FRAGMENTS {
-        return false;
-    }
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(field) => out.push(field.node.name.node.to_string()),
-            Selection::InlineFragment(fragment) => {
-                if !root_fields(document, &fragment.node.selection_set.node, depth + 1, out) {
-                    return false;
-                }
-            }
-            Selection::FragmentSpread(spread) => {
-                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
-                    && !root_fields(document, &fragment.node.selection_set.node, depth + 1, out)
-                {
-                    return false;
-                }
-            }
-        }
-    }
-    true
-}
-
 /// Whether a selection at the root reads only catalog fields.
 fn reads_only_catalog(set: &SelectionSet) -> bool {
     set.items.iter().all(|item| match &item.node {
@@ -121,12 +86,14 @@ fn reads_only_catalog(set: &SelectionSet) -> bool {
     })
 }
 
-/// Checks a parsed request against the limits and tells what it does. Documents that do not
-/// parse are left to the executor, which reports them.
-pub fn check(batch: &BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
+/// Checks a request against the limits and tells what it does. Each document is parsed once
+/// here and kept in its request for the executor; documents that do not parse are left to the
+/// executor, which reports them.
+pub fn check(batch: &mut BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
     let mut shape = Shape::default();
+    let single = matches!(batch, BatchRequest::Single(_));
     let requests = match batch {
-        BatchRequest::Single(request) => std::slice::from_ref(request),
+        BatchRequest::Single(request) => std::slice::from_mut(request),
         BatchRequest::Batch(requests) => {
             if requests.len() > MAX_BATCH {
                 return Err(Refusal {
@@ -134,7 +101,7 @@ pub fn check(batch: &BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
                     message: format!("at most {MAX_BATCH} operations per batch"),
                 });
             }
-            requests.as_slice()
+            requests.as_mut_slice()
         }
     };
     for request in requests {
@@ -144,7 +111,7 @@ pub fn check(batch: &BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
                 message: "the request has no `query`".into(),
             });
         }
-        let Ok(document) = parse_query(&request.query) else {
+        let Ok(document) = request.parsed_query() else {
             continue;
         };
         let operations: Vec<_> = match &document.operations {
@@ -174,19 +141,21 @@ pub fn check(batch: &BatchRequest, is_get: bool) -> Result<Shape, Refusal> {
             .iter()
             .filter(|op| op.node.ty == OperationType::Mutation)
         {
-            root_fields(
-                &document,
-                &op.node.selection_set.node,
-                0,
-                &mut shape.mutations,
-            );
+            let fields =
+                root_fields(document, &op.node.selection_set.node).map_err(|e| Refusal {
+                    code: "QUERY_TOO_DEEP",
+                    message: e.to_string(),
+                })?;
+            shape
+                .mutations
+                .extend(fields.iter().map(|f| f.name.node.to_string()));
         }
-        shape.catalog_read = matches!(batch, BatchRequest::Single(_))
+        shape.catalog_read = single
             && !shape.writes
             && operations
                 .iter()
                 .all(|op| reads_only_catalog(&op.node.selection_set.node));
-        shape.introspection = matches!(batch, BatchRequest::Single(_))
+        shape.introspection = single
             && !shape.writes
             && operations
                 .iter()

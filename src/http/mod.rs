@@ -10,6 +10,7 @@ mod metrics;
 mod multipart;
 mod playground;
 mod response_cache;
+mod root_fields;
 mod upload_plan;
 
 use std::{sync::Arc, time::Duration};

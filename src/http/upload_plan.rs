@@ -5,18 +5,16 @@
 
 use async_graphql::parser::{
     parse_query,
-    types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet},
+    types::{DocumentOperations, Field, OperationType},
 };
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::root_fields::root_fields;
 use crate::{
     error::{AppError, AppResult},
     services::versions::UploadTarget,
 };
-
-/// How deep fragment spreads are followed among a mutation's root fields.
-const MAX_FRAGMENT_DEPTH: usize = 8;
 
 fn bad(message: impl Into<String>) -> AppError {
     AppError::bad_input("operations", message)
@@ -48,81 +46,43 @@ pub fn targets(operations: &Value) -> AppResult<Vec<UploadTarget>> {
         };
         for operation in operations {
             if operation.ty == OperationType::Mutation {
-                collect(
-                    &document,
-                    &operation.selection_set.node,
-                    variables,
-                    0,
-                    &mut found,
-                )?;
+                let fields = root_fields(&document, &operation.selection_set.node)
+                    .map_err(|e| bad(e.to_string()))?;
+                for field in fields {
+                    found.extend(target(field, variables)?);
+                }
             }
         }
     }
     Ok(found)
 }
 
-fn collect(
-    document: &ExecutableDocument,
-    set: &SelectionSet,
-    variables: &Value,
-    depth: usize,
-    found: &mut Vec<UploadTarget>,
-) -> AppResult<()> {
-    if depth > MAX_FRAGMENT_DEPTH {
-        return Err(bad("fragments nest too deep"));
-    }
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(field) => {
-                let field = &field.node;
-                match field.name.node.as_str() {
-                    "createModel" => found.push(UploadTarget::NewModel),
-                    "createModelVersion" => {
-                        // The argument, with a variable replaced by its value.
-                        let id = field.get_argument("modelId").and_then(|v| {
-                            let value = v.node.clone().into_const_with(|name| {
-                                Ok::<_, ()>(
-                                    variables
-                                        .get(name.as_str())
-                                        .cloned()
-                                        .and_then(|v| async_graphql::Value::from_json(v).ok())
-                                        .unwrap_or(async_graphql::Value::Null),
-                                )
-                            });
-                            match value {
-                                Ok(async_graphql::Value::String(id)) => Some(id),
-                                _ => None,
-                            }
-                        });
-                        let id = id
-                            .and_then(|id| Uuid::parse_str(&id).ok())
-                            .ok_or_else(|| AppError::bad_input("modelId", "is not a model id"))?;
-                        found.push(UploadTarget::NewVersion(id));
-                    }
-                    _ => {}
+/// The upload target of a mutation's root field, if it stores a file.
+fn target(field: &Field, variables: &Value) -> AppResult<Option<UploadTarget>> {
+    match field.name.node.as_str() {
+        "createModel" => Ok(Some(UploadTarget::NewModel)),
+        "createModelVersion" => {
+            // The argument, with a variable replaced by its value.
+            let id = field.get_argument("modelId").and_then(|v| {
+                let value = v.node.clone().into_const_with(|name| {
+                    Ok::<_, ()>(
+                        variables
+                            .get(name.as_str())
+                            .cloned()
+                            .and_then(|v| async_graphql::Value::from_json(v).ok())
+                            .unwrap_or(async_graphql::Value::Null),
+                    )
+                });
+                match value {
+                    Ok(async_graphql::Value::String(id)) => Some(id),
+                    _ => None,
                 }
-            }
-            Selection::InlineFragment(fragment) => {
-                collect(
-                    document,
-                    &fragment.node.selection_set.node,
-                    variables,
-                    depth + 1,
-                    found,
-                )?;
-            }
-            Selection::FragmentSpread(spread) => {
-                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                    collect(
-                        document,
-                        &fragment.node.selection_set.node,
-                        variables,
-                        depth + 1,
-                        found,
-                    )?;
-                }
-            }
+            });
+            let id = id
+                .and_then(|id| Uuid::parse_str(&id).ok())
+                .ok_or_else(|| AppError::bad_input("modelId", "is not a model id"))?;
+            Ok(Some(UploadTarget::NewVersion(id)))
         }
+        _ => Ok(None),
     }
-    Ok(())
 }

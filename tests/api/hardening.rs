@@ -87,6 +87,20 @@ async fn each_query_limit_has_its_own_code() {
     let body: Value = get.json().await.unwrap();
     assert_eq!(code(&body), "METHOD_NOT_ALLOWED");
     assert_eq!(app.count_rows("users").await, 0);
+
+    // The access table sees mutations inside fragments; fragments too deep to follow are
+    // refused rather than run unchecked.
+    let nested = |depth: usize| {
+        format!(
+            "mutation {{ {} deleteModel(id: \"0190f0e0-0000-7000-8000-000000000000\") {} }}",
+            "... on Mutation { ".repeat(depth),
+            "} ".repeat(depth)
+        )
+    };
+    let (status, body) = post(&app, json!({ "query": nested(8) })).await;
+    assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED"), "{body}");
+    let (status, body) = post(&app, json!({ "query": nested(9) })).await;
+    assert_eq!((status, code(&body)), (400, "QUERY_TOO_DEEP"), "{body}");
 }
 
 #[tokio::test]
