@@ -19,6 +19,7 @@ mod gate;
 mod hardening;
 mod inspection;
 mod models;
+mod rate_limits;
 mod s3;
 mod schema;
 mod server;
