@@ -139,20 +139,25 @@ const DEFAULT_DATA_DIR: &str = "./data";
 /// The longest time cached answers may be reused (a day).
 const MAX_CACHE_SECS: u64 = 86_400;
 
-fn var(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+/// The variables a configuration is read from: a value that is blank counts as unset.
+struct Vars<F>(F);
 
-fn parse_var<T: FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError {
-            var: name,
-            message: format!("cannot parse `{raw}`: {e}"),
-        }),
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn var(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse_var<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.var(name) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError {
+                var: name,
+                message: format!("cannot parse `{raw}`: {e}"),
+            }),
+        }
     }
 }
 
@@ -165,9 +170,21 @@ impl Config {
         {
             eprintln!("warning: .env ignored: {e}");
         }
-        let data_dir = PathBuf::from(var("MODELHUB_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into()));
-        let bind: SocketAddr = parse_var("MODELHUB_BIND", DEFAULT_BIND.parse().expect_default())?;
-        let database_url = var("MODELHUB_DATABASE_URL")
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration from `lookup`, which gives a variable's value by its name
+    /// (`from_env` passes the process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(lookup);
+        let data_dir = PathBuf::from(
+            vars.var("MODELHUB_DATA_DIR")
+                .unwrap_or(DEFAULT_DATA_DIR.into()),
+        );
+        let bind: SocketAddr =
+            vars.parse_var("MODELHUB_BIND", DEFAULT_BIND.parse().expect_default())?;
+        let database_url = vars
+            .var("MODELHUB_DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}/modelhub.db?mode=rwc", data_dir.display()));
         if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
             return Err(ConfigError {
@@ -175,14 +192,14 @@ impl Config {
                 message: "expected sqlite://… or postgres://…".into(),
             });
         }
-        let storage = match var("MODELHUB_STORAGE_URL") {
+        let storage = match vars.var("MODELHUB_STORAGE_URL") {
             None => StorageUrl::Local(data_dir.join("blobs")),
             Some(raw) => raw.parse().map_err(|message| ConfigError {
                 var: "MODELHUB_STORAGE_URL",
                 message,
             })?,
         };
-        let public_url = match var("MODELHUB_PUBLIC_URL") {
+        let public_url = match vars.var("MODELHUB_PUBLIC_URL") {
             None => Url::parse(&format!("http://{bind}")),
             Some(raw) => Url::parse(&raw),
         }
@@ -190,7 +207,7 @@ impl Config {
             var: "MODELHUB_PUBLIC_URL",
             message: e.to_string(),
         })?;
-        let jwt_secret = match var("MODELHUB_JWT_SECRET") {
+        let jwt_secret = match vars.var("MODELHUB_JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
                 return Err(ConfigError {
                     var: "MODELHUB_JWT_SECRET",
@@ -206,13 +223,15 @@ impl Config {
                 ),
             })?,
         };
-        let cors_origins = var("MODELHUB_CORS_ORIGINS")
+        let cors_origins = vars
+            .var("MODELHUB_CORS_ORIGINS")
             .unwrap_or_else(|| "*".into())
             .split(',')
             .map(|o| o.trim().to_owned())
             .filter(|o| !o.is_empty())
             .collect();
-        let trusted_proxies = var("MODELHUB_TRUSTED_PROXIES")
+        let trusted_proxies = vars
+            .var("MODELHUB_TRUSTED_PROXIES")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
@@ -227,7 +246,7 @@ impl Config {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let response_cache_ttl = match parse_var("MODELHUB_RESPONSE_CACHE_SECS", 2u64)? {
+        let response_cache_ttl = match vars.parse_var("MODELHUB_RESPONSE_CACHE_SECS", 2u64)? {
             secs if secs <= MAX_CACHE_SECS => Duration::from_secs(secs),
             _ => {
                 return Err(ConfigError {
@@ -240,38 +259,39 @@ impl Config {
             bind,
             trusted_proxies,
             response_cache_ttl,
-            shutdown_grace: Duration::from_secs(parse_var("MODELHUB_SHUTDOWN_GRACE_SECS", 30)?),
+            shutdown_grace: Duration::from_secs(
+                vars.parse_var("MODELHUB_SHUTDOWN_GRACE_SECS", 30)?,
+            ),
             database_url: database_url.into(),
             storage,
             jwt_secret: jwt_secret.into(),
-            max_upload_bytes: parse_var("MODELHUB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024 * 1024)?,
+            max_upload_bytes: vars
+                .parse_var("MODELHUB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024 * 1024)?,
             public_url,
             data_dir,
             cors_origins,
-            access_token_ttl: Duration::from_secs(parse_var(
-                "MODELHUB_ACCESS_TOKEN_TTL_SECS",
-                24 * 3600,
-            )?),
-            download_url_ttl: Duration::from_secs(parse_var(
-                "MODELHUB_DOWNLOAD_URL_TTL_SECS",
-                3600,
-            )?),
-            max_request_bytes: parse_var("MODELHUB_MAX_REQUEST_BYTES", 2 * 1024 * 1024)?,
-            unsafe_uploads: parse_var("MODELHUB_UNSAFE_UPLOADS", UnsafeUploads::Quarantine)?,
-            inspection_timeout: Duration::from_secs(parse_var(
-                "MODELHUB_INSPECTION_TIMEOUT_SECS",
-                60,
-            )?),
-            inspection_threads: match parse_var("MODELHUB_INSPECTION_THREADS", 0usize)? {
+            access_token_ttl: Duration::from_secs(
+                vars.parse_var("MODELHUB_ACCESS_TOKEN_TTL_SECS", 24 * 3600)?,
+            ),
+            download_url_ttl: Duration::from_secs(
+                vars.parse_var("MODELHUB_DOWNLOAD_URL_TTL_SECS", 3600)?,
+            ),
+            max_request_bytes: vars.parse_var("MODELHUB_MAX_REQUEST_BYTES", 2 * 1024 * 1024)?,
+            unsafe_uploads: vars.parse_var("MODELHUB_UNSAFE_UPLOADS", UnsafeUploads::Quarantine)?,
+            inspection_timeout: Duration::from_secs(
+                vars.parse_var("MODELHUB_INSPECTION_TIMEOUT_SECS", 60)?,
+            ),
+            inspection_threads: match vars.parse_var("MODELHUB_INSPECTION_THREADS", 0usize)? {
                 0 => std::thread::available_parallelism().map_or(2, usize::from),
                 n => n,
             },
-            inspection_memory: parse_var(
+            inspection_memory: vars.parse_var(
                 "MODELHUB_INSPECTION_MEMORY_BYTES",
                 modelhub_inspect::DEFAULT_MEMORY,
             )?,
             pickle_rules: modelhub_inspect::Rules::new(
-                &var("MODELHUB_PICKLE_ALLOW")
+                &vars
+                    .var("MODELHUB_PICKLE_ALLOW")
                     .unwrap_or_default()
                     .split(',')
                     .collect::<Vec<_>>(),
@@ -280,14 +300,15 @@ impl Config {
                 var: "MODELHUB_PICKLE_ALLOW",
                 message,
             })?,
-            redis_url: var("MODELHUB_REDIS_URL").map(Into::into),
+            redis_url: vars.var("MODELHUB_REDIS_URL").map(Into::into),
             rate_limits: {
                 let defaults = Rules::default();
                 Rules {
-                    login: parse_var("MODELHUB_LIMIT_LOGIN", defaults.login)?,
-                    register: parse_var("MODELHUB_LIMIT_REGISTER", defaults.register)?,
-                    upload: parse_var("MODELHUB_LIMIT_UPLOAD", defaults.upload)?,
-                    create_token: parse_var("MODELHUB_LIMIT_API_TOKEN", defaults.create_token)?,
+                    login: vars.parse_var("MODELHUB_LIMIT_LOGIN", defaults.login)?,
+                    register: vars.parse_var("MODELHUB_LIMIT_REGISTER", defaults.register)?,
+                    upload: vars.parse_var("MODELHUB_LIMIT_UPLOAD", defaults.upload)?,
+                    create_token: vars
+                        .parse_var("MODELHUB_LIMIT_API_TOKEN", defaults.create_token)?,
                 }
             },
         })
@@ -332,4 +353,248 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<String> 
     file.write_all(secret.as_bytes())?;
     file.sync_all()?;
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, time::Duration};
+
+    use secrecy::ExposeSecret;
+
+    use super::{Config, ConfigError, StorageUrl, UnsafeUploads};
+    use crate::services::rate_limit::{Rule, Rules};
+
+    /// A secret long enough to be accepted.
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn refused(vars: &[(&str, &str)]) -> ConfigError {
+        match from(vars) {
+            Ok(config) => panic!("{vars:?} was accepted: {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Every default, with nothing set but the JWT secret (without it the secret file would be
+    /// made in `./data`; `the_jwt_secret_is_generated_once_into_the_data_dir` covers that).
+    #[test]
+    fn an_empty_environment_gets_every_default() {
+        let config = from(&[("MODELHUB_JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite://./data/modelhub.db?mode=rwc"
+        );
+        assert_eq!(config.storage, StorageUrl::Local("./data/blobs".into()));
+        assert_eq!(config.jwt_secret.expose_secret(), SECRET);
+        assert_eq!(config.max_upload_bytes, 20 * 1024 * 1024 * 1024);
+        assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(config.data_dir, std::path::PathBuf::from("./data"));
+        assert_eq!(config.cors_origins, vec!["*".to_owned()]);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(config.download_url_ttl, Duration::from_secs(3600));
+        assert_eq!(config.max_request_bytes, 2 * 1024 * 1024);
+        assert_eq!(config.unsafe_uploads, UnsafeUploads::Quarantine);
+        assert_eq!(config.inspection_timeout, Duration::from_secs(60));
+        assert_eq!(
+            config.inspection_threads,
+            std::thread::available_parallelism().map_or(2, usize::from)
+        );
+        assert_eq!(config.inspection_memory, modelhub_inspect::DEFAULT_MEMORY);
+        assert_eq!(config.pickle_rules, modelhub_inspect::Rules::default());
+        assert!(config.redis_url.is_none());
+        let rule = |burst, secs| Rule {
+            burst,
+            period: Duration::from_secs(secs),
+        };
+        let Rules {
+            login,
+            register,
+            upload,
+            create_token,
+        } = config.rate_limits;
+        assert_eq!(login, rule(10, 60));
+        assert_eq!(register, rule(5, 3600));
+        assert_eq!(upload, rule(120, 3600));
+        assert_eq!(create_token, rule(20, 3600));
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.response_cache_ttl, Duration::from_secs(2));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+    }
+
+    /// A blank value counts as unset; a value is trimmed before it is parsed.
+    #[test]
+    fn blank_values_are_unset_and_values_are_trimmed() {
+        let config = from(&[
+            ("MODELHUB_JWT_SECRET", SECRET),
+            ("MODELHUB_BIND", "   "),
+            ("MODELHUB_MAX_UPLOAD_BYTES", " 1024 "),
+            ("MODELHUB_UNSAFE_UPLOADS", "REJECT"),
+            ("MODELHUB_DATA_DIR", "/srv/hub"),
+            (
+                "MODELHUB_CORS_ORIGINS",
+                " https://a.example , ,https://b.example",
+            ),
+            ("MODELHUB_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"),
+            ("MODELHUB_LIMIT_UPLOAD", "3/60"),
+            ("MODELHUB_INSPECTION_THREADS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.max_upload_bytes, 1024);
+        assert_eq!(config.unsafe_uploads, UnsafeUploads::Reject);
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite:///srv/hub/modelhub.db?mode=rwc"
+        );
+        assert_eq!(config.storage, StorageUrl::Local("/srv/hub/blobs".into()));
+        assert_eq!(
+            config.cors_origins,
+            vec![
+                "https://a.example".to_owned(),
+                "https://b.example".to_owned()
+            ]
+        );
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.0.2.1/32".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            config.rate_limits.upload,
+            Rule {
+                burst: 3,
+                period: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(config.inspection_threads, 3);
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_their_variable() {
+        let cases = [
+            ("MODELHUB_BIND", "localhost"),
+            ("MODELHUB_DATABASE_URL", "mysql://db/hub"),
+            ("MODELHUB_STORAGE_URL", "ftp://files/hub"),
+            ("MODELHUB_STORAGE_URL", "file://"),
+            ("MODELHUB_STORAGE_URL", "s3:///prefix"),
+            ("MODELHUB_PUBLIC_URL", "not a url"),
+            ("MODELHUB_JWT_SECRET", "too-short"),
+            ("MODELHUB_MAX_UPLOAD_BYTES", "20GB"),
+            ("MODELHUB_MAX_UPLOAD_BYTES", "-1"),
+            ("MODELHUB_ACCESS_TOKEN_TTL_SECS", "1h"),
+            ("MODELHUB_DOWNLOAD_URL_TTL_SECS", "soon"),
+            ("MODELHUB_MAX_REQUEST_BYTES", "2MiB"),
+            ("MODELHUB_UNSAFE_UPLOADS", "sometimes"),
+            ("MODELHUB_INSPECTION_TIMEOUT_SECS", "1.5"),
+            ("MODELHUB_INSPECTION_THREADS", "many"),
+            ("MODELHUB_INSPECTION_MEMORY_BYTES", "lots"),
+            ("MODELHUB_PICKLE_ALLOW", "os.system"),
+            ("MODELHUB_PICKLE_ALLOW", "not a pattern"),
+            ("MODELHUB_LIMIT_LOGIN", "10"),
+            ("MODELHUB_LIMIT_REGISTER", "0/60"),
+            ("MODELHUB_LIMIT_UPLOAD", "5/0"),
+            ("MODELHUB_LIMIT_API_TOKEN", "x/60"),
+            ("MODELHUB_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("MODELHUB_RESPONSE_CACHE_SECS", "86401"),
+            ("MODELHUB_RESPONSE_CACHE_SECS", "two"),
+            ("MODELHUB_SHUTDOWN_GRACE_SECS", "forever"),
+        ];
+        for (var, value) in cases {
+            let mut vars = vec![(var, value)];
+            if var != "MODELHUB_JWT_SECRET" {
+                vars.push(("MODELHUB_JWT_SECRET", SECRET));
+            }
+            let error = refused(&vars);
+            assert_eq!(error.var, var, "{var}={value}: {error}");
+            assert!(
+                error.to_string().starts_with(&format!("{var}: ")),
+                "{var}={value}: {error}"
+            );
+        }
+        // The largest cache time is allowed.
+        let config = from(&[
+            ("MODELHUB_JWT_SECRET", SECRET),
+            ("MODELHUB_RESPONSE_CACHE_SECS", "86400"),
+        ])
+        .unwrap();
+        assert_eq!(config.response_cache_ttl, Duration::from_secs(86_400));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_jwt_secret_is_generated_once_into_the_data_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A data directory that does not exist yet is made.
+        let data_dir = dir.path().join("state");
+        let data = data_dir.to_str().unwrap().to_owned();
+        let vars = [("MODELHUB_DATA_DIR", data.as_str())];
+        let first = from(&vars).unwrap();
+        let path = data_dir.join("jwt-secret");
+        let stored = std::fs::read_to_string(&path).unwrap();
+        let secret = first.jwt_secret.expose_secret();
+        assert_eq!(stored, secret, "the secret in use is the one written");
+        assert_eq!(secret.len(), 128, "64 random bytes in hex: {secret}");
+        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()), "{secret}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only the owner may read it: {mode:o}");
+
+        // The next start reuses it, and leaves the file alone.
+        let second = from(&vars).unwrap();
+        assert_eq!(second.jwt_secret.expose_secret(), secret);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), stored);
+
+        // Another data directory gets a secret of its own.
+        let other_dir = dir.path().join("other");
+        let other = from(&[("MODELHUB_DATA_DIR", other_dir.to_str().unwrap())]).unwrap();
+        assert_ne!(other.jwt_secret.expose_secret(), secret);
+
+        // A secret written by hand is used trimmed.
+        let hand = format!("  {SECRET}\n");
+        std::fs::write(&path, &hand).unwrap();
+        assert_eq!(from(&vars).unwrap().jwt_secret.expose_secret(), SECRET);
+
+        // A file too short to be a secret fails start-up (it is not replaced).
+        std::fs::write(&path, "short\n").unwrap();
+        let error = refused(&vars);
+        assert_eq!(error.var, "MODELHUB_JWT_SECRET");
+        assert!(error.message.contains("jwt-secret"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "short\n");
+
+        // MODELHUB_JWT_SECRET wins over the file, and nothing is written.
+        let fresh_dir = dir.path().join("fresh");
+        let fresh = fresh_dir.to_str().unwrap().to_owned();
+        let given = from(&[
+            ("MODELHUB_DATA_DIR", fresh.as_str()),
+            ("MODELHUB_JWT_SECRET", SECRET),
+        ])
+        .unwrap();
+        assert_eq!(given.jwt_secret.expose_secret(), SECRET);
+        assert!(!fresh_dir.join("jwt-secret").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_unusable_data_dir_fails_naming_the_jwt_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the data directory should be: the secret cannot be created in it.
+        let blocked = dir.path().join("a-file");
+        std::fs::write(&blocked, "not a directory").unwrap();
+        let error = refused(&[("MODELHUB_DATA_DIR", blocked.to_str().unwrap())]);
+        assert_eq!(error.var, "MODELHUB_JWT_SECRET");
+        assert!(
+            error.message.contains("could not be read or created"),
+            "{error}"
+        );
+    }
 }

@@ -82,10 +82,11 @@ impl Version {
 mod tests {
     use super::Version;
 
+    /// The sort key of a version the test expects to parse; a parse failure fails the test.
     fn key(raw: &str) -> String {
         Version::parse("version", raw)
-            .map(|v| v.sort_key())
-            .unwrap_or_default()
+            .unwrap_or_else(|e| panic!("`{raw}` does not parse: {}", e.message()))
+            .sort_key()
     }
 
     #[test]

@@ -214,14 +214,9 @@ async fn api_tokens_work_until_revoked() {
     assert_eq!(listed.data()["me"]["apiTokens"][0]["id"], id.as_str());
     assert!(!listed.data()["me"]["apiTokens"][0]["lastUsedAt"].is_null());
 
-    // The secret is stored hashed.
-    let stored = app
-        .count_rows(&format!(
-            "api_tokens WHERE token_hash = '{}'",
-            secret.replace('\'', "")
-        ))
-        .await;
-    assert_eq!(stored, 0);
+    // The secret is stored as its SHA-256 (see `api_token_secrets_are_stored_and_checked_as_their_sha256`).
+    let stored = stored_hash(&app, &id).await;
+    assert_eq!(stored, crate::helpers::sha256_hex(secret.as_bytes()));
 
     let revoked = app
         .gql(
@@ -237,6 +232,97 @@ async fn api_tokens_work_until_revoked() {
 
     let unknown = app.gql(Some("mh_not-a-real-token"), ME, json!({})).await;
     assert_eq!(unknown.extensions()["reason"], "INVALID_TOKEN");
+}
+
+/// The `token_hash` stored for API token `id`.
+async fn stored_hash(app: &crate::helpers::TestApp, id: &str) -> String {
+    use modelhub::entities::api_token;
+    use sea_orm::EntityTrait;
+    api_token::Entity::find_by_id(id.parse::<uuid::Uuid>().unwrap())
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no api_tokens row {id}"))
+        .token_hash
+}
+
+/// Overwrites the `token_hash` stored for API token `id`, behind the server's back.
+async fn set_stored_hash(app: &crate::helpers::TestApp, id: &str, hash: &str) {
+    use modelhub::entities::api_token;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let updated = api_token::Entity::update_many()
+        .col_expr(api_token::Column::TokenHash, Expr::value(hash))
+        .filter(api_token::Column::Id.eq(id.parse::<uuid::Uuid>().unwrap()))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected, 1);
+}
+
+#[tokio::test]
+async fn api_token_secrets_are_stored_and_checked_as_their_sha256() {
+    // The database is edited behind the server's back: without the caches it is authoritative.
+    let app = spawn_with_cache(0).await;
+    let session = app.register("hashed").await;
+    let created = app
+        .gql(
+            Some(&session),
+            CREATE_TOKEN,
+            json!({ "i": { "name": "ci", "scopes": ["READ"] } }),
+        )
+        .await;
+    let secret = created.data()["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = created.data()["createApiToken"]["apiToken"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let random_part = secret.strip_prefix("mh_").unwrap();
+    assert!(random_part.len() >= 40, "{secret}");
+
+    // What is stored is the SHA-256 of the secret the user was shown (computed here
+    // independently), and nothing of the secret's random part.
+    let stored = stored_hash(&app, &id).await;
+    assert_eq!(stored, crate::helpers::sha256_hex(secret.as_bytes()));
+    assert_ne!(stored, secret);
+    assert!(!stored.contains(random_part), "{stored}");
+    let me = app.gql(Some(&secret), ME, json!({})).await;
+    assert_eq!(me.data()["me"]["username"], "hashed");
+
+    // A row holding the secret itself (what storing it unhashed would look like) does not
+    // match: the presented secret is hashed before the lookup.
+    set_stored_hash(&app, &id, &secret).await;
+    let plain = app.gql(Some(&secret), ME, json!({})).await;
+    assert_eq!(plain.code(), "UNAUTHENTICATED", "{:?}", plain.body);
+    assert_eq!(plain.extensions()["reason"], "INVALID_TOKEN");
+
+    // Nor does the hash of another secret, however alike.
+    let mut other = secret.clone();
+    let last = other.pop().unwrap();
+    other.push(if last == 'A' { 'B' } else { 'A' });
+    set_stored_hash(&app, &id, &crate::helpers::sha256_hex(other.as_bytes())).await;
+    let wrong = app.gql(Some(&secret), ME, json!({})).await;
+    assert_eq!(
+        wrong.extensions()["reason"],
+        "INVALID_TOKEN",
+        "{:?}",
+        wrong.body
+    );
+    // The secret that hash belongs to is let in instead: the lookup is by the SHA-256 of what
+    // is presented.
+    let guessed = app.gql(Some(&other), ME, json!({})).await;
+    assert_eq!(guessed.data()["me"]["username"], "hashed");
+
+    // Put back, the secret's own hash lets it in again.
+    set_stored_hash(&app, &id, &crate::helpers::sha256_hex(secret.as_bytes())).await;
+    let again = app.gql(Some(&secret), ME, json!({})).await;
+    assert_eq!(again.data()["me"]["username"], "hashed");
+    assert_eq!(
+        app.gql(Some(&other), ME, json!({})).await.extensions()["reason"],
+        "INVALID_TOKEN"
+    );
 }
 
 #[tokio::test]

@@ -151,65 +151,226 @@ async fn the_same_version_uploaded_twice_at_once_is_created_once() {
     assert_eq!(app.blob_files().len(), 2, "{:?}", app.blob_files());
 }
 
+/// Every table the server writes.
+const TABLES: [&str; 8] = [
+    "users",
+    "models",
+    "model_versions",
+    "model_tags",
+    "api_tokens",
+    "audit_log",
+    "download_events",
+    "blob_locks",
+];
+
+/// What the server has stored: every file under the blob directory with its bytes, and the
+/// row count of every table.
+async fn stored(app: &crate::helpers::TestApp) -> (Vec<(std::path::PathBuf, Vec<u8>)>, Vec<i64>) {
+    let files = app
+        .blob_files()
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for table in TABLES {
+        rows.push(app.count_rows(table).await);
+    }
+    (files, rows)
+}
+
+/// Sends `target` as it is (no client-side normalisation of `..` or encoding) and returns the
+/// status and body.
+async fn raw_get(app: &crate::helpers::TestApp, target: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                app.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{target}: not an HTTP response: {text}"));
+    (status, text)
+}
+
 #[tokio::test]
 async fn hostile_strings_and_paths_change_nothing() {
     let app = spawn_app().await;
     let token = app.register("hostile").await;
+    // Something to lose: a model an injection could drop, list or change.
+    let kept = app
+        .create_model(
+            &token,
+            json!({ "name": "kept", "framework": "x", "version": "1.0.0", "license": "mit", "taskType": "classification" }),
+            "m.joblib",
+            random_forest(),
+        )
+        .await;
+    let kept_version = kept.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let q = "query($f: ModelFilter) { models(filter: $f) { totalCount edges { node { name } } } }";
+    // The filters do find what is there, so the zeros below mean something.
+    for filter in [
+        json!({ "search": "kept" }),
+        json!({ "framework": "x" }),
+        json!({ "owner": "hostile" }),
+        json!({ "license": "mit" }),
+        json!({ "taskType": "classification" }),
+    ] {
+        let answer = app.gql(Some(&token), q, json!({ "f": filter })).await;
+        assert_eq!(answer.data()["models"]["totalCount"], 1, "{filter}");
+    }
+    let before = stored(&app).await;
+    assert_eq!(before.0.len(), 1, "one blob: {:?}", before.0);
+
     let hostile = [
         "'; DROP TABLE models; --",
         "\" OR 1=1 --",
+        "' OR '1'='1",
+        "x' UNION SELECT password_hash FROM users --",
         "../../../../etc/passwd",
+        "..\\..\\windows\\win.ini",
         "%00%2e%2e%2f",
+        "%",
+        "_",
         "\u{0}\u{1}",
         "😀 ünïcødé",
     ];
     for text in hostile {
-        let q = "query($f: ModelFilter) { models(filter: $f) { totalCount } }";
-        for filter in [
-            json!({ "search": text }),
-            json!({ "framework": text }),
-            json!({ "owner": text }),
-            json!({ "license": text }),
-            json!({ "taskType": text }),
+        let control = text.chars().any(char::is_control);
+        for (field, filter) in [
+            ("filter.search", json!({ "search": text })),
+            ("filter.framework", json!({ "framework": text })),
+            ("filter.owner", json!({ "owner": text })),
+            ("filter.license", json!({ "license": text })),
+            ("filter.taskType", json!({ "taskType": text })),
         ] {
             let answer = app.gql(Some(&token), q, json!({ "f": filter })).await;
-            assert!(answer.status < 500, "{answer:?}");
-            if answer.body["errors"].is_null() {
-                assert_eq!(answer.body["data"]["models"]["totalCount"], 0);
+            let status = if control { 400 } else { 200 };
+            assert_eq!(answer.status, status, "{text:?} {field}: {:?}", answer.body);
+            if control {
+                assert_eq!(answer.code(), "BAD_USER_INPUT", "{text:?} {field}");
+                assert_eq!(answer.extensions()["field"], field, "{text:?}");
             } else {
-                assert_eq!(answer.code(), "BAD_USER_INPUT");
-            }
-        }
-        for path in [
-            format!("/files/{text}"),
-            format!("/api/v1/models/{text}/download"),
-        ] {
-            let response = app.client.get(format!("{}{}", app.base, path)).send().await;
-            if let Ok(response) = response {
-                assert!(
-                    response.status().is_client_error(),
-                    "{path}: {}",
-                    response.status()
+                assert_eq!(
+                    answer.data()["models"],
+                    json!({ "totalCount": 0, "edges": [] }),
+                    "{text:?} {field}"
                 );
             }
         }
+        // As a path segment, percent-encoded the way a client sends it: no such version.
+        let segment: String = text
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        for path in [
+            format!("/files/{segment}"),
+            format!("/api/v1/models/{segment}/download"),
+        ] {
+            let response = app
+                .client
+                .get(format!("{}{path}", app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "{path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "NOT_FOUND", "{path}: {body}");
+        }
     }
-    // Path-like upload file names never reach the file system.
+    // Traversal sent raw, without the client resolving the dots first.
+    for target in [
+        "/files/../../../../etc/passwd",
+        "/files/..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/api/v1/models/../../../../etc/passwd/download",
+        "/playground/assets/..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/playground/assets/../../../../etc/passwd",
+    ] {
+        let (status, text) = raw_get(&app, target).await;
+        assert!((400..500).contains(&status), "{target}: {text}");
+        assert!(!text.contains("root:"), "{target} served a system file");
+    }
+    let after = stored(&app).await;
+    assert!(after == before, "hostile requests changed what is stored");
+    // The model is still there, and still downloads.
+    let still = app
+        .gql(Some(&token), q, json!({ "f": { "search": "kept" } }))
+        .await;
+    assert_eq!(still.data()["models"]["edges"][0]["node"]["name"], "kept");
+    let file = app
+        .client
+        .get(format!("{}/files/{kept_version}", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(file.bytes().await.unwrap() == random_forest());
+
+    // A path-like upload file name never reaches the file system: the new bytes land at
+    // their content address inside the blob directory, and only the name's last part is kept.
+    let mut bytes = random_forest();
+    bytes.extend_from_slice(b"traversal");
     let answer = app
-        .create_model(
-            &token,
-            json!({ "name": "traversal", "framework": "x", "version": "1.0.0" }),
+        .upload(
+            Some(&token),
+            "mutation($input: CreateModelInput!, $file: Upload!) { createModel(input: $input, file: $file) { currentVersion { filename sha256 } } }",
+            json!({ "input": { "name": "traversal", "framework": "x", "version": "1.0.0" } }),
             "../../../etc/passwd.joblib",
-            random_forest(),
+            bytes.clone(),
         )
         .await;
-    answer.data();
-    assert!(
-        app.blob_files()
-            .iter()
-            .all(|p| p.starts_with(&app.blob_dir))
+    let version = &answer.data()["createModel"]["currentVersion"];
+    assert_eq!(version["filename"], "passwd.joblib");
+    let sha = crate::helpers::sha256_hex(&bytes);
+    assert_eq!(version["sha256"], sha.as_str());
+    let files = app.blob_files();
+    let new: Vec<_> = files
+        .iter()
+        .filter(|p| !before.0.iter().any(|(old, _)| old == *p))
+        .collect();
+    assert_eq!(
+        new,
+        vec![&app.blob_dir.join("blobs/sha256").join(&sha[..2]).join(&sha)],
+        "{files:?}"
     );
-    assert_eq!(app.count_rows("models").await, 1);
+    assert!(std::fs::read(new[0]).unwrap() == bytes);
+    // Nothing named after the upload anywhere in the test's directory, nor where the dots
+    // lead from it.
+    let test_dir = app.blob_dir.parent().unwrap();
+    let named: Vec<_> = crate::helpers::files_under(test_dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("passwd"))
+        .collect();
+    assert!(named.is_empty(), "{named:?}");
+    for dir in app.blob_dir.ancestors() {
+        assert!(!dir.join("etc/passwd.joblib").exists(), "{}", dir.display());
+    }
+    assert_eq!(app.count_rows("models").await, 2);
     app.assert_serving().await;
 }
 

@@ -388,7 +388,7 @@ impl TestApp {
             },
         )
         .await
-        .map_err(|e| e.message())
+        .map_err(|e| e.cause().unwrap_or_else(|| e.message()))
         .unwrap();
         let answer = self
             .gql(

@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Options, TestApp, random_forest, safetensors, spawn_app, spawn_with};
 
-/// The file the malicious fixtures would create if anything ever ran them.
-const MARKER: &str = "/tmp/modelhub-inspection-marker";
+/// The shell command in the malicious fixtures (`tests/fixtures/make_fixtures.py`): what
+/// their `os.system` call runs when Python unpickles them.
+const FIXTURE_COMMAND: &[u8] = b"touch /tmp/modelhub-inspection-marker";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -91,9 +92,87 @@ async fn a_scikit_learn_model_is_safe_and_its_estimator_is_named() {
     assert!(dangerous(&report).is_empty());
 }
 
+/// Replaces every occurrence of `from` in `bytes` with `to`, of the same length (so that the
+/// pickles' length prefixes and frames stay right); panics if there is none.
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut found = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+            found += 1;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    assert!(
+        found > 0,
+        "the fixture has no `{}`",
+        String::from_utf8_lossy(from)
+    );
+    out
+}
+
+/// A malicious fixture whose command touches `marker` instead: the same pickle opcodes, with
+/// the command string swapped for one of the same length. A zip (the `.pth`) is rebuilt so
+/// that its entries' checksums match their new bytes.
+fn armed(name: &str, command: &[u8]) -> Vec<u8> {
+    let original = fixture(name);
+    if !name.ends_with(".pth") {
+        return replace_all(&original, FIXTURE_COMMAND, command);
+    }
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(original)).unwrap();
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut patched = 0;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if bytes
+            .windows(FIXTURE_COMMAND.len())
+            .any(|w| w == FIXTURE_COMMAND)
+        {
+            bytes = replace_all(&bytes, FIXTURE_COMMAND, command);
+            patched += 1;
+        }
+        writer
+            .start_file(entry.name().unwrap().into_owned(), options)
+            .unwrap();
+        writer.write_all(&bytes).unwrap();
+    }
+    assert_eq!(patched, 1, "{name}: the pickle inside");
+    writer.finish().unwrap().into_inner()
+}
+
 #[tokio::test]
 async fn malicious_pickles_are_unsafe_in_every_disguise_and_never_run() {
-    let _ = std::fs::remove_file(MARKER);
+    // This test's own marker: what the payloads' `os.system("touch …")` creates when Python
+    // unpickles them (checked by hand: `python3 -c 'import pickle,sys;
+    // pickle.load(open(sys.argv[1], "rb"))' evil_reduce.pkl` makes it). The command is padded
+    // with spaces to the fixtures' length, so the path must be short: a directory in /tmp.
+    let dir = tempfile::Builder::new()
+        .prefix("mh")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let marker = dir.path().join("ran");
+    let mut command = format!("touch {}", marker.display()).into_bytes();
+    assert!(
+        command.len() <= FIXTURE_COMMAND.len(),
+        "{}",
+        marker.display()
+    );
+    command.resize(FIXTURE_COMMAND.len(), b' ');
+    // The directory is writable: were a payload run, the marker would appear.
+    std::fs::write(&marker, b"probe").unwrap();
+    std::fs::remove_file(&marker).unwrap();
+
     let app = spawn_app().await;
     let token = app.register("mallory").await;
     let cases = [
@@ -107,8 +186,10 @@ async fn malicious_pickles_are_unsafe_in_every_disguise_and_never_run() {
         ("evil.pth", "PTH", vec!["posix.system"]),
         ("evil.joblib", "JOBLIB", vec!["posix.system"]),
     ];
+    let mut stored = Vec::new();
     for (file, format, expected) in cases {
-        let report = inspect(&app, &token, file, format, file, fixture(file)).await;
+        let payload = armed(file, &command);
+        let report = inspect(&app, &token, file, format, file, payload.clone()).await;
         assert_eq!(report["status"], "UNSAFE", "{file}: {report}");
         let found = dangerous(&report);
         for e in &expected {
@@ -122,21 +203,60 @@ async fn malicious_pickles_are_unsafe_in_every_disguise_and_never_run() {
             );
             assert!(found.contains(&e), "{file}: expected {e} in {found:?}");
         }
+        stored.push((
+            file,
+            report["versionId"].as_str().unwrap().to_owned(),
+            payload,
+        ));
     }
     // The same bytes declared as OTHER are still inspected.
+    let disguised_payload = armed("evil_reduce.pkl", &command);
     let disguised = inspect(
         &app,
         &token,
         "disguised",
         "OTHER",
         "notes.bin",
-        fixture("evil_reduce.pkl"),
+        disguised_payload.clone(),
     )
     .await;
     assert_eq!(disguised["status"], "UNSAFE");
+    stored.push((
+        "notes.bin",
+        disguised["versionId"].as_str().unwrap().to_owned(),
+        disguised_payload,
+    ));
+    // Held: a plain download is refused; with the risk accepted the very bytes come back.
+    for (file, version, payload) in &stored {
+        let url = format!("{}/files/{version}", app.base);
+        let refused = app
+            .client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403, "{file}");
+        let accepted = app
+            .client
+            .get(format!("{url}?acceptRisk=true"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(accepted.status(), 200, "{file}");
+        assert!(accepted.bytes().await.unwrap() == *payload, "{file}");
+    }
+    // Inspecting every stored file again reads them once more, and keeps every verdict.
+    let again = modelhub::services::inspection::reinspect(&app.state, true)
+        .await
+        .map_err(|e| e.message())
+        .unwrap();
+    assert_eq!((again.inspected, again.changed), (stored.len(), 0));
     assert!(
-        !std::path::Path::new(MARKER).exists(),
-        "an inspected file was executed"
+        !marker.exists(),
+        "an inspected file was executed: {} exists",
+        marker.display()
     );
 }
 

@@ -20,6 +20,7 @@ mod hardening;
 mod inspection;
 mod models;
 mod playground;
+mod rate_limits;
 mod s3;
 mod schema;
 mod server;

@@ -370,28 +370,78 @@ async fn two_chunked_uploads_share_one_keep_alive_connection() {
     assert_eq!(app.blob_files().len(), 1, "one file, stored once");
 }
 
+/// The files in the staging area with their sizes (committed blobs are not there).
+fn staged_files(app: &crate::helpers::TestApp) -> Vec<(std::path::PathBuf, u64)> {
+    crate::helpers::files_under(&app.blob_dir.join("staging"))
+        .into_iter()
+        .filter_map(|path| Some((path.clone(), std::fs::metadata(&path).ok()?.len())))
+        .collect()
+}
+
 #[tokio::test]
 async fn an_upload_cut_off_half_way_leaves_no_row_and_no_file() {
+    use tokio::io::AsyncWriteExt;
+    const MIB: usize = 1024 * 1024;
     let app = spawn_app().await;
     let token = app.register("abort").await;
-    let addr = app.addr;
-    let file = vec![0x80u8; 4 * 1024 * 1024];
-    tokio::task::spawn_blocking(move || {
-        let request = chunked_upload(addr, &token, "cut", &file);
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.write_all(&request[..request.len() / 2]).unwrap();
-        stream.shutdown(std::net::Shutdown::Both).unwrap();
-    })
-    .await
-    .unwrap();
-    // The server notices the disconnect asynchronously.
+    let file = vec![0x80u8; 32 * MIB];
+    let request = chunked_upload(app.addr, &token, "cut", &file);
+    // Headers, operations, map and the first 24 MiB of the file part: the request is well
+    // under way, and stops there with the connection left open.
+    let file_starts = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|head_end| {
+            head_end
+                + request[head_end..]
+                    .windows(4)
+                    .position(|w| w == [0x80; 4])
+                    .unwrap()
+        })
+        .unwrap();
+    let cut = file_starts + 24 * MIB;
+    assert!(cut < request.len() - 2 * MIB);
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(&request[..cut]).await.unwrap();
+    stream.flush().await.unwrap();
+    // Wait (bounded) until the server has demonstrably received and staged a good part of it.
+    let mut staged = Vec::new();
+    for _ in 0..2_000 {
+        staged = staged_files(&app);
+        if staged.iter().any(|(_, size)| *size >= 16 * MIB as u64) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (staging_file, size) = staged
+        .iter()
+        .find(|(_, size)| *size >= 16 * MIB as u64)
+        .cloned()
+        .unwrap_or_else(|| panic!("the upload was never staged: {staged:?}"));
+    assert!(size <= 24 * MIB as u64, "{size}");
+    let head = {
+        let mut head = vec![0u8; 4096];
+        std::fs::File::open(&staging_file)
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+        head
+    };
+    assert!(head.iter().all(|b| *b == 0x80), "the staged bytes are ours");
+    assert_eq!(app.count_rows("model_versions").await, 0);
+    // The client goes away.
+    drop(stream);
+    // The server notices the disconnect asynchronously and removes what it staged.
     app.eventually("the staged upload is removed", async || {
         app.blob_files().is_empty()
     })
     .await;
+    assert!(!staging_file.exists());
     // It still serves, and nothing was recorded.
+    app.assert_serving().await;
     assert_eq!(app.count_rows("models").await, 0);
     assert_eq!(app.count_rows("model_versions").await, 0);
+    assert_eq!(app.count_rows("blob_locks").await, 0);
 }
 
 #[tokio::test]
