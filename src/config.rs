@@ -92,6 +92,10 @@ pub struct Config {
     pub jwt_secret: SecretString,
     /// `MODELHUB_MAX_UPLOAD_BYTES`: the largest model file accepted.
     pub max_upload_bytes: u64,
+    /// `MODELHUB_MAX_FILES_PER_VERSION`: the most files one version may have.
+    pub max_files_per_version: usize,
+    /// `MODELHUB_MAX_VERSION_BYTES`: the largest total size of one version's files.
+    pub max_version_bytes: u64,
     /// `MODELHUB_PUBLIC_URL`: the base of the download links the API hands out.
     pub public_url: Url,
     /// `MODELHUB_DATA_DIR`: where the embedded defaults keep their files.
@@ -267,6 +271,9 @@ impl Config {
             jwt_secret: jwt_secret.into(),
             max_upload_bytes: vars
                 .parse_var("MODELHUB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024 * 1024)?,
+            max_files_per_version: vars.parse_var("MODELHUB_MAX_FILES_PER_VERSION", 10_000)?,
+            max_version_bytes: vars
+                .parse_var("MODELHUB_MAX_VERSION_BYTES", 1024 * 1024 * 1024 * 1024)?,
             public_url,
             data_dir,
             cors_origins,
@@ -395,6 +402,8 @@ mod tests {
         assert_eq!(config.storage, StorageUrl::Local("./data/blobs".into()));
         assert_eq!(config.jwt_secret.expose_secret(), SECRET);
         assert_eq!(config.max_upload_bytes, 20 * 1024 * 1024 * 1024);
+        assert_eq!(config.max_files_per_version, 10_000);
+        assert_eq!(config.max_version_bytes, 1024 * 1024 * 1024 * 1024);
         assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
         assert_eq!(config.data_dir, std::path::PathBuf::from("./data"));
         assert_eq!(config.cors_origins, vec!["*".to_owned()]);

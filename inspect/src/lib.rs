@@ -68,9 +68,15 @@ pub enum Declared {
     Joblib,
     /// An ONNX protobuf.
     Onnx,
+    /// A text file by its name (JSON, YAML, Markdown, plain text): inert data when it is all
+    /// UTF-8 within [`MAX_TEXT_BYTES`], and no pickle an unpickler would follow imports in.
+    Text,
     /// Anything else.
     Other,
 }
+
+/// Largest file read as text.
+pub const MAX_TEXT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// How bad an import is (ordered from harmless to dangerous).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -312,6 +318,61 @@ impl Report {
         value
     }
 
+    /// The report of a version of several files: what each file's report found, together.
+    /// Its status is the worst of theirs (SAFE only when every file was cleared); errors name
+    /// their file, and counts of parameters and tensors add up.
+    pub fn combine<'a>(files: impl IntoIterator<Item = (&'a str, &'a Report)>) -> Self {
+        let mut combined = Self::new("files");
+        let mut cleared = true;
+        let mut statuses = Map::new();
+        for (path, report) in files {
+            let status = report.status();
+            cleared &= status == Status::Safe;
+            if statuses.len() < MAX_META_ENTRIES {
+                statuses.insert(path.to_owned(), json!(status.as_str()));
+            }
+            for finding in &report.findings {
+                combined.absorb_finding(finding.clone());
+            }
+            if let (None, Some(error)) = (&combined.error, &report.error) {
+                combined.error = Some(format!("{path}: {error}"));
+            }
+            for (total, part) in [
+                (&mut combined.parameter_count, report.parameter_count),
+                (&mut combined.tensor_count, report.tensor_count),
+            ] {
+                if let Some(part) = part {
+                    *total = Some(total.unwrap_or(0).saturating_add(part));
+                }
+            }
+            for dtype in &report.dtypes {
+                if !combined.dtypes.contains(dtype) {
+                    combined.dtypes.push(dtype.clone());
+                }
+            }
+            for hint in &report.framework_hints {
+                combined.hint(hint);
+            }
+            combined.estimator_class = combined
+                .estimator_class
+                .take()
+                .or_else(|| report.estimator_class.clone());
+            combined.sklearn_version = combined
+                .sklearn_version
+                .take()
+                .or_else(|| report.sklearn_version.clone());
+            if combined.inputs.is_empty() && combined.outputs.is_empty() {
+                combined.inputs = report.inputs.clone();
+                combined.outputs = report.outputs.clone();
+            }
+        }
+        combined.meta("files", Value::Object(statuses));
+        if cleared {
+            combined.clear("every file of the version was cleared");
+        }
+        combined
+    }
+
     /// The DANGEROUS findings, as `module.name` strings.
     pub fn dangerous(&self) -> Vec<String> {
         self.findings
@@ -444,6 +505,8 @@ enum Kind {
     /// format, a tar archive as legacy `torch.load` opens): never cleared.
     Unread(&'static str),
     Onnx,
+    /// A file declared as text (and without a binary format's signature).
+    Text,
     /// Anything else: read as a pickle stream; if it is none, it is inert data.
     Other,
 }
@@ -469,9 +532,56 @@ fn sniff(head: &[u8], size: u64, declared: Declared) -> Kind {
         Kind::Unread("a tar archive (legacy torch.load reads pickles from it)")
     } else if declared == Declared::Onnx && head.first() != Some(&0x80) {
         Kind::Onnx
+    } else if declared == Declared::Text {
+        Kind::Text
     } else {
         Kind::Other
     }
+}
+
+/// Reads a text file to its end, checking that it is UTF-8 throughout.
+fn read_text<R: Read>(file: &mut R, size: u64, report: &mut Report) -> Result<(), InspectError> {
+    if size > MAX_TEXT_BYTES {
+        return Err(InspectError::TooComplex(format!(
+            "text files over {MAX_TEXT_BYTES} bytes are not read"
+        )));
+    }
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut carried = 0;
+    let mut total: u64 = 0;
+    let mut lines: u64 = 0;
+    loop {
+        let n = file
+            .read(&mut buffer[carried..])
+            .map_err(InspectError::Io)?;
+        let filled = carried + n;
+        if n == 0 {
+            if carried > 0 {
+                return Err(InspectError::Malformed(format!(
+                    "not UTF-8: the text ends inside a character at byte {total}"
+                )));
+            }
+            break;
+        }
+        let valid = match std::str::from_utf8(&buffer[..filled]) {
+            Ok(text) => text.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(e) => {
+                return Err(InspectError::Malformed(format!(
+                    "not UTF-8 at byte {}",
+                    total + e.valid_up_to() as u64
+                )));
+            }
+        };
+        lines += buffer[..valid].iter().filter(|b| **b == b'\n').count() as u64;
+        total += valid as u64;
+        buffer.copy_within(valid..filled, 0);
+        carried = filled - valid;
+    }
+    report.meta("bytes", total);
+    report.meta("lines", lines);
+    report.clear("text: UTF-8 throughout, read as data");
+    Ok(())
 }
 
 /// What clears a stream that turned out to be pickles: every import on the allowlist.
@@ -625,6 +735,11 @@ fn inspect_file<R: Read + Seek>(
             let mut report = Report::new("onnx");
             report.hint("onnx");
             let outcome = read_onnx(&mut *file, size, &mut report);
+            (report, outcome)
+        }
+        Kind::Text => {
+            let mut report = Report::new("text");
+            let outcome = read_text(&mut BufReader::new(&mut *file), size, &mut report);
             (report, outcome)
         }
         Kind::Other => inspect_other(file, &head, &mut cx),

@@ -11,6 +11,7 @@ mod m20261201_000005_inspection_gate;
 mod m20261201_000006_download_viewers;
 mod m20261201_000007_session_epochs;
 mod m20261202_000008_owner_pages;
+mod m20261202_000009_version_files;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_download_viewers::Migration),
             Box::new(m20261201_000007_session_epochs::Migration),
             Box::new(m20261202_000008_owner_pages::Migration),
+            Box::new(m20261202_000009_version_files::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! known to be valid, or a `BAD_USER_INPUT` error naming the field.
 
 pub mod account;
+pub mod file_path;
 pub mod format;
 pub mod model;
 pub mod version;

@@ -10,3 +10,4 @@ pub mod model;
 pub mod model_tag;
 pub mod model_version;
 pub mod user;
+pub mod version_file;

@@ -1,4 +1,7 @@
-//! `model_versions`: one uploaded file of a model, identified by its semantic version.
+//! `model_versions`: one version of a model, identified by its semantic version: a set of
+//! files (`version_files`). The file columns here describe a one-file version's file; for a
+//! version of several files, `format` is its main file's, `size_bytes` the sum, `sha256` the
+//! digest and the inspection the worst of its files'.
 
 use sea_orm::entity::prelude::*;
 
@@ -16,7 +19,8 @@ pub struct Model {
     pub version_key: String,
     pub format: ModelFormat,
     pub size_bytes: i64,
-    /// Hex SHA-256 of the file: also its blob's address.
+    /// Hex SHA-256 of a one-file version's file (also its blob's address); the digest for a
+    /// version of several files.
     pub sha256: String,
     pub filename: Option<String>,
     pub changelog: Option<String>,
@@ -35,6 +39,10 @@ pub struct Model {
     pub release_reason: Option<String>,
     /// The inspection rules the report was made under (`modelhub_inspect::Rules::fingerprint`).
     pub inspection_rules: Option<String>,
+    /// The SHA-256 of the version's manifest (see `domain::file_path`).
+    pub digest: String,
+    /// How many files the version has.
+    pub file_count: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

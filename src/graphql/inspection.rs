@@ -5,7 +5,7 @@ use modelhub_inspect::{Report, onnx::TensorSpec};
 use serde_json::Value;
 
 use super::scalars::BigInt;
-use crate::entities::{enums::InspectionStatus, model_version};
+use crate::entities::{enums::InspectionStatus, model_version, version_file};
 
 /// How bad an import is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -59,18 +59,28 @@ pub struct Inspection {
 }
 
 impl Inspection {
-    /// The inspection of a stored version.
+    /// The inspection of a stored version (for a version of several files, what its files'
+    /// inspections found together).
     pub fn of(version: &model_version::Model) -> Self {
+        Self::stored(
+            version.id,
+            version.inspection_status,
+            version.inspection.as_ref(),
+        )
+    }
+
+    /// The inspection of one stored file.
+    pub fn of_file(file: &version_file::Model) -> Self {
+        Self::stored(file.id, file.inspection_status, file.inspection.as_ref())
+    }
+
+    fn stored(id: uuid::Uuid, status: InspectionStatus, report: Option<&Value>) -> Self {
         Self {
-            status: version.inspection_status,
-            report: match version
-                .inspection
-                .clone()
-                .map(serde_json::from_value::<Report>)
-            {
+            status,
+            report: match report.cloned().map(serde_json::from_value::<Report>) {
                 Some(Ok(report)) => report,
                 Some(Err(e)) => {
-                    tracing::error!(version_id = %version.id, error = %e, "a stored inspection report cannot be read");
+                    tracing::error!(%id, error = %e, "a stored inspection report cannot be read");
                     Report::failed(format!("the stored report cannot be read: {e}"))
                 }
                 None => Report::default(),

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::{
     auth::Viewer,
-    entities::{model, model_version, user},
-    services::models,
+    entities::{model, model_version, user, version_file},
+    services::{models, versions},
     state::AppState,
 };
 
@@ -154,6 +154,101 @@ impl Loader<Uuid> for ModelCountLoader {
     }
 }
 
+/// One version's page of files, by path: the version, how many rows to read, the path the
+/// page starts after, and the prefix paths must start with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FilePage {
+    pub version: Uuid,
+    pub limit: u64,
+    pub after: Option<String>,
+    pub prefix: Option<String>,
+}
+
+/// Pages of versions' files: one statement for every version asking the same page.
+pub struct FilesOfVersionLoader(AppState);
+
+impl Loader<FilePage> for FilesOfVersionLoader {
+    type Value = Vec<version_file::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[FilePage]) -> Result<HashMap<FilePage, Self::Value>, Self::Error> {
+        type Ask = (u64, Option<String>, Option<String>);
+        let mut asks: HashMap<Ask, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            asks.entry((key.limit, key.after.clone(), key.prefix.clone()))
+                .or_default()
+                .push(key.version);
+        }
+        let mut pages: HashMap<FilePage, Self::Value> =
+            keys.iter().map(|key| (key.clone(), Vec::new())).collect();
+        for ((limit, after, prefix), versions_asked) in asks {
+            let rows = versions::files_of_versions(
+                &self.0,
+                &versions_asked,
+                limit,
+                after.as_deref(),
+                prefix.as_deref(),
+            )
+            .await?;
+            for row in rows {
+                let key = FilePage {
+                    version: row.version_id,
+                    limit,
+                    after: after.clone(),
+                    prefix: prefix.clone(),
+                };
+                pages.entry(key).or_default().push(row);
+            }
+        }
+        Ok(pages)
+    }
+}
+
+/// How many files of a version have paths starting with a prefix, by (version, prefix).
+pub struct FileCountLoader(AppState);
+
+impl Loader<(Uuid, String)> for FileCountLoader {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, String)],
+    ) -> Result<HashMap<(Uuid, String), Self::Value>, Self::Error> {
+        let mut asks: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for (version, prefix) in keys {
+            asks.entry(prefix.as_str()).or_default().push(*version);
+        }
+        let mut counts: HashMap<(Uuid, String), u64> =
+            keys.iter().map(|key| (key.clone(), 0)).collect();
+        for (prefix, versions_asked) in asks {
+            for (version, n) in versions::count_files(&self.0, &versions_asked, prefix).await? {
+                counts.insert((version, prefix.to_owned()), u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// Files by (version, path).
+pub struct FileLoader(AppState);
+
+impl Loader<(Uuid, String)> for FileLoader {
+    type Value = version_file::Model;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, String)],
+    ) -> Result<HashMap<(Uuid, String), Self::Value>, Self::Error> {
+        let rows = versions::files_at(&self.0, keys).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ((row.version_id, row.path.clone()), row))
+            .collect())
+    }
+}
+
 /// Models, versions and bytes a user stores.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
@@ -199,6 +294,9 @@ pub struct Loaders {
     pub usage: Cached<UsageLoader>,
     pub models_of_owner: Cached<ModelsOfOwnerLoader>,
     pub model_counts: Cached<ModelCountLoader>,
+    pub files_of_version: Cached<FilesOfVersionLoader>,
+    pub files: Cached<FileLoader>,
+    pub file_counts: Cached<FileCountLoader>,
 }
 
 fn cached<T>(loader: T) -> Cached<T> {
@@ -231,6 +329,9 @@ impl Loaders {
                 state: state.clone(),
                 viewer: viewer.clone(),
             }),
+            files_of_version: cached(FilesOfVersionLoader(state.clone())),
+            files: cached(FileLoader(state.clone())),
+            file_counts: cached(FileCountLoader(state.clone())),
             users: cached(UserLoader(db.clone())),
             models: cached(ModelLoader(db.clone())),
             versions: cached(VersionLoader(db.clone())),

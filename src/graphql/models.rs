@@ -13,20 +13,20 @@ use super::{
     RequestContext,
     accounts::User,
     context::loaders,
-    loaders::Loaders,
+    loaders::{FilePage, Loaders},
     scalars::{BigInt, parse_id},
-    upload::Upload,
+    upload::{FileUpload, Upload, files_of},
 };
 use crate::{
     entities::{
         enums::{ApprovalStatus, ModelFormat, Visibility},
-        model, model_version,
+        model, model_version, version_file,
     },
     error::AppError,
     services::{
         access, admin, downloads,
         models::{self, ModelChanges, ModelFilter, ModelSortField, SortDirection},
-        pagination::{Cursor, Page, page_size},
+        pagination::{Cursor, Page, SortValue, page_size},
         versions::{self, NewModel, NewVersion},
     },
 };
@@ -253,14 +253,98 @@ impl ModelVersion {
         &self.0.version
     }
 
-    /// The file format.
+    /// The file format (for a version of several files, its main file's: the declared
+    /// format, or that of its largest model file).
     async fn format(&self) -> ModelFormat {
         self.0.format
     }
 
-    /// The file size in bytes.
+    /// The file size in bytes (for a version of several files, their sum).
     async fn size_bytes(&self) -> BigInt {
         BigInt(self.0.size_bytes)
+    }
+
+    /// How many files the version has.
+    async fn file_count(&self) -> i32 {
+        self.0.file_count
+    }
+
+    /// The SHA-256 (lower-case hex) of the version's manifest: one line per file, sorted by
+    /// path (byte order), each `<sha256> <size> <path>` and a newline. Versions with the same
+    /// files at the same paths have the same digest.
+    async fn digest(&self) -> &str {
+        &self.0.digest
+    }
+
+    /// The version's files by path (byte order), optionally only those whose path starts with
+    /// `prefix` (e.g. `tokenizer/`).
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        prefix: Option<String>,
+    ) -> Result<ConnectionOf<ModelFile>> {
+        let size = page_size(first)?;
+        let after = match after.map(|a| Cursor::decode("after", &a)).transpose()? {
+            Some(Cursor {
+                value: SortValue::Text(path),
+                ..
+            }) => Some(path),
+            Some(_) => {
+                return Err(AppError::bad_input("after", "does not belong to this list").into());
+            }
+            None => None,
+        };
+        let prefix = prefix.filter(|p| !p.is_empty());
+        let loaders = loaders(ctx)?;
+        let key = FilePage {
+            version: self.0.id,
+            limit: size as u64 + 1,
+            after: after.clone(),
+            prefix: prefix.clone(),
+        };
+        let rows = loaders
+            .files_of_version
+            .load_one(key)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        // Without a prefix the total is the version's file count, kept on its row.
+        let total = match (ctx.look_ahead().field("totalCount").exists(), prefix) {
+            (false, _) => None,
+            (true, None) => Some(u64::try_from(self.0.file_count).unwrap_or_default()),
+            (true, Some(prefix)) => Some(
+                loaders
+                    .file_counts
+                    .load_one((self.0.id, prefix))
+                    .await
+                    .map_err(load_error)?
+                    .unwrap_or_default(),
+            ),
+        };
+        let page = Page::from_rows(rows, size, after.is_some(), total, |f| Cursor {
+            value: SortValue::Text(f.path.clone()),
+            id: f.id,
+        });
+        Ok(connection(page, |file| ModelFile {
+            file,
+            version: self.0.clone(),
+        }))
+    }
+
+    /// The file at `path`, if the version has one there.
+    async fn file(&self, ctx: &Context<'_>, path: String) -> Result<Option<ModelFile>> {
+        let file = loaders(ctx)?
+            .files
+            .load_one((self.0.id, path))
+            .await
+            .map_err(load_error)?;
+        Ok(file.map(|file| ModelFile {
+            file,
+            version: self.0.clone(),
+        }))
     }
 
     /// The file size in megabytes (MiB), as the seed API reported it.
@@ -296,7 +380,12 @@ impl ModelVersion {
     /// A signed link to the file that works without an Authorization header, for a limited
     /// time (`MODELHUB_DOWNLOAD_URL_TTL_SECS`).
     async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(downloads::signed_url(ctx.state(), self.0.id, ctx.viewer())?)
+        Ok(downloads::signed_url(
+            ctx.state(),
+            self.0.id,
+            None,
+            ctx.viewer(),
+        )?)
     }
 
     /// Downloads of this version.
@@ -354,6 +443,63 @@ impl ModelVersion {
     /// Why it was withdrawn.
     async fn withdrawn_reason(&self) -> Option<&str> {
         self.0.withdrawn_reason.as_deref()
+    }
+}
+
+/// One file of a version.
+pub struct ModelFile {
+    file: version_file::Model,
+    version: model_version::Model,
+}
+
+#[Object]
+impl ModelFile {
+    /// The relative path in the version, `/`-separated.
+    async fn path(&self) -> &str {
+        &self.file.path
+    }
+
+    /// The size in bytes.
+    async fn size_bytes(&self) -> BigInt {
+        BigInt(self.file.size_bytes)
+    }
+
+    /// The SHA-256 (lower-case hex); also the file download's `ETag`.
+    async fn sha256(&self) -> &str {
+        &self.file.sha256
+    }
+
+    /// The format its content and name say.
+    async fn format(&self) -> ModelFormat {
+        self.file.format
+    }
+
+    /// What the static inspection of this file found.
+    async fn inspection(&self) -> super::inspection::Inspection {
+        super::inspection::Inspection::of_file(&self.file)
+    }
+
+    /// Whether the inspection gate holds this file: SAFE files are served, UNKNOWN and ERROR
+    /// ones once an administrator released the version, UNSAFE ones only to the model's owner
+    /// and administrators with `acceptRisk=true`.
+    async fn held(&self) -> bool {
+        crate::services::gate::file_hold_reason(&self.version, &self.file).is_some()
+    }
+
+    /// Why the file is held, if it is.
+    async fn hold_reason(&self) -> Option<String> {
+        crate::services::gate::file_hold_reason(&self.version, &self.file)
+    }
+
+    /// A signed link to the file (`/files/{versionId}/{path}`) that works without an
+    /// Authorization header, for a limited time.
+    async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(downloads::signed_url(
+            ctx.state(),
+            self.version.id,
+            Some(&self.file.path),
+            ctx.viewer(),
+        )?)
     }
 }
 
@@ -640,15 +786,16 @@ pub struct ModelMutation;
 
 #[Object]
 impl ModelMutation {
-    /// Uploads a new model with its first version (multipart request). The model starts
-    /// PRIVATE and DRAFT.
+    /// Uploads a new model with its first version (multipart request): one `file`, or
+    /// several `files` at their paths. The model starts PRIVATE and DRAFT.
     async fn create_model(
         &self,
         ctx: &Context<'_>,
         input: CreateModelInput,
-        file: Upload,
+        file: Option<Upload>,
+        files: Option<Vec<FileUpload>>,
     ) -> Result<Model> {
-        let file = file.file(ctx)?;
+        let files = files_of(ctx, file, files)?;
         let new = NewModel {
             name: input.name,
             description: input.description,
@@ -665,20 +812,22 @@ impl ModelMutation {
             ),
         };
         Ok(Model(
-            versions::create_model(ctx.state(), ctx.viewer(), new, &file).await?,
+            versions::create_model(ctx.state(), ctx.viewer(), new, files).await?,
         ))
     }
 
-    /// Uploads a new version of a model (owner or administrator; multipart request).
+    /// Uploads a new version of a model (owner or administrator; multipart request): one
+    /// `file`, or several `files` at their paths.
     async fn create_model_version(
         &self,
         ctx: &Context<'_>,
         model_id: ID,
         input: CreateVersionInput,
-        file: Upload,
+        file: Option<Upload>,
+        files: Option<Vec<FileUpload>>,
     ) -> Result<ModelVersion> {
         let model_id = parse_id("modelId", &model_id)?;
-        let file = file.file(ctx)?;
+        let files = files_of(ctx, file, files)?;
         let new = new_version(
             input.version,
             input.format,
@@ -687,7 +836,7 @@ impl ModelMutation {
             input.performance_metrics,
         );
         Ok(ModelVersion(
-            versions::create_version(ctx.state(), edit(ctx, model_id).await?, new, &file).await?,
+            versions::create_version(ctx.state(), edit(ctx, model_id).await?, new, files).await?,
         ))
     }
 

@@ -4,10 +4,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use async_graphql::{
+    Context, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, Value,
+};
 
 use crate::{
+    domain::file_path::FilePath,
     error::{AppError, AppResult},
+    services::version_upload::Files,
     storage::{BlobStore, StagedBlob},
 };
 
@@ -83,5 +87,43 @@ impl Upload {
         ctx.data_opt::<UploadedFiles>()
             .and_then(|files| files.0.get(self.0).cloned())
             .ok_or_else(|| AppError::bad_input("file", "no file part was sent for this variable"))
+    }
+}
+
+/// One file of a version of several files, and where it goes.
+#[derive(InputObject)]
+pub struct FileUpload {
+    /// The relative path in the version, `/`-separated (`tokenizer/vocab.json`).
+    path: String,
+    /// The file part.
+    file: Upload,
+}
+
+/// The files a mutation was sent: `file` (one file, named after the upload) or `files` (any
+/// number, at their paths), not both.
+pub fn files_of(
+    ctx: &Context<'_>,
+    file: Option<Upload>,
+    files: Option<Vec<FileUpload>>,
+) -> AppResult<Files> {
+    match (file, files) {
+        (Some(file), None) => Ok(Files::One(file.file(ctx)?)),
+        (None, Some(files)) => files
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let path = FilePath::parse(&format!("files[{i}].path"), &f.path)?;
+                Ok((path, f.file.file(ctx)?))
+            })
+            .collect::<AppResult<Vec<_>>>()
+            .map(Files::Many),
+        (Some(_), Some(_)) => Err(AppError::bad_input(
+            "files",
+            "send either `file` or `files`, not both",
+        )),
+        (None, None) => Err(AppError::bad_input(
+            "file",
+            "send the version's file as `file`, or its files as `files`",
+        )),
     }
 }

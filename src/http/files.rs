@@ -1,5 +1,6 @@
-//! `GET /files/{versionId}` and `GET /api/v1/models/{modelId}/download`: a model file's bytes,
-//! streamed from the blob store, with `ETag`, `Range` and `If-None-Match`.
+//! `GET /files/{versionId}`, `GET /files/{versionId}/{path}` and
+//! `GET /api/v1/models/{modelId}/download`: a version's file (or one file of a version of
+//! several), streamed from the blob store, with `ETag`, `Range` and `If-None-Match`.
 
 use std::net::SocketAddr;
 
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use super::{HttpState, client_ip, graphql::bearer_token};
 use crate::{
     domain::format,
+    entities::version_file,
     error::{AppError, AppResult},
     services::{
         accounts,
@@ -37,7 +39,27 @@ fn parse_uuid(raw: &str, what: &'static str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound(what))
 }
 
-/// `GET /files/{versionId}`.
+/// The right to download version `version_id`, by its signed link or the caller's token.
+async fn grant_for(
+    state: &HttpState,
+    version_id: &str,
+    params: &DownloadParams,
+    headers: &HeaderMap,
+) -> AppResult<Grant> {
+    let version_id = parse_uuid(version_id, "model version")?;
+    match params.token.as_deref() {
+        Some(token) => {
+            downloads::authorize_version(&state.app, Credentials::SignedLink(token), version_id)
+                .await
+        }
+        None => {
+            let viewer = accounts::authenticate(&state.app, bearer_token(headers)).await?;
+            downloads::authorize_version(&state.app, Credentials::Viewer(&viewer), version_id).await
+        }
+    }
+}
+
+/// `GET /files/{versionId}`: a one-file version's file.
 pub async fn by_version(
     State(state): State<HttpState>,
     Path(version_id): Path<String>,
@@ -48,20 +70,36 @@ pub async fn by_version(
 ) -> Response {
     let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
     let result: AppResult<Response> = async {
-        let version_id = parse_uuid(&version_id, "model version")?;
-        let grant = match params.token.as_deref() {
-            Some(token) => {
-                downloads::authorize_version(&state.app, Credentials::SignedLink(token), version_id)
-                    .await?
-            }
-            None => {
-                let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
-                downloads::authorize_version(&state.app, Credentials::Viewer(&viewer), version_id)
-                    .await?
-            }
-        };
+        let grant = grant_for(&state, &version_id, &params, &headers).await?;
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
-        serve(&state, grant, &method, &headers, client).await
+        let served = Served::version(&grant)?;
+        serve(&state, &grant, served, &method, &headers, client).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /files/{versionId}/{path}`: one file of a version, by its path.
+pub async fn by_file(
+    State(state): State<HttpState>,
+    Path((version_id, path)): Path<(String, String)>,
+    Query(params): Query<DownloadParams>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
+    let result: AppResult<Response> = async {
+        let grant = grant_for(&state, &version_id, &params, &headers).await?;
+        let file = downloads::file_of(&state.app, &grant, &path).await?;
+        downloads::ensure_file_risk_accepted(
+            &state.app,
+            &grant,
+            &file,
+            AcceptRisk(params.accept_risk),
+        )?;
+        let served = Served::file(&file)?;
+        serve(&state, &grant, served, &method, &headers, client).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -82,7 +120,8 @@ pub async fn by_model(
         let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         let grant = downloads::authorize_current(&state.app, &viewer, model_id).await?;
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
-        serve(&state, grant, &method, &headers, client).await
+        let served = Served::version(&grant)?;
+        serve(&state, &grant, served, &method, &headers, client).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -148,9 +187,17 @@ fn etag_matches(header: Option<&HeaderValue>, etag: &str) -> bool {
 /// A file name safe for `Content-Disposition`: the model's name and version, with anything but
 /// letters, digits, `-`, `_` and `.` replaced.
 fn download_filename(grant: &Grant) -> String {
-    let stem = format!("{}-{}", grant.model.name, grant.version.version);
-    let safe: String = stem
-        .chars()
+    let stem = safe_filename(&format!("{}-{}", grant.model.name, grant.version.version));
+    format!(
+        "{}.{}",
+        stem.trim_matches('.'),
+        format::file_extension(grant.version.format)
+    )
+}
+
+/// `name` with anything but letters, digits, `-`, `_` and `.` replaced.
+fn safe_filename(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
                 c
@@ -158,25 +205,56 @@ fn download_filename(grant: &Grant) -> String {
                 '_'
             }
         })
-        .collect();
-    format!(
-        "{}.{}",
-        safe.trim_matches('.'),
-        format::file_extension(grant.version.format)
-    )
+        .collect()
+}
+
+/// What a download sends: a blob, its size, and the name it is saved under.
+struct Served {
+    sha256: String,
+    size: u64,
+    filename: String,
+}
+
+impl Served {
+    /// A one-file version's file, saved as `{model}-{version}.{extension}`.
+    fn version(grant: &Grant) -> AppResult<Self> {
+        let version = &grant.version;
+        if version.file_count != 1 {
+            return Err(AppError::Conflict(format!(
+                "version {} has {} files: download each at /files/{}/{{path}}",
+                version.version, version.file_count, version.id
+            )));
+        }
+        Ok(Self {
+            sha256: version.sha256.clone(),
+            size: u64::try_from(version.size_bytes).map_err(AppError::internal)?,
+            filename: download_filename(grant),
+        })
+    }
+
+    /// One file of a version, saved under its own name.
+    fn file(file: &version_file::Model) -> AppResult<Self> {
+        let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+        Ok(Self {
+            sha256: file.sha256.clone(),
+            size: u64::try_from(file.size_bytes).map_err(AppError::internal)?,
+            filename: safe_filename(name),
+        })
+    }
 }
 
 async fn serve(
     state: &HttpState,
-    grant: Grant,
+    grant: &Grant,
+    served: Served,
     method: &Method,
     headers: &HeaderMap,
     client: Option<std::net::IpAddr>,
 ) -> AppResult<Response> {
     let version = &grant.version;
-    let size = u64::try_from(version.size_bytes).map_err(AppError::internal)?;
-    let etag = format!("\"{}\"", version.sha256);
-    let filename = download_filename(&grant);
+    let size = served.size;
+    let etag = format!("\"{}\"", served.sha256);
+    let filename = served.filename;
     let common = [
         (header::ETAG, etag.clone()),
         (header::ACCEPT_RANGES, "bytes".to_owned()),
@@ -216,7 +294,7 @@ async fn serve(
         let stream = state
             .app
             .blobs
-            .read(&version.sha256, range)
+            .read(&served.sha256, range)
             .await
             .map_err(|e| match e {
                 StorageError::NotFound(_) => AppError::internal(format!(
@@ -226,7 +304,7 @@ async fn serve(
                 other => AppError::internal(other),
             })?;
         if start == 0 {
-            state.app.downloads.note(&grant, client);
+            state.app.downloads.note(grant, client);
         }
         Body::from_stream(stream)
     };

@@ -62,6 +62,7 @@ pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Rou
         .route("/playground", get(playground::index))
         .route("/playground/assets/{file}", get(playground::asset))
         .route("/files/{version_id}", get(files::by_version))
+        .route("/files/{version_id}/{*path}", get(files::by_file))
         .route("/api/v1/models/{model_id}/download", get(files::by_model))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

@@ -28,10 +28,8 @@ use crate::{
     storage::{StagedBlob, Upload},
 };
 
-/// Most file parts in one request.
-pub const MAX_FILES: usize = 8;
-/// Largest `map` part.
-const MAX_MAP_BYTES: u64 = 64 * 1024;
+/// Largest `map` part (room for the most files a version may have).
+const MAX_MAP_BYTES: u64 = 1024 * 1024;
 /// How much trailing data after the closing boundary is read (and dropped) before giving up.
 const MAX_EPILOGUE_BYTES: usize = 64 * 1024;
 
@@ -183,12 +181,16 @@ async fn read_parts(
                 if received.contains_key(&name) {
                     return Err(bad(format!("file part `{name}` is repeated")));
                 }
-                if staged.len() >= MAX_FILES {
-                    return Err(bad(format!("at most {MAX_FILES} files per request")));
+                let most = state.config.max_files_per_version;
+                if staged.len() >= most {
+                    return Err(bad(format!("at most {most} files per request")));
                 }
                 let filename = field.file_name().map(str::to_owned);
                 let content_type = field.content_type().map(ToString::to_string);
-                let blob = stream_file(state, &mut field, max_file_bytes).await?;
+                // Each file within its own limit and all within a version's.
+                let sent: u64 = staged.iter().map(|f| f.blob.size).sum();
+                let room = state.config.max_version_bytes.saturating_sub(sent);
+                let blob = stream_file(state, &mut field, max_file_bytes.min(room)).await?;
                 received.insert(name, staged.len());
                 staged.push(UploadedFile {
                     filename,

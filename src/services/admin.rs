@@ -19,7 +19,7 @@ use crate::{
     entities::{
         download_event,
         enums::{ApprovalStatus, InspectionStatus, Role},
-        model, model_version, user,
+        model, model_version, user, version_file,
     },
     error::{AppError, AppResult},
     state::AppState,
@@ -275,10 +275,10 @@ pub async fn dashboard(state: &AppState, _admin: Admin<'_>) -> AppResult<Dashboa
     let distinct_blobs = Query::select()
         .distinct()
         .columns([
-            model_version::Column::Sha256,
-            model_version::Column::SizeBytes,
+            version_file::Column::Sha256,
+            version_file::Column::SizeBytes,
         ])
-        .from(model_version::Entity)
+        .from(version_file::Entity)
         .take();
     let bytes_stored = scalar(
         db,

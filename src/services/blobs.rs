@@ -1,4 +1,4 @@
-//! Keeping model files and the versions that use them in step. Recording a version that uses a
+//! Keeping model files and the versions that use them (through their `version_files`) in step. Recording a version that uses a
 //! blob and deleting a blob no version uses both happen under the blob's row lock (an upsert
 //! into `blob_locks`, held until the transaction ends), so a blob is never deleted between a new
 //! version's check that it exists and that version's commit.
@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use crate::{
-    entities::{blob_lock, model_version},
+    entities::{blob_lock, version_file},
     error::{AppError, AppResult},
     state::AppState,
     storage::StagedBlob,
@@ -31,16 +31,25 @@ async fn lock(txn: &DatabaseTransaction, sha256: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Opens a transaction in which `staged` is at its content address and stays there until the
-/// transaction ends: record the versions that use it in it, then commit.
-pub async fn begin_with(state: &AppState, staged: &StagedBlob) -> AppResult<DatabaseTransaction> {
+/// Opens a transaction in which every `staged` blob is at its content address and stays there
+/// until the transaction ends: record the versions that use them in it, then commit. Locks
+/// are taken in hash order, so two uploads sharing files cannot wait for each other.
+pub async fn begin_with<'a>(
+    state: &AppState,
+    staged: impl IntoIterator<Item = &'a StagedBlob>,
+) -> AppResult<DatabaseTransaction> {
+    let mut blobs: Vec<&StagedBlob> = staged.into_iter().collect();
+    blobs.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    blobs.dedup_by(|a, b| a.sha256 == b.sha256);
     let txn = state.db.begin().await?;
-    lock(&txn, &staged.sha256).await?;
-    state
-        .blobs
-        .ensure_stored(staged)
-        .await
-        .map_err(AppError::internal)?;
+    for blob in blobs {
+        lock(&txn, &blob.sha256).await?;
+        state
+            .blobs
+            .ensure_stored(blob)
+            .await
+            .map_err(AppError::internal)?;
+    }
     Ok(txn)
 }
 
@@ -49,8 +58,8 @@ pub async fn release(state: &AppState, sha256: &str) {
     let outcome: AppResult<()> = async {
         let txn = state.db.begin().await?;
         lock(&txn, sha256).await?;
-        let users = model_version::Entity::find()
-            .filter(model_version::Column::Sha256.eq(sha256))
+        let users = version_file::Entity::find()
+            .filter(version_file::Column::Sha256.eq(sha256))
             .count(&txn)
             .await?;
         if users == 0 {

@@ -2,14 +2,14 @@
 //! (browsers, wget). Downloads are counted in `download_counts`.
 
 use chrono::Utc;
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{access, gate, versions};
 use crate::{
     auth::Viewer,
     config::UnsafeUploads,
-    entities::{api_token, model, model_version, user},
+    entities::{api_token, model, model_version, user, version_file},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -34,8 +34,13 @@ pub enum Credentials<'a> {
     SignedLink(&'a str),
 }
 
-/// A signed, expiring URL for a version's file.
-pub fn signed_url(state: &AppState, version_id: Uuid, viewer: &Viewer) -> AppResult<String> {
+/// A signed, expiring URL for a version's file, or for its file at `path`.
+pub fn signed_url(
+    state: &AppState,
+    version_id: Uuid,
+    path: Option<&str>,
+    viewer: &Viewer,
+) -> AppResult<String> {
     let ttl =
         chrono::Duration::from_std(state.config.download_url_ttl).map_err(AppError::internal)?;
     let token = state.jwt.issue_download(
@@ -45,6 +50,11 @@ pub fn signed_url(state: &AppState, version_id: Uuid, viewer: &Viewer) -> AppRes
     )?;
     let mut url = state.config.public_url.clone();
     url.set_path(&format!("/files/{version_id}"));
+    if let Some(path) = path {
+        url.path_segments_mut()
+            .map_err(|()| AppError::internal("the public URL cannot take a path"))?
+            .extend(path.split('/'));
+    }
     url.set_query(Some(&format!("token={token}")));
     Ok(url.into())
 }
@@ -53,13 +63,42 @@ pub fn signed_url(state: &AppState, version_id: Uuid, viewer: &Viewer) -> AppRes
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AcceptRisk(pub bool);
 
-/// A file the inspection gate holds (see [`gate`]) is served only to its model's owner or an
-/// administrator, and only when they accept the risk (unless the policy is `allow`).
+/// A version the inspection gate holds (see [`gate`]) is served only to its model's owner or
+/// an administrator, and only when they accept the risk (unless the policy is `allow`).
 pub fn ensure_risk_accepted(state: &AppState, grant: &Grant, accept: AcceptRisk) -> AppResult<()> {
+    ensure_accepted(
+        state,
+        grant,
+        gate::version_hold_reason(&grant.version),
+        accept,
+    )
+}
+
+/// The same rule for one file of the version, by the file's own verdict.
+pub fn ensure_file_risk_accepted(
+    state: &AppState,
+    grant: &Grant,
+    file: &version_file::Model,
+    accept: AcceptRisk,
+) -> AppResult<()> {
+    ensure_accepted(
+        state,
+        grant,
+        gate::file_hold_reason(&grant.version, file),
+        accept,
+    )
+}
+
+fn ensure_accepted(
+    state: &AppState,
+    grant: &Grant,
+    held: Option<String>,
+    accept: AcceptRisk,
+) -> AppResult<()> {
     if state.config.unsafe_uploads == UnsafeUploads::Allow {
         return Ok(());
     }
-    let Some(why) = gate::version_hold_reason(&grant.version) else {
+    let Some(why) = held else {
         return Ok(());
     };
     if !grant.may_accept_risk {
@@ -164,6 +203,20 @@ pub async fn authorize_version(
     };
     ensure_downloadable(&grant.version)?;
     Ok(grant)
+}
+
+/// The file at `path` of the granted version.
+pub async fn file_of(
+    state: &AppState,
+    grant: &Grant,
+    path: &str,
+) -> AppResult<version_file::Model> {
+    version_file::Entity::find()
+        .filter(version_file::Column::VersionId.eq(grant.version.id))
+        .filter(version_file::Column::Path.eq(path))
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("file"))
 }
 
 /// Checks that the viewer may download the current version of model `model_id`.

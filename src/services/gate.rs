@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     auth::Admin,
-    entities::{enums::InspectionStatus, model_version},
+    entities::{enums::InspectionStatus, model_version, version_file},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -90,6 +90,33 @@ pub fn version_hold_reason(version: &model_version::Model) -> Option<String> {
         .clone()
         .and_then(|json| serde_json::from_value::<Report>(json).ok());
     Some(match (version.inspection_status, report) {
+        (InspectionStatus::Pending, _) => "it has not been inspected yet".to_owned(),
+        (_, Some(report)) => {
+            hold_reason(&report).unwrap_or_else(|| "its inspection did not clear it".to_owned())
+        }
+        (_, None) => "its inspection report cannot be read".to_owned(),
+    })
+}
+
+/// Why one file of a stored version is held, if it is: each file has its own verdict. A SAFE
+/// file is served; an UNKNOWN or ERROR one once an administrator released its version; an
+/// UNSAFE one never (nor one not inspected yet).
+pub fn file_hold_reason(
+    version: &model_version::Model,
+    file: &version_file::Model,
+) -> Option<String> {
+    match file.inspection_status {
+        InspectionStatus::Safe => return None,
+        InspectionStatus::Unknown | InspectionStatus::Error if version.released_at.is_some() => {
+            return None;
+        }
+        _ => {}
+    }
+    let report = file
+        .inspection
+        .clone()
+        .and_then(|json| serde_json::from_value::<Report>(json).ok());
+    Some(match (file.inspection_status, report) {
         (InspectionStatus::Pending, _) => "it has not been inspected yet".to_owned(),
         (_, Some(report)) => {
             hold_reason(&report).unwrap_or_else(|| "its inspection did not clear it".to_owned())

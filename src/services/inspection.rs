@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{audit, versions::refresh_current_version};
 use crate::{
     config::Config,
-    entities::{enums::InspectionStatus, model_version},
+    entities::{enums::InspectionStatus, model_version, version_file},
     error::{AppError, AppResult},
     state::AppState,
     storage::LocalCopy,
@@ -99,7 +99,7 @@ pub struct ReinspectReport {
 }
 
 /// Inspects again every version whose report was made under other rules than the current
-/// ones (all of them with `all`), updating each verdict; a verdict that changes drops an
+/// ones (all of them with `all`), each of its files, updating each verdict; a verdict that changes drops an
 /// administrator's release of the old one, and the model's current version is chosen again.
 pub async fn reinspect(state: &AppState, all: bool) -> AppResult<ReinspectReport> {
     let fingerprint = state.inspector.fingerprint().to_owned();
@@ -138,19 +138,47 @@ async fn reinspect_one(
     version: &model_version::Model,
     fingerprint: &str,
 ) -> AppResult<bool> {
-    let copy = state
-        .blobs
-        .blob_copy(&version.sha256)
-        .await
-        .map_err(AppError::internal)?;
-    let size = u64::try_from(version.size_bytes).map_err(AppError::internal)?;
-    let found = state
-        .inspector
-        .inspect(copy, size, version.format.declared())
-        .await;
+    let files = version_file::Entity::find()
+        .filter(version_file::Column::VersionId.eq(version.id))
+        .order_by_asc(version_file::Column::Path)
+        .all(&state.db)
+        .await?;
+    let mut reports = Vec::with_capacity(files.len());
+    for file in &files {
+        let copy = state
+            .blobs
+            .blob_copy(&file.sha256)
+            .await
+            .map_err(AppError::internal)?;
+        let size = u64::try_from(file.size_bytes).map_err(AppError::internal)?;
+        let declared = super::version_upload::declared(file.format, &file.path);
+        reports.push(state.inspector.inspect(copy, size, declared).await);
+    }
+    let found = match reports.as_slice() {
+        [one] => one.clone(),
+        many => Report::combine(files.iter().map(|f| f.path.as_str()).zip(many)),
+    };
     let status: InspectionStatus = found.status().into();
     let changed = status != version.inspection_status;
     let txn = state.db.begin().await?;
+    for (file, report) in files.iter().zip(&reports) {
+        version_file::Entity::update_many()
+            .col_expr(
+                version_file::Column::InspectionStatus,
+                Expr::value(InspectionStatus::from(report.status())),
+            )
+            .col_expr(
+                version_file::Column::Inspection,
+                Expr::value(Some(report.to_json())),
+            )
+            .col_expr(
+                version_file::Column::InspectionRules,
+                Expr::value(Some(fingerprint.to_owned())),
+            )
+            .filter(version_file::Column::Id.eq(file.id))
+            .exec(&txn)
+            .await?;
+    }
     let mut update = model_version::Entity::update_many()
         .col_expr(model_version::Column::InspectionStatus, Expr::value(status))
         .col_expr(

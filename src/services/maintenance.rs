@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sea_orm::{EntityTrait, QuerySelect};
 
-use crate::{entities::model_version, error::AppError, state::AppState};
+use crate::{entities::version_file, error::AppError, state::AppState};
 
 /// What `gc` did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -37,10 +37,10 @@ pub enum Problem {
 }
 
 async fn referenced(state: &AppState) -> Result<Vec<(String, i64)>, AppError> {
-    Ok(model_version::Entity::find()
+    Ok(version_file::Entity::find()
         .select_only()
-        .column(model_version::Column::Sha256)
-        .column(model_version::Column::SizeBytes)
+        .column(version_file::Column::Sha256)
+        .column(version_file::Column::SizeBytes)
         .distinct()
         .into_tuple()
         .all(&state.db)

@@ -456,13 +456,14 @@ pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
     let model = target.model();
     let id = model.id;
     let txn = state.db.begin().await?;
-    let hashes: Vec<String> = model_version::Entity::find()
+    let versions: Vec<Uuid> = model_version::Entity::find()
         .select_only()
-        .column(model_version::Column::Sha256)
+        .column(model_version::Column::Id)
         .filter(model_version::Column::ModelId.eq(id))
         .into_tuple()
         .all(&txn)
         .await?;
+    let hashes = versions::file_hashes(&txn, versions).await?;
     model::Entity::delete_by_id(id).exec(&txn).await?;
     let details = serde_json::json!({ "name": model.name, "owner_id": model.owner_id });
     audit::record(

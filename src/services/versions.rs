@@ -1,8 +1,5 @@
-//! Versions and the upload pipeline. A file arrives already staged, durable and hashed (see
-//! `http::multipart`); here its format is checked and its content inspected, then, in one
-//! transaction holding the blob's lock (see [`blobs`]), it moves to its content address and the
-//! rows are written. If the rows cannot be written, the file is removed again unless another
-//! version uses the same bytes.
+//! Versions: creating them from uploaded files (stored by [`version_upload`]), finding and
+//! deleting them, and which one is a model's current version.
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
@@ -16,21 +13,19 @@ use super::{
     audit::{self, Subject},
     blobs, gate,
     models::write_tags,
+    version_upload::{self, Files, Plan},
 };
 use modelhub_inspect::Report;
 
 use crate::{
     auth::{Scope, Viewer},
-    config::UnsafeUploads,
-    domain::{format, model as rules, version::Version},
+    domain::{model as rules, version::Version},
     entities::{
         enums::{ApprovalStatus, InspectionStatus, ModelFormat, Visibility},
-        model, model_version,
+        model, model_version, version_file,
     },
     error::{AppError, AppResult},
-    graphql::UploadedFile,
     state::AppState,
-    storage::StagedBlob,
 };
 
 /// A new version's metadata.
@@ -77,45 +72,24 @@ fn version_conflict(err: DbErr, version: &str) -> AppError {
     }
 }
 
-/// Validates a new version against its file and builds its row (not yet inserted).
+/// Validates a new version's metadata and builds its row for its planned files (not yet
+/// inserted).
 fn version_row(
     model_id: Uuid,
     uploader: Uuid,
     input: NewVersion,
-    file: &UploadedFile,
+    plan: &Plan,
 ) -> AppResult<model_version::ActiveModel> {
     let version = Version::parse("input.version", &input.version)?;
-    let blob = &file.blob;
-    if blob.size == 0 {
-        return Err(AppError::bad_input("file", "is empty"));
-    }
-    let format = format::resolve(
-        input.format,
-        &blob.head,
-        blob.size,
-        file.filename.as_deref(),
-    )?;
-    let filename = file
-        .filename
-        .as_deref()
-        .map(|f| {
-            f.rsplit(['/', '\\'])
-                .next()
-                .unwrap_or(f)
-                .chars()
-                .take(255)
-                .collect::<String>()
-        })
-        .filter(|f| !f.trim().is_empty());
     Ok(model_version::ActiveModel {
         id: Set(Uuid::now_v7()),
         model_id: Set(model_id),
         version: Set(version.label().to_owned()),
         version_key: Set(version.sort_key()),
-        format: Set(format),
-        size_bytes: Set(i64::try_from(blob.size).map_err(AppError::internal)?),
-        sha256: Set(blob.sha256.clone()),
-        filename: Set(filename),
+        format: Set(plan.format),
+        size_bytes: Set(i64::try_from(plan.size()).map_err(AppError::internal)?),
+        sha256: Set(plan.sha256()),
+        filename: Set(plan.filename.clone()),
         changelog: Set(rules::text("input.changelog", input.changelog.as_deref())?),
         metadata: Set(rules::json_object("input.metadata", input.metadata)?),
         performance_metrics: Set(rules::json_object(
@@ -133,6 +107,8 @@ fn version_row(
         released_by: Set(None),
         release_reason: Set(None),
         inspection_rules: Set(None),
+        digest: Set(plan.digest()),
+        file_count: Set(i32::try_from(plan.files.len()).map_err(AppError::internal)?),
     })
 }
 
@@ -197,81 +173,12 @@ pub(super) async fn is_listed_locked<C: ConnectionTrait>(
         .is_some_and(|m| is_listed(m.approval_status)))
 }
 
-/// Inspects an uploaded file on the inspector's threads (see [`super::inspection`]).
-pub async fn inspect_upload(
-    state: &AppState,
-    staged: &StagedBlob,
-    format: ModelFormat,
-) -> AppResult<Report> {
-    let copy = state
-        .blobs
-        .upload_copy(staged)
-        .await
-        .map_err(AppError::internal)?;
-    Ok(state
-        .inspector
-        .inspect(copy, staged.size, format.declared())
-        .await)
-}
-
-/// Inspects the staged file, applies the unsafe-upload policy, then, in one transaction, puts
-/// the file at its content address and runs `write` with the report; the file is removed again
-/// if anything fails and no other version uses it.
-async fn store<T, F>(
-    state: &AppState,
-    file: &UploadedFile,
-    format: ModelFormat,
-    write: F,
-) -> AppResult<T>
-where
-    F: AsyncFnOnce(&sea_orm::DatabaseTransaction, &Report) -> AppResult<T>,
-{
-    let outcome = async {
-        let report = inspect_upload(state, &file.blob, format).await?;
-        metrics::counter!("modelhub_inspections_total", "status" => report.status().as_str())
-            .increment(1);
-        if let Some(why) = gate::hold_reason(&report)
-            && state.config.unsafe_uploads == UnsafeUploads::Reject
-        {
-            return Err(AppError::bad_input(
-                "file",
-                format!("the inspection holds this file: {why}; this server refuses such uploads"),
-            ));
-        }
-        state
-            .blobs
-            .prepare(&file.blob)
-            .await
-            .map_err(AppError::internal)?;
-        let txn = blobs::begin_with(state, &file.blob).await?;
-        let value = write(&txn, &report).await?;
-        super::commit_change(state, txn).await?;
-        Ok(value)
-    }
-    .await;
-    match &outcome {
-        Ok(_) => {
-            // The content is stored: a later use of the same file in this request reads it
-            // there. After a failure the staged copy stays for such a use (the request
-            // discards it at its end).
-            state.blobs.discard(&file.blob).await;
-            metrics::counter!("modelhub_uploads_total", "outcome" => "stored").increment(1);
-            metrics::counter!("modelhub_upload_bytes_total").increment(file.blob.size);
-        }
-        Err(_) => {
-            metrics::counter!("modelhub_uploads_total", "outcome" => "refused").increment(1);
-            blobs::release(state, &file.blob.sha256).await;
-        }
-    }
-    outcome
-}
-
-/// Creates a model and its first version from an uploaded file (the caller needs WRITE).
+/// Creates a model and its first version from uploaded files (the caller needs WRITE).
 pub async fn create_model(
     state: &AppState,
     viewer: &Viewer,
     input: NewModel,
-    file: &UploadedFile,
+    files: Files,
 ) -> AppResult<model::Model> {
     let caller = viewer.require(Scope::Write)?;
     let name = rules::name("input.name", &input.name)?;
@@ -306,16 +213,17 @@ pub async fn create_model(
     };
     let model_id = *row.id.as_ref();
     let label = input.version.version.clone();
-    let mut version = version_row(model_id, caller.user.id, input.version, file)?;
-    let format = *version.format.as_ref();
-    let model = store(state, file, format, async |txn, report| {
+    let plan = version_upload::plan(state, input.version.format, files)?;
+    let mut version = version_row(model_id, caller.user.id, input.version, &plan)?;
+    let model = version_upload::store(state, &plan, async |txn, found| {
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
-        record_inspection(state, &mut version, report);
-        version
+        record_inspection(state, &mut version, &found.version);
+        let version = version
             .insert(txn)
             .await
             .map_err(|e| version_conflict(e, &label))?;
+        version_upload::insert_files(txn, state, version.id, &plan, &found.files).await?;
         refresh_current_version(txn, model_id).await?;
         model::Entity::find_by_id(model_id)
             .one(txn)
@@ -323,7 +231,7 @@ pub async fn create_model(
             .ok_or(AppError::NotFound("model"))
     })
     .await?;
-    tracing::info!(model_id = %model.id, owner_id = %caller.user.id, sha256 = %file.blob.sha256, size = file.blob.size, "model created");
+    tracing::info!(model_id = %model.id, owner_id = %caller.user.id, files = plan.files.len(), size = plan.size(), "model created");
     Ok(model)
 }
 
@@ -332,30 +240,31 @@ pub async fn create_version(
     state: &AppState,
     target: ModelEdit<'_>,
     input: NewVersion,
-    file: &UploadedFile,
+    files: Files,
 ) -> AppResult<model_version::Model> {
     let model = target.model();
     let label = input.version.clone();
-    let mut row = version_row(model.id, target.actor(), input, file)?;
-    let format = *row.format.as_ref();
-    let version = store(state, file, format, async |txn, report| {
-        if let Some(why) = gate::hold_reason(report)
+    let plan = version_upload::plan(state, input.format, files)?;
+    let mut row = version_row(model.id, target.actor(), input, &plan)?;
+    let version = version_upload::store(state, &plan, async |txn, found| {
+        if let Some(why) = gate::hold_reason(&found.version)
             && is_listed_locked(txn, model.id).await?
         {
             return Err(AppError::Conflict(format!(
                 "the inspection holds this file ({why}); a public or pending model cannot take it"
             )));
         }
-        record_inspection(state, &mut row, report);
+        record_inspection(state, &mut row, &found.version);
         let version = row
             .insert(txn)
             .await
             .map_err(|e| version_conflict(e, &label))?;
+        version_upload::insert_files(txn, state, version.id, &plan, &found.files).await?;
         refresh_current_version(txn, model.id).await?;
         Ok(version)
     })
     .await?;
-    tracing::info!(model_id = %model.id, version_id = %version.id, sha256 = %version.sha256, size = version.size_bytes, "version created");
+    tracing::info!(model_id = %model.id, version_id = %version.id, digest = %version.digest, files = version.file_count, size = version.size_bytes, "version created");
     Ok(version)
 }
 
@@ -451,6 +360,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     let target = access::edit(viewer, Some(model))?;
     let model = target.model();
     let txn = state.db.begin().await?;
+    let hashes = file_hashes(&txn, [version.id]).await?;
     model_version::Entity::delete_by_id(version.id)
         .exec(&txn)
         .await?;
@@ -467,6 +377,121 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     .await?;
     super::commit_change(state, txn).await?;
     tracing::info!(model_id = %model.id, version_id = %version.id, "version deleted");
-    blobs::release(state, &version.sha256).await;
+    for sha256 in hashes {
+        blobs::release(state, &sha256).await;
+    }
     Ok(())
+}
+
+/// The distinct hashes of the files of these versions (whose blobs to release once they are
+/// deleted).
+pub(super) async fn file_hashes<C: ConnectionTrait>(
+    db: &C,
+    versions: impl IntoIterator<Item = Uuid>,
+) -> AppResult<Vec<String>> {
+    Ok(version_file::Entity::find()
+        .select_only()
+        .column(version_file::Column::Sha256)
+        .distinct()
+        .filter(version_file::Column::VersionId.is_in(versions))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// Pages of several versions' files, by path, that start after `after` and whose paths start
+/// with `prefix`: up to `limit` of each, in one statement (one indexed search per version,
+/// joined with `UNION ALL`).
+pub async fn files_of_versions(
+    state: &AppState,
+    versions: &[Uuid],
+    limit: u64,
+    after: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<Vec<version_file::Model>, DbErr> {
+    use sea_orm::{
+        QueryTrait,
+        sea_query::{Asterisk, Query, UnionType},
+    };
+    let backend = state.db.get_database_backend();
+    let page_of = |version: Uuid| {
+        let mut rows =
+            version_file::Entity::find().filter(version_file::Column::VersionId.eq(version));
+        if let Some(after) = after {
+            rows = rows.filter(version_file::Column::Path.gt(after));
+        }
+        if let Some(prefix) = prefix {
+            rows = rows.filter(path_starts_with(prefix));
+        }
+        let rows = rows
+            .order_by_asc(version_file::Column::Path)
+            .limit(limit)
+            .into_query();
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(rows, "page")
+            .to_owned()
+    };
+    let Some((first, rest)) = versions.split_first() else {
+        return Ok(Vec::new());
+    };
+    let mut union = page_of(*first);
+    union.unions(rest.iter().map(|v| (UnionType::All, page_of(*v))));
+    let mut rows = version_file::Entity::find()
+        .from_raw_sql(backend.build(&union))
+        .all(&state.db)
+        .await?;
+    // The union's order is not its parts'.
+    rows.sort_by(|a, b| (a.version_id, &a.path).cmp(&(b.version_id, &b.path)));
+    Ok(rows)
+}
+
+/// The condition "the path starts with `prefix`" (byte for byte, unlike `LIKE`).
+fn path_starts_with(prefix: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{ExprTrait, Func};
+    let chars = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+    Expr::expr(
+        Func::cust("substr")
+            .arg(Expr::col(version_file::Column::Path))
+            .arg(1)
+            .arg(chars),
+    )
+    .eq(prefix)
+}
+
+/// How many files of each of `versions` have paths starting with `prefix`: one statement.
+pub async fn count_files(
+    state: &AppState,
+    versions: &[Uuid],
+    prefix: &str,
+) -> Result<Vec<(Uuid, i64)>, DbErr> {
+    version_file::Entity::find()
+        .select_only()
+        .column(version_file::Column::VersionId)
+        .column_as(version_file::Column::Id.count(), "files")
+        .filter(version_file::Column::VersionId.is_in(versions.iter().copied()))
+        .filter(path_starts_with(prefix))
+        .group_by(version_file::Column::VersionId)
+        .into_tuple()
+        .all(&state.db)
+        .await
+}
+
+/// The files at `(version, path)`, in one statement.
+pub async fn files_at(
+    state: &AppState,
+    keys: &[(Uuid, String)],
+) -> Result<Vec<version_file::Model>, DbErr> {
+    let rows = version_file::Entity::find()
+        .filter(version_file::Column::VersionId.is_in(keys.iter().map(|(v, _)| *v)))
+        .filter(version_file::Column::Path.is_in(keys.iter().map(|(_, p)| p.clone())))
+        .all(&state.db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| {
+            keys.iter()
+                .any(|(v, p)| *v == row.version_id && *p == row.path)
+        })
+        .collect())
 }

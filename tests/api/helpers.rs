@@ -99,6 +99,10 @@ pub struct Options {
     pub pickle_allow: Vec<String>,
     /// `MODELHUB_INSPECTION_TIMEOUT_SECS`.
     pub inspection_secs: u64,
+    /// `MODELHUB_MAX_FILES_PER_VERSION`.
+    pub max_files_per_version: usize,
+    /// `MODELHUB_MAX_VERSION_BYTES`.
+    pub max_version_bytes: u64,
 }
 
 impl Default for Options {
@@ -122,6 +126,8 @@ impl Default for Options {
             response_cache_secs: 2,
             pickle_allow: Vec::new(),
             inspection_secs: 30,
+            max_files_per_version: 10_000,
+            max_version_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -247,6 +253,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         },
         jwt_secret: format!("test-secret-{}", uuid::Uuid::new_v4()).into(),
         max_upload_bytes: options.max_upload_bytes,
+        max_files_per_version: options.max_files_per_version,
+        max_version_bytes: options.max_version_bytes,
         public_url: url::Url::parse(&format!("http://{addr}")).unwrap(),
         data_dir: dir.path().to_path_buf(),
         cors_origins: vec!["*".into()],

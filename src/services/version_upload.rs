@@ -1,0 +1,314 @@
+//! Storing a new version's files. They arrive already staged, durable and hashed (see
+//! `http::multipart`); here their paths and formats are checked and each file is inspected,
+//! then, in one transaction holding every blob's lock (see [`blobs`]), the files move to their
+//! content addresses and the rows are written. If the rows cannot be written, each file is
+//! removed again unless another version uses the same bytes.
+
+use std::collections::BTreeSet;
+
+use futures_util::{StreamExt, TryStreamExt};
+use modelhub_inspect::{Declared, Report};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, Set};
+use uuid::Uuid;
+
+use super::{blobs, gate};
+use crate::{
+    config::UnsafeUploads,
+    domain::{
+        file_path::{self, FilePath, ManifestEntry},
+        format,
+    },
+    entities::{
+        enums::{InspectionStatus, ModelFormat},
+        version_file,
+    },
+    error::{AppError, AppResult},
+    graphql::UploadedFile,
+    state::AppState,
+};
+
+/// How many files of one upload are inspected at once.
+const INSPECTING_AT_ONCE: usize = 4;
+
+/// The files of an upload: one file (named after the uploaded file), or several at paths.
+pub enum Files {
+    One(UploadedFile),
+    Many(Vec<(FilePath, UploadedFile)>),
+}
+
+/// A file of a new version, checked: where it goes and what it is.
+pub struct Planned {
+    pub path: FilePath,
+    pub upload: UploadedFile,
+    pub format: ModelFormat,
+}
+
+/// A new version's files, checked together.
+pub struct Plan {
+    pub files: Vec<Planned>,
+    /// The version's format: its one file's, or its main file's.
+    pub format: ModelFormat,
+    /// The uploaded file's name, for a one-file version.
+    pub filename: Option<String>,
+}
+
+impl Plan {
+    /// The version's size: the sum of its files'.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.upload.blob.size).sum()
+    }
+
+    /// The version's digest (see [`file_path`]).
+    pub fn digest(&self) -> String {
+        file_path::digest(self.files.iter().map(|f| ManifestEntry {
+            path: f.path.as_str(),
+            sha256: &f.upload.blob.sha256,
+            size: f.upload.blob.size,
+        }))
+    }
+
+    /// What the version's row says its file is: a one-file version's SHA-256, or the digest.
+    pub fn sha256(&self) -> String {
+        match self.files.as_slice() {
+            [one] => one.upload.blob.sha256.clone(),
+            _ => self.digest(),
+        }
+    }
+}
+
+/// File names (besides extensions) of text files in model folders.
+const TEXT_NAMES: &[&str] = &["mlmodel", "license", "notice", "readme", ".gitattributes"];
+/// Extensions of text files in model folders.
+const TEXT_EXTENSIONS: &[&str] = &[
+    "json", "jsonl", "yaml", "yml", "txt", "md", "markdown", "toml", "csv", "tsv", "jinja", "cfg",
+    "ini",
+];
+
+/// How the inspector reads a file of `format` at `path`: text files by their names.
+pub fn declared(format: ModelFormat, path: &str) -> Declared {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    match format {
+        ModelFormat::Other
+            if TEXT_NAMES.contains(&name.as_str()) || TEXT_EXTENSIONS.contains(&extension) =>
+        {
+            Declared::Text
+        }
+        other => other.declared(),
+    }
+}
+
+/// Checks an upload's files: a one-file upload as before (not empty, its declared format
+/// matching its content); several files with valid, distinct paths, each of the format its
+/// content and name say, within the server's limits on count and total size. `declared`, if
+/// given, must then be one of theirs; the version's format is otherwise its largest model
+/// file's.
+pub fn plan(state: &AppState, declared: Option<ModelFormat>, files: Files) -> AppResult<Plan> {
+    match files {
+        Files::One(upload) => {
+            let blob = &upload.blob;
+            if blob.size == 0 {
+                return Err(AppError::bad_input("file", "is empty"));
+            }
+            let format =
+                format::resolve(declared, &blob.head, blob.size, upload.filename.as_deref())?;
+            let fallback = format!("model.{}", format::file_extension(format));
+            let path = file_path::from_filename(upload.filename.as_deref(), &fallback);
+            let filename = upload
+                .filename
+                .as_deref()
+                .map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f))
+                .map(|f| f.chars().take(255).collect::<String>())
+                .filter(|f| !f.trim().is_empty());
+            Ok(Plan {
+                files: vec![Planned {
+                    path,
+                    upload,
+                    format,
+                }],
+                format,
+                filename,
+            })
+        }
+        Files::Many(files) => {
+            let limit = state.config.max_files_per_version;
+            if files.is_empty() {
+                return Err(AppError::bad_input("files", "must name at least one file"));
+            }
+            if files.len() > limit {
+                return Err(AppError::bad_input(
+                    "files",
+                    format!("at most {limit} files per version"),
+                ));
+            }
+            file_path::check_set("files", files.iter().map(|(path, _)| path))?;
+            let planned: Vec<Planned> = files
+                .into_iter()
+                .map(|(path, upload)| Planned {
+                    format: format::detect(
+                        &upload.blob.head,
+                        upload.blob.size,
+                        Some(path.file_name()),
+                    ),
+                    path,
+                    upload,
+                })
+                .collect();
+            let plan = Plan {
+                format: main_format(declared, &planned)?,
+                files: planned,
+                filename: None,
+            };
+            let max = state.config.max_version_bytes;
+            if plan.size() > max {
+                return Err(AppError::bad_input(
+                    "files",
+                    format!("the files come to more than {max} bytes"),
+                ));
+            }
+            Ok(plan)
+        }
+    }
+}
+
+/// The format of a version of several files: the declared one (which a file must have), else
+/// that of its largest file of a model format, else OTHER.
+fn main_format(declared: Option<ModelFormat>, files: &[Planned]) -> AppResult<ModelFormat> {
+    if let Some(format) = declared {
+        return match files.iter().any(|f| f.format == format) {
+            true => Ok(format),
+            false => Err(AppError::bad_input(
+                "input.format",
+                format!(
+                    "no file of the version is {}",
+                    format::label(format).to_lowercase()
+                ),
+            )),
+        };
+    }
+    Ok(files
+        .iter()
+        .filter(|f| f.format != ModelFormat::Other)
+        .max_by_key(|f| f.upload.blob.size)
+        .map_or(ModelFormat::Other, |f| f.format))
+}
+
+/// Inspects an uploaded file on the inspector's threads (see [`super::inspection`]).
+async fn inspect(state: &AppState, file: &Planned) -> AppResult<Report> {
+    let copy = state
+        .blobs
+        .upload_copy(&file.upload.blob)
+        .await
+        .map_err(AppError::internal)?;
+    let report = state
+        .inspector
+        .inspect(
+            copy,
+            file.upload.blob.size,
+            declared(file.format, file.path.as_str()),
+        )
+        .await;
+    metrics::counter!("modelhub_inspections_total", "status" => report.status().as_str())
+        .increment(1);
+    Ok(report)
+}
+
+/// What the inspection found in a new version's files: each file's report, and the version's.
+pub struct Inspected {
+    pub files: Vec<Report>,
+    pub version: Report,
+}
+
+/// The file rows of a version, as stored.
+pub async fn insert_files(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    version_id: Uuid,
+    plan: &Plan,
+    reports: &[Report],
+) -> AppResult<()> {
+    let now = super::now();
+    for (file, report) in plan.files.iter().zip(reports) {
+        version_file::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            version_id: Set(version_id),
+            path: Set(file.path.as_str().to_owned()),
+            path_key: Set(file.path.case_key()),
+            format: Set(file.format),
+            size_bytes: Set(i64::try_from(file.upload.blob.size).map_err(AppError::internal)?),
+            sha256: Set(file.upload.blob.sha256.clone()),
+            inspection_status: Set(InspectionStatus::from(report.status())),
+            inspection: Set(Some(report.to_json())),
+            inspection_rules: Set(Some(state.inspector.fingerprint().to_owned())),
+            created_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inspects the planned files, applies the unsafe-upload policy, then, in one transaction,
+/// puts every file at its content address and runs `write` with what the inspection found;
+/// the files are removed again if anything fails and no other version uses them.
+pub async fn store<T, F>(state: &AppState, plan: &Plan, write: F) -> AppResult<T>
+where
+    F: AsyncFnOnce(&DatabaseTransaction, &Inspected) -> AppResult<T>,
+{
+    let outcome = async {
+        let files: Vec<Report> = futures_util::stream::iter(0..plan.files.len())
+            .map(|i| inspect(state, &plan.files[i]))
+            .buffered(INSPECTING_AT_ONCE)
+            .try_collect()
+            .await?;
+        let version = match files.as_slice() {
+            [one] => one.clone(),
+            many => Report::combine(plan.files.iter().map(|f| f.path.as_str()).zip(many)),
+        };
+        if let Some(why) = gate::hold_reason(&version)
+            && state.config.unsafe_uploads == UnsafeUploads::Reject
+        {
+            return Err(AppError::bad_input(
+                "file",
+                format!("the inspection holds this file: {why}; this server refuses such uploads"),
+            ));
+        }
+        for file in &plan.files {
+            state
+                .blobs
+                .prepare(&file.upload.blob)
+                .await
+                .map_err(AppError::internal)?;
+        }
+        let txn = blobs::begin_with(state, plan.files.iter().map(|f| &f.upload.blob)).await?;
+        let value = write(&txn, &Inspected { files, version }).await?;
+        super::commit_change(state, txn).await?;
+        Ok(value)
+    }
+    .await;
+    let size = plan.size();
+    match &outcome {
+        Ok(_) => {
+            // The content is stored: a later use of the same file in this request reads it
+            // there. After a failure the staged copy stays for such a use (the request
+            // discards it at its end).
+            for file in &plan.files {
+                state.blobs.discard(&file.upload.blob).await;
+            }
+            metrics::counter!("modelhub_uploads_total", "outcome" => "stored").increment(1);
+            metrics::counter!("modelhub_upload_bytes_total").increment(size);
+        }
+        Err(_) => {
+            metrics::counter!("modelhub_uploads_total", "outcome" => "refused").increment(1);
+            let hashes: BTreeSet<&str> = plan
+                .files
+                .iter()
+                .map(|f| f.upload.blob.sha256.as_str())
+                .collect();
+            for sha256 in hashes {
+                blobs::release(state, sha256).await;
+            }
+        }
+    }
+    outcome
+}
