@@ -449,7 +449,8 @@ pub async fn files_of_versions(
 /// The condition "the path starts with `prefix`" (byte for byte, unlike `LIKE`).
 fn path_starts_with(prefix: &str) -> sea_orm::sea_query::SimpleExpr {
     use sea_orm::sea_query::{ExprTrait, Func};
-    let chars = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+    // `substr` takes 32-bit integers on PostgreSQL; paths are at most 1,024 bytes.
+    let chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
     Expr::expr(
         Func::cust("substr")
             .arg(Expr::col(version_file::Column::Path))

@@ -440,6 +440,47 @@ impl TestApp {
         Gql { status, body }
     }
 
+    /// Sends a GraphQL multipart request with several files under variable `files`, as
+    /// `[{ path, file }]`, one file part each.
+    pub async fn upload_files(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        files: &[(String, Vec<u8>)],
+    ) -> Gql {
+        let mut variables = variables;
+        variables["files"] = files
+            .iter()
+            .map(|(path, _)| json!({ "path": path, "file": null }))
+            .collect();
+        let operations = json!({ "query": query, "variables": variables });
+        let map: serde_json::Map<String, Value> = (0..files.len())
+            .map(|i| (i.to_string(), json!([format!("variables.files.{i}.file")])))
+            .collect();
+        let mut form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", Value::Object(map).to_string());
+        // The paths travel in the variables; the parts' own file names are not used.
+        for (i, (_, bytes)) in files.iter().enumerate() {
+            form = form.part(
+                i.to_string(),
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(format!("part-{i}")),
+            );
+        }
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .multipart(form);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap();
+        Gql { status, body }
+    }
+
     /// Uploads a model (createModel) and returns the answer.
     pub async fn create_model(
         &self,

@@ -1,0 +1,457 @@
+//! Versions of several files: uploaded in one request, listed and fetched file by file, with
+//! a digest over their manifest, path rules, each file's own verdict, shared blobs, and the
+//! migration that made every earlier version a one-file version.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{Options, TestApp, safetensors, sha256_hex, spawn_app, spawn_with};
+
+const CREATE: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id currentVersion { id } } }";
+const ADD: &str = "mutation($id: ID!, $input: CreateVersionInput!, $files: [FileUpload!]) { createModelVersion(modelId: $id, input: $input, files: $files) { id digest fileCount } }";
+const VERSION: &str = "query($id: ID!) { modelVersion(id: $id) { fileCount digest sha256 sizeBytes format held inspection { status } } }";
+const FILES: &str = "query($id: ID!, $after: String, $prefix: String) { modelVersion(id: $id) { files(first: 100, after: $after, prefix: $prefix) { totalCount pageInfo { hasNextPage endCursor } edges { node { path sizeBytes sha256 } } } } }";
+
+/// A transformers-like folder of `n` files (n ≥ 3), sub-folders included.
+fn folder(n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![
+        (
+            "config.json".to_owned(),
+            br#"{"model_type": "bert", "vocab_size": 30522}"#.to_vec(),
+        ),
+        ("README.md".to_owned(), b"# A test model\n".to_vec()),
+        ("model.safetensors".to_owned(), safetensors(64)),
+    ];
+    for i in 0..n - 3 {
+        let path = match i % 3 {
+            0 => format!("tokenizer/part-{i:03}.json"),
+            1 => format!("a/b/{i:03}.json"),
+            _ => format!("a/{i:03}.txt"),
+        };
+        files.push((path, format!("{{\"i\": {i}}}\n").into_bytes()));
+    }
+    files
+}
+
+/// The digest of a set of files, as documented: the SHA-256 of `<sha256> <size> <path>\n`
+/// lines sorted by path.
+fn digest_of(files: &[(String, Vec<u8>)]) -> String {
+    let mut lines: Vec<(String, String)> = files
+        .iter()
+        .map(|(path, bytes)| {
+            (
+                path.clone(),
+                format!("{} {} {path}\n", sha256_hex(bytes), bytes.len()),
+            )
+        })
+        .collect();
+    lines.sort();
+    let manifest: String = lines.into_iter().map(|(_, line)| line).collect();
+    sha256_hex(manifest.as_bytes())
+}
+
+fn input(name: &str) -> Value {
+    json!({ "name": name, "framework": "transformers", "version": "v1.0.0" })
+}
+
+async fn create(app: &TestApp, token: &str, name: &str, files: &[(String, Vec<u8>)]) -> Value {
+    let answer = app
+        .upload_files(Some(token), CREATE, json!({ "input": input(name) }), files)
+        .await;
+    answer.data()["createModel"].clone()
+}
+
+async fn get(app: &TestApp, token: Option<&str>, path: &str) -> reqwest::Response {
+    let mut request = app.client.get(format!("{}{path}", app.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_version_of_many_files_is_uploaded_in_one_request_and_served_file_by_file() {
+    let app = spawn_app().await;
+    let owner = app.register("folders").await;
+    let files = folder(200);
+    let created = create(&app, &owner, "bert-like", &files).await;
+    let version_id = created["currentVersion"]["id"].as_str().unwrap().to_owned();
+
+    let answer = app
+        .gql(Some(&owner), VERSION, json!({ "id": version_id }))
+        .await;
+    let version = &answer.data()["modelVersion"];
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(version["fileCount"], 200);
+    assert_eq!(version["digest"], digest_of(&files));
+    assert_eq!(version["sha256"], version["digest"]);
+    assert_eq!(version["sizeBytes"], total as u64);
+    assert_eq!(version["format"], "SAFETENSORS");
+    assert_eq!(version["inspection"]["status"], "SAFE", "{version}");
+    assert_eq!(version["held"], false);
+
+    // Two pages of 100, in byte order of their paths.
+    let mut listed = Vec::new();
+    let mut after = Value::Null;
+    for page_number in 0..2 {
+        let answer = app
+            .gql(
+                Some(&owner),
+                FILES,
+                json!({ "id": version_id, "after": after }),
+            )
+            .await;
+        let page = &answer.data()["modelVersion"]["files"];
+        assert_eq!(page["totalCount"], 200);
+        assert_eq!(page["pageInfo"]["hasNextPage"], page_number == 0);
+        for edge in page["edges"].as_array().unwrap() {
+            listed.push(edge["node"]["path"].as_str().unwrap().to_owned());
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let mut expected: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let answer = app
+        .gql(
+            Some(&owner),
+            FILES,
+            json!({ "id": version_id, "prefix": "a/b/" }),
+        )
+        .await;
+    let page = &answer.data()["modelVersion"]["files"];
+    let in_ab = files.iter().filter(|(p, _)| p.starts_with("a/b/")).count();
+    assert_eq!(page["totalCount"], in_ab);
+    assert_eq!(page["edges"].as_array().unwrap().len(), in_ab);
+
+    // One file: its own inspection, bytes, ETag, Range and signed link.
+    let answer = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { file(path: \"config.json\") { sha256 format downloadUrl inspection { status inspector } } missing: file(path: \"nope.json\") { path } } }",
+            json!({ "id": version_id }),
+        )
+        .await;
+    let file = &answer.data()["modelVersion"]["file"];
+    assert_eq!(file["inspection"]["inspector"], "text");
+    assert_eq!(file["inspection"]["status"], "SAFE");
+    assert_eq!(file["format"], "OTHER");
+    assert!(answer.data()["modelVersion"]["missing"].is_null());
+    let (path, bytes) = files.iter().find(|(p, _)| p == "a/b/004.json").unwrap();
+    let response = get(&app, Some(&owner), &format!("/files/{version_id}/{path}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["etag"].to_str().unwrap(),
+        format!("\"{}\"", sha256_hex(bytes))
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let ranged = app
+        .client
+        .get(format!("{}/files/{version_id}/{path}", app.base))
+        .bearer_auth(&owner)
+        .header("range", "bytes=1-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.unwrap().as_ref(), &bytes[1..4]);
+    let link = file["downloadUrl"].as_str().unwrap();
+    assert!(
+        link.contains(&format!("/files/{version_id}/config.json?token=")),
+        "{link}"
+    );
+    let linked = app.client.get(link).send().await.unwrap();
+    assert_eq!(linked.status(), 200, "a signed link works without a header");
+    assert_eq!(
+        linked.bytes().await.unwrap().as_ref(),
+        files[0].1.as_slice()
+    );
+    let absent = get(
+        &app,
+        Some(&owner),
+        &format!("/files/{version_id}/nope.json"),
+    )
+    .await;
+    assert_eq!(absent.status(), 404);
+    let whole = get(&app, Some(&owner), &format!("/files/{version_id}")).await;
+    assert_eq!(whole.status(), 409, "several files are fetched one by one");
+
+    // The same files in another order: the same digest, and no new blob.
+    let blobs = app.blob_files().len();
+    let mut reversed = files.clone();
+    reversed.reverse();
+    let model_id = created["id"].as_str().unwrap();
+    let second = app
+        .upload_files(
+            Some(&owner),
+            ADD,
+            json!({ "id": model_id, "input": { "version": "v1.1.0" } }),
+            &reversed,
+        )
+        .await;
+    assert_eq!(
+        second.data()["createModelVersion"]["digest"],
+        digest_of(&files)
+    );
+    assert_eq!(app.blob_files().len(), blobs);
+}
+
+#[tokio::test]
+async fn every_path_rule_is_refused_naming_the_path_and_nothing_is_stored() {
+    let app = spawn_with(Options {
+        max_files_per_version: 4,
+        ..Options::default()
+    })
+    .await;
+    let owner = app.register("paths").await;
+    let one = |path: &str| vec![(path.to_owned(), b"{}".to_vec())];
+    let long = format!("{}.json", "x".repeat(256));
+    let cases: Vec<(Vec<(String, Vec<u8>)>, &str)> = vec![
+        (one("../escape.json"), "../escape.json"),
+        (one("/abs.json"), "/abs.json"),
+        (one("a//b.json"), "a//b.json"),
+        (one("a\\b.json"), "a\\\\b.json"),
+        (one("a/./b.json"), "a/./b.json"),
+        (one("a/.."), "a/.."),
+        (one("bell\u{7}.json"), "bell\\u{7}.json"),
+        (one(""), "``"),
+        (one(&long), "xxxxxxxxxx"),
+        (
+            vec![
+                ("Config.json".into(), b"{}".to_vec()),
+                ("config.JSON".into(), b"{}".to_vec()),
+            ],
+            "config.JSON",
+        ),
+        (
+            vec![
+                ("a".into(), b"{}".to_vec()),
+                ("a/b.json".into(), b"{}".to_vec()),
+            ],
+            "`a`",
+        ),
+        (
+            (0..5)
+                .map(|i| (format!("{i}.json"), b"{}".to_vec()))
+                .collect(),
+            "at most 4",
+        ),
+    ];
+    for (files, named) in cases {
+        let answer = app
+            .upload_files(Some(&owner), CREATE, json!({ "input": input("p") }), &files)
+            .await;
+        assert_eq!(
+            answer.code(),
+            "BAD_USER_INPUT",
+            "{files:?}: {:?}",
+            answer.body
+        );
+        assert!(
+            answer.message().contains(named),
+            "{files:?}: `{}` should name {named}",
+            answer.message()
+        );
+    }
+    assert_eq!(app.count_rows("models").await, 0);
+    assert_eq!(app.count_rows("version_files").await, 0);
+    app.assert_serving().await;
+}
+
+#[tokio::test]
+async fn each_file_has_its_own_verdict_and_the_version_the_worst() {
+    let app = spawn_app().await;
+    let owner = app.register("mixed").await;
+    let stranger = app.register("stranger").await;
+    let files = vec![
+        ("config.json".to_owned(), b"{\"a\": 1}".to_vec()),
+        (
+            "evil.pkl".to_owned(),
+            b"cos\nsystem\n(S'echo owned'\ntR.".to_vec(),
+        ),
+    ];
+    let created = create(&app, &owner, "mixed", &files).await;
+    let version_id = created["currentVersion"]["id"].as_str().unwrap().to_owned();
+    let answer = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { held inspection { status } files { edges { node { path held inspection { status } } } } } }",
+            json!({ "id": version_id }),
+        )
+        .await;
+    let version = &answer.data()["modelVersion"];
+    assert_eq!(version["inspection"]["status"], "UNSAFE");
+    assert_eq!(version["held"], true);
+    let verdicts: Vec<(&str, &str, bool)> = version["files"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["path"].as_str().unwrap(),
+                e["node"]["inspection"]["status"].as_str().unwrap(),
+                e["node"]["held"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [("config.json", "SAFE", false), ("evil.pkl", "UNSAFE", true)]
+    );
+    let cleared = get(
+        &app,
+        Some(&owner),
+        &format!("/files/{version_id}/config.json"),
+    )
+    .await;
+    assert_eq!(cleared.status(), 200);
+    let held = get(&app, Some(&owner), &format!("/files/{version_id}/evil.pkl")).await;
+    assert_eq!(held.status(), 403);
+    let taken = get(
+        &app,
+        Some(&owner),
+        &format!("/files/{version_id}/evil.pkl?acceptRisk=true"),
+    )
+    .await;
+    assert_eq!(taken.status(), 200);
+    assert_eq!(taken.bytes().await.unwrap().as_ref(), files[1].1.as_slice());
+    let hidden = get(
+        &app,
+        Some(&stranger),
+        &format!("/files/{version_id}/config.json"),
+    )
+    .await;
+    assert_eq!(
+        hidden.status(),
+        404,
+        "a private model's files do not exist for others"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_version_frees_only_the_blobs_no_other_version_uses() {
+    let app = spawn_app().await;
+    let owner = app.register("sharer").await;
+    let shared = ("shared.json".to_owned(), b"{\"shared\": true}".to_vec());
+    let own = ("own.json".to_owned(), b"{\"own\": 1}".to_vec());
+    let other = ("other.json".to_owned(), b"{\"other\": 2}".to_vec());
+    let created = create(&app, &owner, "sharing", &[shared.clone(), own.clone()]).await;
+    let first = created["currentVersion"]["id"].as_str().unwrap().to_owned();
+    app.upload_files(
+        Some(&owner),
+        ADD,
+        json!({ "id": created["id"], "input": { "version": "v2.0.0" } }),
+        &[shared.clone(), other.clone()],
+    )
+    .await
+    .data();
+    let stored = |app: &TestApp| {
+        app.blob_files()
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+    };
+    for (_, bytes) in [&shared, &own, &other] {
+        assert!(stored(&app).contains(&sha256_hex(bytes)));
+    }
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { deleteModelVersion(id: $id) }",
+        json!({ "id": first }),
+    )
+    .await
+    .data();
+    let left = stored(&app);
+    assert!(
+        left.contains(&sha256_hex(&shared.1)),
+        "still used by v2.0.0"
+    );
+    assert!(left.contains(&sha256_hex(&other.1)));
+    assert!(
+        !left.contains(&sha256_hex(&own.1)),
+        "used by no version any more"
+    );
+    assert_eq!(app.count_rows("version_files").await, 2);
+}
+
+#[tokio::test]
+async fn the_migration_makes_each_earlier_version_a_one_file_version() {
+    use migration::MigratorTrait;
+    let app = spawn_app().await;
+    let owner = app.register("earlier").await;
+    let bytes = safetensors(5);
+    let created = app
+        .create_model(
+            &owner,
+            json!({ "name": "old", "framework": "pytorch", "version": "v1.0.0" }),
+            "weights.safetensors",
+            bytes.clone(),
+        )
+        .await;
+    let version_id = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Back to the schema before versions had files, then forward again over the data.
+    let url = secrecy::ExposeSecret::expose_secret(&app.state.config.database_url).to_owned();
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    let db = sea_orm::Database::connect(options).await.unwrap();
+    migration::Migrator::down(&db, Some(1)).await.unwrap();
+    let tables: Vec<String> = {
+        use sea_orm::ConnectionTrait;
+        let backend = db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DatabaseBackend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE name = 'version_files'"
+            }
+            _ => "SELECT tablename AS name FROM pg_tables WHERE tablename = 'version_files'",
+        };
+        db.query_all_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect()
+    };
+    assert!(tables.is_empty(), "down dropped the files");
+    migration::Migrator::up(&db, None).await.unwrap();
+    db.close().await.unwrap();
+
+    let answer = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { fileCount digest sha256 files { edges { node { path sha256 sizeBytes inspection { status } } } } } }",
+            json!({ "id": version_id }),
+        )
+        .await;
+    let version = &answer.data()["modelVersion"];
+    let sha = sha256_hex(&bytes);
+    let manifest = format!("{sha} {} weights.safetensors\n", bytes.len());
+    assert_eq!(version["fileCount"], 1);
+    assert_eq!(
+        version["sha256"], sha,
+        "the version's hash is its file's, as before"
+    );
+    assert_eq!(version["digest"], hex(&Sha256::digest(manifest.as_bytes())));
+    let file = &version["files"]["edges"][0]["node"];
+    assert_eq!(file["path"], "weights.safetensors");
+    assert_eq!(file["sha256"], sha);
+    assert_eq!(file["sizeBytes"], bytes.len());
+    assert_eq!(file["inspection"]["status"], "SAFE");
+    // The same URLs serve the same bytes.
+    let whole = get(&app, Some(&owner), &format!("/files/{version_id}")).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let one = get(
+        &app,
+        Some(&owner),
+        &format!("/files/{version_id}/weights.safetensors"),
+    )
+    .await;
+    assert_eq!(one.bytes().await.unwrap().as_ref(), bytes.as_slice());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
