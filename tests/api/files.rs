@@ -12,8 +12,11 @@ const ADD: &str = "mutation($id: ID!, $input: CreateVersionInput!, $files: [File
 const VERSION: &str = "query($id: ID!) { modelVersion(id: $id) { fileCount digest sha256 sizeBytes format held inspection { status } } }";
 const FILES: &str = "query($id: ID!, $after: String, $prefix: String) { modelVersion(id: $id) { files(first: 100, after: $after, prefix: $prefix) { totalCount pageInfo { hasNextPage endCursor } edges { node { path sizeBytes sha256 } } } } }";
 
+/// Files to upload: (path, bytes).
+type Folder = Vec<(String, Vec<u8>)>;
+
 /// A transformers-like folder of `n` files (n ≥ 3), sub-folders included.
-fn folder(n: usize) -> Vec<(String, Vec<u8>)> {
+fn folder(n: usize) -> Folder {
     let mut files = vec![
         (
             "config.json".to_owned(),
@@ -206,7 +209,7 @@ async fn every_path_rule_is_refused_naming_the_path_and_nothing_is_stored() {
     let owner = app.register("paths").await;
     let one = |path: &str| vec![(path.to_owned(), b"{}".to_vec())];
     let long = format!("{}.json", "x".repeat(256));
-    let cases: Vec<(Vec<(String, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(Folder, &str)> = vec![
         (one("../escape.json"), "../escape.json"),
         (one("/abs.json"), "/abs.json"),
         (one("a//b.json"), "a//b.json"),
