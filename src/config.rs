@@ -96,6 +96,8 @@ pub struct Config {
     pub max_files_per_version: usize,
     /// `MODELHUB_MAX_VERSION_BYTES`: the largest total size of one version's files.
     pub max_version_bytes: u64,
+    /// `MODELHUB_DRAFT_TTL_HOURS`: how long a version draft lives after its last change.
+    pub draft_ttl: Duration,
     /// `MODELHUB_PUBLIC_URL`: the base of the download links the API hands out.
     pub public_url: Url,
     /// `MODELHUB_DATA_DIR`: where the embedded defaults keep their files.
@@ -274,6 +276,9 @@ impl Config {
             max_files_per_version: vars.parse_var("MODELHUB_MAX_FILES_PER_VERSION", 10_000)?,
             max_version_bytes: vars
                 .parse_var("MODELHUB_MAX_VERSION_BYTES", 1024 * 1024 * 1024 * 1024)?,
+            draft_ttl: Duration::from_secs(
+                3600 * vars.parse_var::<u64>("MODELHUB_DRAFT_TTL_HOURS", 24)?,
+            ),
             public_url,
             data_dir,
             cors_origins,
@@ -404,6 +409,7 @@ mod tests {
         assert_eq!(config.max_upload_bytes, 20 * 1024 * 1024 * 1024);
         assert_eq!(config.max_files_per_version, 10_000);
         assert_eq!(config.max_version_bytes, 1024 * 1024 * 1024 * 1024);
+        assert_eq!(config.draft_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
         assert_eq!(config.data_dir, std::path::PathBuf::from("./data"));
         assert_eq!(config.cors_origins, vec!["*".to_owned()]);

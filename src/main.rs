@@ -127,8 +127,12 @@ async fn run(command: Command) -> Result<()> {
                 .await
                 .map_err(describe)?;
             println!(
-                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files",
-                report.deleted, report.freed_bytes, report.kept_recent, report.staging_removed
+                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files and {} expired drafts",
+                report.deleted,
+                report.freed_bytes,
+                report.kept_recent,
+                report.staging_removed,
+                report.drafts_expired
             );
             Ok(())
         }

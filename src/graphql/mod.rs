@@ -5,6 +5,7 @@
 mod accounts;
 mod admin;
 mod context;
+mod drafts;
 mod inspection;
 mod loaders;
 mod models;
@@ -25,6 +26,7 @@ use crate::state::AppState;
 pub struct QueryRoot(
     accounts::AccountQuery,
     models::ModelQuery,
+    drafts::DraftQuery,
     admin::AdminQuery,
 );
 
@@ -34,6 +36,7 @@ pub struct QueryRoot(
 pub struct MutationRoot(
     accounts::AccountMutation,
     models::ModelMutation,
+    drafts::DraftMutation,
     admin::AdminMutation,
 );
 

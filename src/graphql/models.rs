@@ -571,6 +571,18 @@ pub struct CreateVersionInput {
     performance_metrics: Option<Json<Value>>,
 }
 
+impl From<CreateVersionInput> for NewVersion {
+    fn from(input: CreateVersionInput) -> Self {
+        new_version(
+            input.version,
+            input.format,
+            input.changelog,
+            input.metadata,
+            input.performance_metrics,
+        )
+    }
+}
+
 /// Changes to a model; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateModelInput {
@@ -828,15 +840,9 @@ impl ModelMutation {
     ) -> Result<ModelVersion> {
         let model_id = parse_id("modelId", &model_id)?;
         let files = files_of(ctx, file, files)?;
-        let new = new_version(
-            input.version,
-            input.format,
-            input.changelog,
-            input.metadata,
-            input.performance_metrics,
-        );
         Ok(ModelVersion(
-            versions::create_version(ctx.state(), edit(ctx, model_id).await?, new, files).await?,
+            versions::create_version(ctx.state(), edit(ctx, model_id).await?, input.into(), files)
+                .await?,
         ))
     }
 

@@ -99,6 +99,21 @@ pub struct FileUpload {
     file: Upload,
 }
 
+/// Files sent at paths, each path checked (`files[i].path` names one in an error).
+pub fn at_paths(
+    ctx: &Context<'_>,
+    files: Vec<FileUpload>,
+) -> AppResult<Vec<(FilePath, UploadedFile)>> {
+    files
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let path = FilePath::parse(&format!("files[{i}].path"), &f.path)?;
+            Ok((path, f.file.file(ctx)?))
+        })
+        .collect()
+}
+
 /// The files a mutation was sent: `file` (one file, named after the upload) or `files` (any
 /// number, at their paths), not both.
 pub fn files_of(
@@ -108,15 +123,7 @@ pub fn files_of(
 ) -> AppResult<Files> {
     match (file, files) {
         (Some(file), None) => Ok(Files::One(file.file(ctx)?)),
-        (None, Some(files)) => files
-            .into_iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let path = FilePath::parse(&format!("files[{i}].path"), &f.path)?;
-                Ok((path, f.file.file(ctx)?))
-            })
-            .collect::<AppResult<Vec<_>>>()
-            .map(Files::Many),
+        (None, Some(files)) => at_paths(ctx, files).map(Files::Many),
         (Some(_), Some(_)) => Err(AppError::bad_input(
             "files",
             "send either `file` or `files`, not both",

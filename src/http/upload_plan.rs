@@ -59,30 +59,30 @@ pub fn targets(operations: &Value) -> AppResult<Vec<UploadTarget>> {
 
 /// The upload target of a mutation's root field, if it stores a file.
 fn target(field: &Field, variables: &Value) -> AppResult<Option<UploadTarget>> {
+    let id_argument = |name: &str| -> AppResult<Uuid> {
+        // The argument, with a variable replaced by its value.
+        let id = field.get_argument(name).and_then(|v| {
+            let value = v.node.clone().into_const_with(|name| {
+                Ok::<_, ()>(
+                    variables
+                        .get(name.as_str())
+                        .cloned()
+                        .and_then(|v| async_graphql::Value::from_json(v).ok())
+                        .unwrap_or(async_graphql::Value::Null),
+                )
+            });
+            match value {
+                Ok(async_graphql::Value::String(id)) => Some(id),
+                _ => None,
+            }
+        });
+        id.and_then(|id| Uuid::parse_str(&id).ok())
+            .ok_or_else(|| AppError::bad_input(name, "is not an id"))
+    };
     match field.name.node.as_str() {
         "createModel" => Ok(Some(UploadTarget::NewModel)),
-        "createModelVersion" => {
-            // The argument, with a variable replaced by its value.
-            let id = field.get_argument("modelId").and_then(|v| {
-                let value = v.node.clone().into_const_with(|name| {
-                    Ok::<_, ()>(
-                        variables
-                            .get(name.as_str())
-                            .cloned()
-                            .and_then(|v| async_graphql::Value::from_json(v).ok())
-                            .unwrap_or(async_graphql::Value::Null),
-                    )
-                });
-                match value {
-                    Ok(async_graphql::Value::String(id)) => Some(id),
-                    _ => None,
-                }
-            });
-            let id = id
-                .and_then(|id| Uuid::parse_str(&id).ok())
-                .ok_or_else(|| AppError::bad_input("modelId", "is not a model id"))?;
-            Ok(Some(UploadTarget::NewVersion(id)))
-        }
+        "createModelVersion" => Ok(Some(UploadTarget::NewVersion(id_argument("modelId")?))),
+        "addDraftFiles" => Ok(Some(UploadTarget::DraftFiles(id_argument("draftId")?))),
         _ => Ok(None),
     }
 }

@@ -4,8 +4,7 @@
 use chrono::{Duration, NaiveDate};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect,
     sea_query::{Alias, Expr, ExprTrait, Func, IntoIden, Order, Query, SelectStatement},
 };
 use uuid::Uuid;
@@ -458,16 +457,7 @@ async fn change_user(
     role: Option<Role>,
     disabled: Option<bool>,
 ) -> AppResult<user::Model> {
-    // On SQLite, take the write lock first: a transaction that read before a concurrent
-    // change committed cannot write after it (SQLITE_BUSY_SNAPSHOT, an internal error), while
-    // one that waits for the lock reads what that change left.
-    let txn = state
-        .db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        })
-        .await?;
+    let txn = super::begin_write(state).await?;
     let active_admins = user::Entity::find()
         .filter(user::Column::Role.eq(Role::Admin))
         .filter(user::Column::Disabled.eq(false));

@@ -9,14 +9,14 @@ use sea_orm::{
 };
 
 use crate::{
-    entities::{blob_lock, version_file},
+    entities::{blob_lock, draft_file, version_file},
     error::{AppError, AppResult},
     state::AppState,
     storage::StagedBlob,
 };
 
 /// Locks the blob's row until `txn` ends (creating the row if needed).
-async fn lock(txn: &DatabaseTransaction, sha256: &str) -> AppResult<()> {
+pub(super) async fn lock(txn: &DatabaseTransaction, sha256: &str) -> AppResult<()> {
     blob_lock::Entity::insert(blob_lock::ActiveModel {
         sha256: Set(sha256.to_owned()),
         locked_at: Set(super::now()),
@@ -61,7 +61,11 @@ pub async fn release(state: &AppState, sha256: &str) {
         let users = version_file::Entity::find()
             .filter(version_file::Column::Sha256.eq(sha256))
             .count(&txn)
-            .await?;
+            .await?
+            + draft_file::Entity::find()
+                .filter(draft_file::Column::Sha256.eq(sha256))
+                .count(&txn)
+                .await?;
         if users == 0 {
             state
                 .blobs

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use sea_orm::{EntityTrait, QuerySelect};
 
-use crate::{entities::version_file, error::AppError, state::AppState};
+use crate::{
+    entities::{draft_file, version_file},
+    error::AppError,
+    state::AppState,
+};
 
 /// What `gc` did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,6 +23,8 @@ pub struct GcReport {
     pub kept_recent: usize,
     /// Leftover staging files removed.
     pub staging_removed: usize,
+    /// Version drafts past their expiry that were removed.
+    pub drafts_expired: usize,
 }
 
 /// One problem `verify` found.
@@ -36,15 +42,27 @@ pub enum Problem {
     Corrupt { sha256: String, actual: String },
 }
 
+/// The blobs versions and drafts use, with their sizes.
 async fn referenced(state: &AppState) -> Result<Vec<(String, i64)>, AppError> {
-    Ok(version_file::Entity::find()
+    let mut used: Vec<(String, i64)> = version_file::Entity::find()
         .select_only()
         .column(version_file::Column::Sha256)
         .column(version_file::Column::SizeBytes)
         .distinct()
         .into_tuple()
         .all(&state.db)
-        .await?)
+        .await?;
+    used.extend(
+        draft_file::Entity::find()
+            .select_only()
+            .column(draft_file::Column::Sha256)
+            .column(draft_file::Column::SizeBytes)
+            .distinct()
+            .into_tuple::<(String, i64)>()
+            .all(&state.db)
+            .await?,
+    );
+    Ok(used)
 }
 
 /// Deletes blobs that no version references and that are older than `grace`, and what uploads
@@ -56,6 +74,7 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
             .sweep_staging(grace)
             .await
             .map_err(AppError::internal)?,
+        drafts_expired: super::drafts::expire(state).await?,
         ..GcReport::default()
     };
     let used: std::collections::HashSet<String> = referenced(state)
@@ -82,6 +101,7 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
         deleted = report.deleted,
         freed_bytes = report.freed_bytes,
         staging_removed = report.staging_removed,
+        drafts_expired = report.drafts_expired,
         "blob garbage collection"
     );
     Ok(report)

@@ -11,6 +11,7 @@ pub mod blobs;
 pub mod change_cache;
 pub mod download_counts;
 pub mod downloads;
+pub mod drafts;
 pub mod gate;
 pub mod inspection;
 pub mod maintenance;
@@ -21,9 +22,23 @@ pub mod version_upload;
 pub mod versions;
 
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
 
 use crate::{error::AppResult, state::AppState};
+
+/// Begins a transaction that reads, then writes what it read. On SQLite it takes the write
+/// lock first: a transaction that read before a concurrent change committed cannot write
+/// after it (SQLITE_BUSY_SNAPSHOT, an internal error), while one that waits for the lock
+/// reads what that change left. PostgreSQL transactions lock the rows they need.
+pub async fn begin_write(state: &AppState) -> AppResult<DatabaseTransaction> {
+    Ok(state
+        .db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?)
+}
 
 /// Commits a transaction that changed what catalog reads or credentials show, and makes the
 /// caches' answers computed before it stale (see [`crate::state::ChangeCounter`]).

@@ -52,27 +52,64 @@ pub struct Plan {
     pub filename: Option<String>,
 }
 
+/// What a version's row says about its files as a whole.
+pub struct Contents {
+    pub format: ModelFormat,
+    pub size: u64,
+    /// A one-file version's file's SHA-256, or the digest.
+    pub sha256: String,
+    pub digest: String,
+    pub file_count: usize,
+    pub filename: Option<String>,
+}
+
+impl Contents {
+    /// The contents of files given as (path, SHA-256, size).
+    pub fn of<'a>(
+        format: ModelFormat,
+        filename: Option<String>,
+        files: impl IntoIterator<Item = (&'a str, &'a str, u64)> + Clone,
+    ) -> Self {
+        let digest = file_path::digest(
+            files
+                .clone()
+                .into_iter()
+                .map(|(path, sha256, size)| ManifestEntry { path, sha256, size }),
+        );
+        let all: Vec<(&str, &str, u64)> = files.into_iter().collect();
+        Self {
+            format,
+            size: all.iter().map(|(_, _, size)| size).sum(),
+            sha256: match all.as_slice() {
+                [(_, sha256, _)] => (*sha256).to_owned(),
+                _ => digest.clone(),
+            },
+            digest,
+            file_count: all.len(),
+            filename,
+        }
+    }
+}
+
 impl Plan {
     /// The version's size: the sum of its files'.
     pub fn size(&self) -> u64 {
         self.files.iter().map(|f| f.upload.blob.size).sum()
     }
 
-    /// The version's digest (see [`file_path`]).
-    pub fn digest(&self) -> String {
-        file_path::digest(self.files.iter().map(|f| ManifestEntry {
-            path: f.path.as_str(),
-            sha256: &f.upload.blob.sha256,
-            size: f.upload.blob.size,
-        }))
-    }
-
-    /// What the version's row says its file is: a one-file version's SHA-256, or the digest.
-    pub fn sha256(&self) -> String {
-        match self.files.as_slice() {
-            [one] => one.upload.blob.sha256.clone(),
-            _ => self.digest(),
-        }
+    /// What the version's row says about these files.
+    pub fn contents(&self) -> Contents {
+        Contents::of(
+            self.format,
+            self.filename.clone(),
+            self.files.iter().map(|f| {
+                (
+                    f.path.as_str(),
+                    f.upload.blob.sha256.as_str(),
+                    f.upload.blob.size,
+                )
+            }),
+        )
     }
 }
 
@@ -155,7 +192,10 @@ pub fn plan(state: &AppState, declared: Option<ModelFormat>, files: Files) -> Ap
                 })
                 .collect();
             let plan = Plan {
-                format: main_format(declared, &planned)?,
+                format: main_format(
+                    declared,
+                    planned.iter().map(|f| (f.format, f.upload.blob.size)),
+                )?,
                 files: planned,
                 filename: None,
             };
@@ -173,9 +213,13 @@ pub fn plan(state: &AppState, declared: Option<ModelFormat>, files: Files) -> Ap
 
 /// The format of a version of several files: the declared one (which a file must have), else
 /// that of its largest file of a model format, else OTHER.
-fn main_format(declared: Option<ModelFormat>, files: &[Planned]) -> AppResult<ModelFormat> {
+pub fn main_format(
+    declared: Option<ModelFormat>,
+    files: impl IntoIterator<Item = (ModelFormat, u64)>,
+) -> AppResult<ModelFormat> {
+    let files: Vec<(ModelFormat, u64)> = files.into_iter().collect();
     if let Some(format) = declared {
-        return match files.iter().any(|f| f.format == format) {
+        return match files.iter().any(|(f, _)| *f == format) {
             true => Ok(format),
             false => Err(AppError::bad_input(
                 "input.format",
@@ -188,9 +232,9 @@ fn main_format(declared: Option<ModelFormat>, files: &[Planned]) -> AppResult<Mo
     }
     Ok(files
         .iter()
-        .filter(|f| f.format != ModelFormat::Other)
-        .max_by_key(|f| f.upload.blob.size)
-        .map_or(ModelFormat::Other, |f| f.format))
+        .filter(|(f, _)| *f != ModelFormat::Other)
+        .max_by_key(|(_, size)| *size)
+        .map_or(ModelFormat::Other, |(f, _)| *f))
 }
 
 /// Inspects an uploaded file on the inspector's threads (see [`super::inspection`]).

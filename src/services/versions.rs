@@ -13,7 +13,7 @@ use super::{
     audit::{self, Subject},
     blobs, gate,
     models::write_tags,
-    version_upload::{self, Files, Plan},
+    version_upload::{self, Contents, Files},
 };
 use modelhub_inspect::Report;
 
@@ -64,7 +64,7 @@ pub(super) fn name_conflict(err: DbErr, name: &str) -> AppError {
     }
 }
 
-fn version_conflict(err: DbErr, version: &str) -> AppError {
+pub(super) fn version_conflict(err: DbErr, version: &str) -> AppError {
     if is_unique_violation(&err) {
         AppError::Conflict(format!("version: {version} already exists for this model"))
     } else {
@@ -72,13 +72,12 @@ fn version_conflict(err: DbErr, version: &str) -> AppError {
     }
 }
 
-/// Validates a new version's metadata and builds its row for its planned files (not yet
-/// inserted).
-fn version_row(
+/// Validates a new version's metadata and builds its row for its files (not yet inserted).
+pub(super) fn version_row(
     model_id: Uuid,
     uploader: Uuid,
     input: NewVersion,
-    plan: &Plan,
+    contents: &Contents,
 ) -> AppResult<model_version::ActiveModel> {
     let version = Version::parse("input.version", &input.version)?;
     Ok(model_version::ActiveModel {
@@ -86,10 +85,10 @@ fn version_row(
         model_id: Set(model_id),
         version: Set(version.label().to_owned()),
         version_key: Set(version.sort_key()),
-        format: Set(plan.format),
-        size_bytes: Set(i64::try_from(plan.size()).map_err(AppError::internal)?),
-        sha256: Set(plan.sha256()),
-        filename: Set(plan.filename.clone()),
+        format: Set(contents.format),
+        size_bytes: Set(i64::try_from(contents.size).map_err(AppError::internal)?),
+        sha256: Set(contents.sha256.clone()),
+        filename: Set(contents.filename.clone()),
         changelog: Set(rules::text("input.changelog", input.changelog.as_deref())?),
         metadata: Set(rules::json_object("input.metadata", input.metadata)?),
         performance_metrics: Set(rules::json_object(
@@ -107,13 +106,17 @@ fn version_row(
         released_by: Set(None),
         release_reason: Set(None),
         inspection_rules: Set(None),
-        digest: Set(plan.digest()),
-        file_count: Set(i32::try_from(plan.files.len()).map_err(AppError::internal)?),
+        digest: Set(contents.digest.clone()),
+        file_count: Set(i32::try_from(contents.file_count).map_err(AppError::internal)?),
     })
 }
 
 /// Puts an inspection report, and the rules it was made under, on a version row.
-fn record_inspection(state: &AppState, row: &mut model_version::ActiveModel, report: &Report) {
+pub(super) fn record_inspection(
+    state: &AppState,
+    row: &mut model_version::ActiveModel,
+    report: &Report,
+) {
     row.inspection_rules = Set(Some(state.inspector.fingerprint().to_owned()));
     row.inspection_status = Set(report.status().into());
     row.inspection = Set(Some(report.to_json()));
@@ -214,7 +217,7 @@ pub async fn create_model(
     let model_id = *row.id.as_ref();
     let label = input.version.version.clone();
     let plan = version_upload::plan(state, input.version.format, files)?;
-    let mut version = version_row(model_id, caller.user.id, input.version, &plan)?;
+    let mut version = version_row(model_id, caller.user.id, input.version, &plan.contents())?;
     let model = version_upload::store(state, &plan, async |txn, found| {
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
@@ -245,7 +248,7 @@ pub async fn create_version(
     let model = target.model();
     let label = input.version.clone();
     let plan = version_upload::plan(state, input.format, files)?;
-    let mut row = version_row(model.id, target.actor(), input, &plan)?;
+    let mut row = version_row(model.id, target.actor(), input, &plan.contents())?;
     let version = version_upload::store(state, &plan, async |txn, found| {
         if let Some(why) = gate::hold_reason(&found.version)
             && is_listed_locked(txn, model.id).await?
@@ -273,6 +276,7 @@ pub async fn create_version(
 pub enum UploadTarget {
     NewModel,
     NewVersion(Uuid),
+    DraftFiles(Uuid),
 }
 
 /// Authorizes an upload before any of its files is read: the caller needs WRITE, may change
@@ -285,8 +289,14 @@ pub async fn authorize_upload(
 ) -> AppResult<()> {
     let caller = viewer.require(Scope::Write)?;
     for target in targets {
-        if let UploadTarget::NewVersion(model_id) = target {
-            super::models::find_for_edit(state, viewer, *model_id).await?;
+        match target {
+            UploadTarget::NewModel => {}
+            UploadTarget::NewVersion(model_id) => {
+                super::models::find_for_edit(state, viewer, *model_id).await?;
+            }
+            UploadTarget::DraftFiles(draft_id) => {
+                super::drafts::find_for_edit(state, viewer, *draft_id).await?;
+            }
         }
     }
     let cost = u32::try_from(targets.len().max(1)).unwrap_or(u32::MAX);

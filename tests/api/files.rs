@@ -395,12 +395,13 @@ async fn the_migration_makes_each_earlier_version_a_one_file_version() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Back to the schema before versions had files, then forward again over the data.
+    // Back to the schema before versions had files (and drafts), then forward again over
+    // the data.
     let url = secrecy::ExposeSecret::expose_secret(&app.state.config.database_url).to_owned();
     let mut options = sea_orm::ConnectOptions::new(url);
     options.max_connections(1).sqlx_logging(false);
     let db = sea_orm::Database::connect(options).await.unwrap();
-    migration::Migrator::down(&db, Some(1)).await.unwrap();
+    migration::Migrator::down(&db, Some(2)).await.unwrap();
     let tables: Vec<String> = {
         use sea_orm::ConnectionTrait;
         let backend = db.get_database_backend();

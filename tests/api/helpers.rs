@@ -255,6 +255,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         max_upload_bytes: options.max_upload_bytes,
         max_files_per_version: options.max_files_per_version,
         max_version_bytes: options.max_version_bytes,
+        draft_ttl: Duration::from_secs(3600),
         public_url: url::Url::parse(&format!("http://{addr}")).unwrap(),
         data_dir: dir.path().to_path_buf(),
         cors_origins: vec!["*".into()],
@@ -334,6 +335,14 @@ impl Gql {
         self.body["errors"][0]["extensions"]["code"]
             .as_str()
             .unwrap_or_else(|| panic!("expected an error, got {}", self.body))
+    }
+
+    /// The first error's code, or `OK` when there was none.
+    pub fn code_or_ok(&self) -> &str {
+        match self.body.get("errors") {
+            None => "OK",
+            Some(_) => self.code(),
+        }
     }
 
     /// The first error's extensions.

@@ -15,6 +15,7 @@ mod bad_input;
 mod cache;
 mod crash;
 mod downloads;
+mod drafts;
 mod files;
 mod gate;
 mod hardening;

@@ -1,0 +1,583 @@
+//! Version drafts, for versions too big for one request: `create` one, `add_files` in any
+//! number of requests (files uploaded, or reused by hash from what the caller may already
+//! read; a path added again replaces its file), then `commit` it — the version appears at
+//! once, whole — or `discard` it. A draft lives in the database, so any replica can continue
+//! it; one left alone expires after `MODELHUB_DRAFT_TTL_HOURS` and `gc` removes it and frees
+//! the bytes only it used.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use modelhub_inspect::Report;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Query},
+};
+use uuid::Uuid;
+
+use super::{
+    access::{self, ModelEdit},
+    audit::{self, Subject},
+    blobs, gate,
+    version_upload::{self, Contents, Files, Inspected},
+    versions::{self, NewVersion, is_listed_locked, refresh_current_version},
+};
+use crate::{
+    auth::Viewer,
+    domain::{
+        file_path::{self, FilePath},
+        model as rules,
+        version::Version,
+    },
+    entities::{
+        draft_file, enums::InspectionStatus, model, model_version, version_draft, version_file,
+    },
+    error::{AppError, AppResult},
+    graphql::UploadedFile,
+    state::AppState,
+};
+
+/// Most hashes one `missingBlobs` question or one addition may name.
+pub const MAX_HASHES: usize = 10_000;
+
+fn expiry(state: &AppState) -> AppResult<chrono::DateTime<Utc>> {
+    Ok(super::now()
+        + chrono::Duration::from_std(state.config.draft_ttl).map_err(AppError::internal)?)
+}
+
+/// Starts a draft of version `input.version` of the model (whose editor the caller is).
+pub async fn create(
+    state: &AppState,
+    target: ModelEdit<'_>,
+    input: NewVersion,
+) -> AppResult<version_draft::Model> {
+    let model = target.model();
+    let version = Version::parse("input.version", &input.version)?;
+    let taken = model_version::Entity::find()
+        .filter(model_version::Column::ModelId.eq(model.id))
+        .filter(model_version::Column::VersionKey.eq(version.sort_key()))
+        .one(&state.db)
+        .await?;
+    if taken.is_some() {
+        return Err(AppError::Conflict(format!(
+            "version: {} already exists for this model",
+            version.label()
+        )));
+    }
+    let now = super::now();
+    let draft = version_draft::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        model_id: Set(model.id),
+        created_by: Set(target.actor()),
+        version: Set(version.label().to_owned()),
+        version_key: Set(version.sort_key()),
+        format: Set(input.format),
+        changelog: Set(rules::text("input.changelog", input.changelog.as_deref())?),
+        metadata: Set(rules::json_object("input.metadata", input.metadata)?),
+        performance_metrics: Set(rules::json_object(
+            "input.performanceMetrics",
+            input.performance_metrics,
+        )?),
+        created_at: Set(now),
+        expires_at: Set(expiry(state)?),
+    }
+    .insert(&state.db)
+    .await?;
+    tracing::info!(draft_id = %draft.id, model_id = %model.id, version = %draft.version, "draft created");
+    Ok(draft)
+}
+
+/// The draft with this id and the right to change it: only its model's editors see it, and an
+/// expired draft is gone.
+pub async fn find_for_edit<'v>(
+    state: &AppState,
+    viewer: &'v Viewer,
+    id: Uuid,
+) -> AppResult<(version_draft::Model, ModelEdit<'v>)> {
+    let draft = version_draft::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|d| d.expires_at > Utc::now())
+        .ok_or(AppError::NotFound("draft"))?;
+    let model = model::Entity::find_by_id(draft.model_id)
+        .one(&state.db)
+        .await?;
+    let target = access::edit(viewer, model).map_err(|e| match e {
+        AppError::NotFound(_) => AppError::NotFound("draft"),
+        other => other,
+    })?;
+    Ok((draft, target))
+}
+
+/// A file the hub holds, named by hash, to put in a draft at a path.
+pub struct Reuse {
+    pub path: FilePath,
+    pub sha256: String,
+}
+
+/// Whether `sha256` is a well-formed hash (lower-case hex SHA-256).
+fn is_hash(sha256: &str) -> bool {
+    sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The files the viewer may read, one per hash asked for: files of versions it can see, and
+/// files of drafts it may change.
+async fn readable(
+    state: &AppState,
+    viewer: &Viewer,
+    hashes: &[String],
+) -> AppResult<Vec<version_file::Model>> {
+    let visible_versions = Query::select()
+        .column((model_version::Entity, model_version::Column::Id))
+        .from(model_version::Entity)
+        .inner_join(
+            model::Entity,
+            Expr::col((model::Entity, model::Column::Id))
+                .equals((model_version::Entity, model_version::Column::ModelId)),
+        )
+        .cond_where(access::visible_condition(
+            viewer,
+            state.db.get_database_backend(),
+        ))
+        .to_owned();
+    Ok(version_file::Entity::find()
+        .filter(version_file::Column::Sha256.is_in(hashes.iter().cloned()))
+        .filter(version_file::Column::VersionId.in_subquery(visible_versions))
+        .all(&state.db)
+        .await?)
+}
+
+/// Which of `hashes` the caller would have to upload: those the hub does not hold in a
+/// version the caller can see (a hash it holds elsewhere is reported missing too, so nothing
+/// is learnt about files the caller may not read).
+pub async fn missing_blobs(
+    state: &AppState,
+    viewer: &Viewer,
+    hashes: Vec<String>,
+) -> AppResult<Vec<String>> {
+    if hashes.len() > MAX_HASHES {
+        return Err(AppError::bad_input(
+            "sha256",
+            format!("at most {MAX_HASHES} hashes at once"),
+        ));
+    }
+    let hashes: Vec<String> = hashes
+        .into_iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    if let Some(bad) = hashes.iter().find(|h| !is_hash(h)) {
+        return Err(AppError::bad_input(
+            "sha256",
+            format!("`{bad}` is not a SHA-256 in hex"),
+        ));
+    }
+    let held: BTreeSet<String> = readable(state, viewer, &hashes)
+        .await?
+        .into_iter()
+        .map(|f| f.sha256)
+        .collect();
+    let mut seen = BTreeSet::new();
+    Ok(hashes
+        .into_iter()
+        .filter(|h| !held.contains(h) && seen.insert(h.clone()))
+        .collect())
+}
+
+/// Adds files to a draft: `files` uploaded now, and `reuse`d ones the hub holds. A path the
+/// draft has already is replaced. Each file is inspected as it arrives (a reused one keeps
+/// the verdict it has, when it was made under the current rules for the same kind of file).
+pub async fn add_files(
+    state: &AppState,
+    viewer: &Viewer,
+    draft_id: Uuid,
+    files: Vec<(FilePath, UploadedFile)>,
+    reuse: Vec<Reuse>,
+) -> AppResult<version_draft::Model> {
+    let (draft, _target) = find_for_edit(state, viewer, draft_id).await?;
+    if files.is_empty() && reuse.is_empty() {
+        return Err(AppError::bad_input(
+            "files",
+            "name at least one file or reuse",
+        ));
+    }
+    if reuse.len() > MAX_HASHES {
+        return Err(AppError::bad_input(
+            "reuse",
+            format!("at most {MAX_HASHES} files at once"),
+        ));
+    }
+    file_path::check_set(
+        "files",
+        files
+            .iter()
+            .map(|(p, _)| p)
+            .chain(reuse.iter().map(|r| &r.path)),
+    )?;
+    let reused = reused_files(state, viewer, &reuse).await?;
+    if !files.is_empty() {
+        let plan = version_upload::plan(state, None, Files::Many(files))?;
+        version_upload::store(state, &plan, async |txn, found: &Inspected| {
+            for (file, report) in plan.files.iter().zip(&found.files) {
+                put_file(
+                    txn,
+                    draft.id,
+                    DraftEntry {
+                        path: &file.path,
+                        format: file.format,
+                        size: file.upload.blob.size,
+                        sha256: &file.upload.blob.sha256,
+                        status: report.status().into(),
+                        report: report.to_json(),
+                        rules: state.inspector.fingerprint(),
+                    },
+                )
+                .await?;
+            }
+            touch(state, txn, draft.id).await
+        })
+        .await?;
+    }
+    if !reused.is_empty() {
+        let txn = state.db.begin().await?;
+        let hashes: BTreeSet<&str> = reused.iter().map(|(_, f, _)| f.sha256.as_str()).collect();
+        for sha256 in hashes {
+            blobs::lock(&txn, sha256).await?;
+        }
+        for (path, file, report) in &reused {
+            put_file(
+                &txn,
+                draft.id,
+                DraftEntry {
+                    path,
+                    format: file.format,
+                    size: u64::try_from(file.size_bytes).map_err(AppError::internal)?,
+                    sha256: &file.sha256,
+                    status: report.status().into(),
+                    report: report.to_json(),
+                    rules: state.inspector.fingerprint(),
+                },
+            )
+            .await?;
+        }
+        touch(state, &txn, draft.id).await?;
+        super::commit_change(state, txn).await?;
+    }
+    version_draft::Entity::find_by_id(draft.id)
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("draft"))
+}
+
+/// The files `reuse` names, each found among those the caller may read, with its verdict for
+/// its new path.
+async fn reused_files(
+    state: &AppState,
+    viewer: &Viewer,
+    reuse: &[Reuse],
+) -> AppResult<Vec<(FilePath, version_file::Model, Report)>> {
+    if reuse.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<String> = reuse
+        .iter()
+        .map(|r| r.sha256.trim().to_lowercase())
+        .collect();
+    let known = readable(state, viewer, &hashes).await?;
+    let mut found = Vec::with_capacity(reuse.len());
+    for (entry, sha256) in reuse.iter().zip(&hashes) {
+        let Some(file) = known.iter().find(|f| &f.sha256 == sha256) else {
+            return Err(AppError::bad_input(
+                "reuse",
+                format!(
+                    "`{}`: no file you can read has SHA-256 {sha256}; upload it",
+                    entry.path
+                ),
+            ));
+        };
+        let declared = version_upload::declared(file.format, entry.path.as_str());
+        let same_reading = declared == version_upload::declared(file.format, &file.path)
+            && file.inspection_rules.as_deref() == Some(state.inspector.fingerprint());
+        let stored = file
+            .inspection
+            .clone()
+            .and_then(|json| serde_json::from_value::<Report>(json).ok());
+        let report = match stored {
+            Some(report) if same_reading => report,
+            _ => {
+                let copy = state
+                    .blobs
+                    .blob_copy(&file.sha256)
+                    .await
+                    .map_err(AppError::internal)?;
+                let size = u64::try_from(file.size_bytes).map_err(AppError::internal)?;
+                state.inspector.inspect(copy, size, declared).await
+            }
+        };
+        found.push((entry.path.clone(), file.clone(), report));
+    }
+    Ok(found)
+}
+
+/// One file to put in a draft.
+struct DraftEntry<'a> {
+    path: &'a FilePath,
+    format: crate::entities::enums::ModelFormat,
+    size: u64,
+    sha256: &'a str,
+    status: InspectionStatus,
+    report: serde_json::Value,
+    rules: &'a str,
+}
+
+/// Puts a file in a draft, replacing what the draft had at that path.
+async fn put_file(
+    txn: &DatabaseTransaction,
+    draft_id: Uuid,
+    entry: DraftEntry<'_>,
+) -> AppResult<()> {
+    let replaced = draft_file::Entity::find()
+        .filter(draft_file::Column::DraftId.eq(draft_id))
+        .filter(draft_file::Column::PathKey.eq(entry.path.case_key()))
+        .one(txn)
+        .await?;
+    if let Some(old) = &replaced {
+        draft_file::Entity::delete_by_id(old.id).exec(txn).await?;
+    }
+    draft_file::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        draft_id: Set(draft_id),
+        path: Set(entry.path.as_str().to_owned()),
+        path_key: Set(entry.path.case_key()),
+        format: Set(entry.format),
+        size_bytes: Set(i64::try_from(entry.size).map_err(AppError::internal)?),
+        sha256: Set(entry.sha256.to_owned()),
+        inspection_status: Set(entry.status),
+        inspection: Set(Some(entry.report)),
+        inspection_rules: Set(Some(entry.rules.to_owned())),
+        created_at: Set(super::now()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a draft's expiry on after a change.
+async fn touch(state: &AppState, txn: &DatabaseTransaction, draft_id: Uuid) -> AppResult<()> {
+    version_draft::Entity::update_many()
+        .col_expr(
+            version_draft::Column::ExpiresAt,
+            Expr::value(expiry(state)?),
+        )
+        .filter(version_draft::Column::Id.eq(draft_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// A draft's files, by path.
+pub async fn files_of<C: ConnectionTrait>(
+    db: &C,
+    draft_id: Uuid,
+) -> AppResult<Vec<draft_file::Model>> {
+    Ok(draft_file::Entity::find()
+        .filter(draft_file::Column::DraftId.eq(draft_id))
+        .order_by_asc(draft_file::Column::Path)
+        .all(db)
+        .await?)
+}
+
+/// Makes the draft a version, in one transaction: the version with all its files appears at
+/// once, and the draft is gone. Its paths, count and size are checked together first.
+pub async fn commit(
+    state: &AppState,
+    viewer: &Viewer,
+    draft_id: Uuid,
+) -> AppResult<model_version::Model> {
+    let (draft, target) = find_for_edit(state, viewer, draft_id).await?;
+    let txn = super::begin_write(state).await?;
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Files being added now are in, or wait until the draft is gone.
+        version_draft::Entity::find_by_id(draft.id)
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
+    }
+    let files = files_of(&txn, draft.id).await?;
+    // Whoever deletes the draft commits it: a second commit finds nothing.
+    let taken = version_draft::Entity::delete_many()
+        .filter(version_draft::Column::Id.eq(draft.id))
+        .exec(&txn)
+        .await?;
+    if taken.rows_affected == 0 {
+        return Err(AppError::NotFound("draft"));
+    }
+    let version = write_version(state, &txn, &draft, &target, &files).await?;
+    super::commit_change(state, txn).await?;
+    tracing::info!(draft_id = %draft.id, version_id = %version.id, files = files.len(), "draft committed");
+    Ok(version)
+}
+
+async fn write_version(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    draft: &version_draft::Model,
+    target: &ModelEdit<'_>,
+    files: &[draft_file::Model],
+) -> AppResult<model_version::Model> {
+    if files.is_empty() {
+        return Err(AppError::bad_input("draftId", "the draft has no files"));
+    }
+    let most = state.config.max_files_per_version;
+    if files.len() > most {
+        return Err(AppError::bad_input(
+            "draftId",
+            format!(
+                "at most {most} files per version; the draft has {}",
+                files.len()
+            ),
+        ));
+    }
+    let paths: Vec<FilePath> = files
+        .iter()
+        .map(|f| FilePath::parse("files", &f.path))
+        .collect::<AppResult<_>>()?;
+    file_path::check_set("files", &paths)?;
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| u64::try_from(f.size_bytes).map_err(AppError::internal))
+        .collect::<AppResult<_>>()?;
+    let contents = Contents::of(
+        version_upload::main_format(
+            draft.format,
+            files.iter().map(|f| f.format).zip(sizes.iter().copied()),
+        )?,
+        None,
+        files
+            .iter()
+            .zip(&sizes)
+            .map(|(f, size)| (f.path.as_str(), f.sha256.as_str(), *size)),
+    );
+    if contents.size > state.config.max_version_bytes {
+        return Err(AppError::bad_input(
+            "draftId",
+            format!(
+                "the files come to more than {} bytes",
+                state.config.max_version_bytes
+            ),
+        ));
+    }
+    let reports: Vec<Report> = files
+        .iter()
+        .map(|f| {
+            f.inspection
+                .clone()
+                .and_then(|json| serde_json::from_value::<Report>(json).ok())
+                .unwrap_or_else(|| Report::failed("the stored report cannot be read"))
+        })
+        .collect();
+    let report = match reports.as_slice() {
+        [one] => one.clone(),
+        many => Report::combine(files.iter().map(|f| f.path.as_str()).zip(many)),
+    };
+    let model_id = draft.model_id;
+    if let Some(why) = gate::hold_reason(&report)
+        && is_listed_locked(txn, model_id).await?
+    {
+        return Err(AppError::Conflict(format!(
+            "the inspection holds this version ({why}); a public or pending model cannot take it"
+        )));
+    }
+    let hashes: BTreeSet<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
+    for sha256 in hashes {
+        blobs::lock(txn, sha256).await?;
+    }
+    let input = NewVersion {
+        version: draft.version.clone(),
+        format: draft.format,
+        changelog: draft.changelog.clone(),
+        metadata: Some(draft.metadata.clone()),
+        performance_metrics: Some(draft.performance_metrics.clone()),
+    };
+    let mut row = versions::version_row(model_id, target.actor(), input, &contents)?;
+    versions::record_inspection(state, &mut row, &report);
+    let version = row
+        .insert(txn)
+        .await
+        .map_err(|e| versions::version_conflict(e, &draft.version))?;
+    let now = super::now();
+    for file in files {
+        version_file::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            version_id: Set(version.id),
+            path: Set(file.path.clone()),
+            path_key: Set(file.path_key.clone()),
+            format: Set(file.format),
+            size_bytes: Set(file.size_bytes),
+            sha256: Set(file.sha256.clone()),
+            inspection_status: Set(file.inspection_status),
+            inspection: Set(file.inspection.clone()),
+            inspection_rules: Set(file.inspection_rules.clone()),
+            created_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+    }
+    refresh_current_version(txn, model_id).await?;
+    audit::record(
+        txn,
+        Some(target.actor()),
+        "version_committed",
+        Subject::Version(version.id),
+        None,
+        Some(serde_json::json!({ "draft_id": draft.id, "files": files.len() })),
+    )
+    .await?;
+    Ok(version)
+}
+
+/// Gives a draft up: it and the bytes only it used are gone.
+pub async fn discard(state: &AppState, viewer: &Viewer, draft_id: Uuid) -> AppResult<()> {
+    let (draft, _target) = find_for_edit(state, viewer, draft_id).await?;
+    remove(state, &[draft.id]).await
+}
+
+/// Removes drafts and releases the blobs only they used.
+async fn remove(state: &AppState, drafts: &[Uuid]) -> AppResult<()> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    let hashes: Vec<String> = draft_file::Entity::find()
+        .select_only()
+        .column(draft_file::Column::Sha256)
+        .distinct()
+        .filter(draft_file::Column::DraftId.is_in(drafts.iter().copied()))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    version_draft::Entity::delete_many()
+        .filter(version_draft::Column::Id.is_in(drafts.iter().copied()))
+        .exec(&state.db)
+        .await?;
+    state.changes.bump();
+    for sha256 in hashes {
+        blobs::release(state, &sha256).await;
+    }
+    Ok(())
+}
+
+/// Removes every draft past its expiry (run by `gc`); returns how many.
+pub async fn expire(state: &AppState) -> AppResult<usize> {
+    let expired: Vec<Uuid> = version_draft::Entity::find()
+        .select_only()
+        .column(version_draft::Column::Id)
+        .filter(version_draft::Column::ExpiresAt.lte(Utc::now()))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    remove(state, &expired).await?;
+    Ok(expired.len())
+}
