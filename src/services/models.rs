@@ -455,7 +455,7 @@ pub async fn update(
 pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
     let model = target.model();
     let id = model.id;
-    let txn = state.db.begin().await?;
+    let txn = super::begin_write(state).await?;
     let versions: Vec<Uuid> = model_version::Entity::find()
         .select_only()
         .column(model_version::Column::Id)

@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, sea_query::Expr,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -369,7 +369,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
         .ok_or(AppError::NotFound("model version"))?;
     let target = access::edit(viewer, Some(model))?;
     let model = target.model();
-    let txn = state.db.begin().await?;
+    let txn = super::begin_write(state).await?;
     let hashes = file_hashes(&txn, [version.id]).await?;
     model_version::Entity::delete_by_id(version.id)
         .exec(&txn)
