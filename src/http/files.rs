@@ -2,7 +2,7 @@
 //! `GET /api/v1/models/{modelId}/download`: a version's file (or one file of a version of
 //! several), streamed from the blob store, with `ETag`, `Range` and `If-None-Match`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     body::Body,
@@ -22,7 +22,10 @@ use crate::{
         accounts,
         downloads::{self, AcceptRisk, Credentials, Grant},
     },
-    storage::StorageError,
+    storage::{
+        StorageError,
+        tar::{self, Tarball},
+    },
 };
 
 /// Query parameters of the download routes.
@@ -33,6 +36,8 @@ pub struct DownloadParams {
     /// Download a file found UNSAFE anyway.
     #[serde(default, rename = "acceptRisk")]
     accept_risk: bool,
+    /// `tar`: the whole version as one archive.
+    format: Option<String>,
 }
 
 fn parse_uuid(raw: &str, what: &'static str) -> AppResult<Uuid> {
@@ -72,7 +77,16 @@ pub async fn by_version(
     let result: AppResult<Response> = async {
         let grant = grant_for(&state, &version_id, &params, &headers).await?;
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
-        let served = Served::version(&grant)?;
+        let served = match params.format.as_deref() {
+            None => Served::version(&grant)?,
+            Some("tar") => Served::tar(&state, &grant).await?,
+            Some(other) => {
+                return Err(AppError::bad_input(
+                    "format",
+                    format!("`{other}` is not a download format (only `tar`)"),
+                ));
+            }
+        };
         serve(&state, &grant, served, &method, &headers, client).await
     }
     .await;
@@ -208,11 +222,22 @@ fn safe_filename(name: &str) -> String {
         .collect()
 }
 
-/// What a download sends: a blob, its size, and the name it is saved under.
+/// Where a download's bytes come from.
+enum Source {
+    /// One blob, by its SHA-256.
+    Blob(String),
+    /// A version's files as one archive.
+    Tar(Arc<Tarball>),
+}
+
+/// What a download sends: its bytes, their size and entity tag, and the name and type they
+/// are saved as.
 struct Served {
-    sha256: String,
+    source: Source,
+    etag: String,
     size: u64,
     filename: String,
+    content_type: &'static str,
 }
 
 impl Served {
@@ -221,14 +246,42 @@ impl Served {
         let version = &grant.version;
         if version.file_count != 1 {
             return Err(AppError::Conflict(format!(
-                "version {} has {} files: download each at /files/{}/{{path}}",
+                "version {} has {} files: download each at /files/{}/{{path}}, or all of them with ?format=tar",
                 version.version, version.file_count, version.id
             )));
         }
         Ok(Self {
-            sha256: version.sha256.clone(),
+            source: Source::Blob(version.sha256.clone()),
+            etag: version.sha256.clone(),
             size: u64::try_from(version.size_bytes).map_err(AppError::internal)?,
             filename: download_filename(grant),
+            content_type: "application/octet-stream",
+        })
+    }
+
+    /// The whole version as one `tar` archive of its files (by path), tagged with its
+    /// digest and saved as `{model}-{version}.tar`.
+    async fn tar(state: &HttpState, grant: &Grant) -> AppResult<Self> {
+        let files = downloads::files_of_version(&state.app, grant).await?;
+        let entries = files
+            .into_iter()
+            .map(|f| {
+                Ok(tar::Entry {
+                    size: u64::try_from(f.size_bytes).map_err(AppError::internal)?,
+                    path: f.path,
+                    sha256: f.sha256,
+                })
+            })
+            .collect::<AppResult<Vec<_>>>()?;
+        let mtime = u64::try_from(grant.version.created_at.timestamp()).unwrap_or(0);
+        let tarball = Tarball::new(entries, mtime);
+        let stem = safe_filename(&format!("{}-{}", grant.model.name, grant.version.version));
+        Ok(Self {
+            size: tarball.len(),
+            source: Source::Tar(Arc::new(tarball)),
+            etag: grant.version.digest.clone(),
+            filename: format!("{}.tar", stem.trim_matches('.')),
+            content_type: "application/x-tar",
         })
     }
 
@@ -236,9 +289,11 @@ impl Served {
     fn file(file: &version_file::Model) -> AppResult<Self> {
         let name = file.path.rsplit('/').next().unwrap_or(&file.path);
         Ok(Self {
-            sha256: file.sha256.clone(),
+            source: Source::Blob(file.sha256.clone()),
+            etag: file.sha256.clone(),
             size: u64::try_from(file.size_bytes).map_err(AppError::internal)?,
             filename: safe_filename(name),
+            content_type: "application/octet-stream",
         })
     }
 }
@@ -253,7 +308,7 @@ async fn serve(
 ) -> AppResult<Response> {
     let version = &grant.version;
     let size = served.size;
-    let etag = format!("\"{}\"", served.sha256);
+    let etag = format!("\"{}\"", served.etag);
     let filename = served.filename;
     let common = [
         (header::ETAG, etag.clone()),
@@ -290,19 +345,24 @@ async fn serve(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        let range = (status == StatusCode::PARTIAL_CONTENT).then_some(start..end);
-        let stream = state
-            .app
-            .blobs
-            .read(&served.sha256, range)
-            .await
-            .map_err(|e| match e {
-                StorageError::NotFound(_) => AppError::internal(format!(
-                    "the file of version {} is missing from the blob store",
-                    version.id
-                )),
-                other => AppError::internal(other),
-            })?;
+        let stream = match &served.source {
+            Source::Blob(sha256) => {
+                let range = (status == StatusCode::PARTIAL_CONTENT).then_some(start..end);
+                state
+                    .app
+                    .blobs
+                    .read(sha256, range)
+                    .await
+                    .map_err(|e| match e {
+                        StorageError::NotFound(_) => AppError::internal(format!(
+                            "a file of version {} is missing from the blob store",
+                            version.id
+                        )),
+                        other => AppError::internal(other),
+                    })?
+            }
+            Source::Tar(tarball) => tarball.clone().stream(state.app.blobs.clone(), start..end),
+        };
         if start == 0 {
             state.app.downloads.note(grant, client);
         }
@@ -316,7 +376,7 @@ async fn serve(
     }
     headers_out.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(served.content_type),
     );
     headers_out.insert(
         header::CONTENT_LENGTH,

@@ -2,7 +2,7 @@
 //! (browsers, wget). Downloads are counted in `download_counts`.
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::{access, gate, versions};
@@ -203,6 +203,18 @@ pub async fn authorize_version(
     };
     ensure_downloadable(&grant.version)?;
     Ok(grant)
+}
+
+/// The files of the granted version, by path.
+pub async fn files_of_version(
+    state: &AppState,
+    grant: &Grant,
+) -> AppResult<Vec<version_file::Model>> {
+    Ok(version_file::Entity::find()
+        .filter(version_file::Column::VersionId.eq(grant.version.id))
+        .order_by_asc(version_file::Column::Path)
+        .all(&state.db)
+        .await?)
 }
 
 /// The file at `path` of the granted version.

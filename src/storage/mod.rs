@@ -3,6 +3,7 @@
 //! move to `blobs/sha256/…` once complete and durable; nothing half-written is ever addressed.
 
 mod staging;
+pub mod tar;
 mod upload;
 
 use std::{ops::Range, path::PathBuf, sync::Arc};

@@ -459,3 +459,177 @@ async fn the_migration_makes_each_earlier_version_a_one_file_version() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Writes `files` under `dir`.
+fn write_folder(dir: &std::path::Path, files: &[(String, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let target = dir.join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, bytes).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_version_downloads_as_one_tar_that_gnu_tar_writes_and_reads_alike() {
+    let app = spawn_app().await;
+    let owner = app.register("archiver").await;
+    let long_dir = "nested/".repeat(17);
+    let mut files = folder(12);
+    files.push(("empty.txt".into(), Vec::new()));
+    files.push(("exactly-a-block.json".into(), vec![b' '; 512]));
+    files.push((format!("{long_dir}long.json"), b"{\"deep\": true}".to_vec()));
+    assert!(
+        files.last().unwrap().0.len() > 100,
+        "needs ustar's prefix field"
+    );
+    let created = create(&app, &owner, "archive", &files).await;
+    let version_id = created["currentVersion"]["id"].as_str().unwrap().to_owned();
+    let answer = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { createdAt digest } }",
+            json!({ "id": version_id }),
+        )
+        .await;
+    let version = &answer.data()["modelVersion"];
+    let mtime = chrono::DateTime::parse_from_rfc3339(version["createdAt"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+
+    let response = get(
+        &app,
+        Some(&owner),
+        &format!("/files/{version_id}?format=tar"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["etag"].to_str().unwrap(),
+        format!("\"{}\"", version["digest"].as_str().unwrap())
+    );
+    assert_eq!(response.headers()["content-type"], "application/x-tar");
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let archive = response.bytes().await.unwrap().to_vec();
+    assert_eq!(archive.len(), length, "Content-Length is known up front");
+
+    // GNU tar, given the same files, writes the same bytes.
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &files);
+    let mut paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    paths.sort();
+    let gnu = std::process::Command::new("tar")
+        .args([
+            "--format=ustar",
+            "--numeric-owner",
+            "--owner=0",
+            "--group=0",
+            "--mode=0644",
+            &format!("--mtime=@{mtime}"),
+            "-b",
+            "1",
+            "--no-recursion",
+            "-cf",
+            "-",
+            "-C",
+        ])
+        .arg(dir.path())
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        gnu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gnu.stderr)
+    );
+    assert!(gnu.stdout == archive, "the archive differs from GNU tar's");
+
+    // `tar -tvf` lists it; a range resumes it.
+    let listing = list_tar(&archive);
+    assert_eq!(listing, paths);
+    let resumed = app
+        .client
+        .get(format!("{}/files/{version_id}?format=tar", app.base))
+        .bearer_auth(&owner)
+        .header("range", "bytes=1500-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 206);
+    assert_eq!(resumed.bytes().await.unwrap().as_ref(), &archive[1500..]);
+    let unknown = get(
+        &app,
+        Some(&owner),
+        &format!("/files/{version_id}?format=zip"),
+    )
+    .await;
+    assert_eq!(unknown.status(), 400);
+}
+
+#[tokio::test]
+async fn paths_too_long_for_ustar_get_pax_headers_that_tar_reads() {
+    let app = spawn_app().await;
+    let owner = app.register("pax").await;
+    let long = format!("{}/{}.json", "d".repeat(200), "f".repeat(150));
+    let files = vec![
+        (long.clone(), b"{}".to_vec()),
+        ("short.json".to_owned(), b"[]".to_vec()),
+    ];
+    let created = create(&app, &owner, "pax", &files).await;
+    let version_id = created["currentVersion"]["id"].as_str().unwrap().to_owned();
+    let response = get(
+        &app,
+        Some(&owner),
+        &format!("/files/{version_id}?format=tar"),
+    )
+    .await;
+    let archive = response.bytes().await.unwrap().to_vec();
+    let mut expected = vec![long.as_str(), "short.json"];
+    expected.sort();
+    assert_eq!(list_tar(&archive), expected);
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("v.tar");
+    std::fs::write(&tarball, &archive).unwrap();
+    let extracted = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        extracted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&extracted.stderr)
+    );
+    assert_eq!(std::fs::read(dir.path().join(&long)).unwrap(), b"{}");
+}
+
+/// The paths `tar -tvf` lists in an archive (checking each line is a 0644 file of 0/0).
+fn list_tar(archive: &[u8]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.tar");
+    std::fs::write(&path, archive).unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-tvf")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            assert!(line.starts_with("-rw-r--r-- 0/0"), "{line}");
+            line.split_whitespace().nth(5).unwrap().to_owned()
+        })
+        .collect()
+}
