@@ -150,7 +150,7 @@ struct RawUpload {
 const CHUNK: usize = 1024 * 1024;
 
 impl RawUpload {
-    /// Sends the head of a `size`-byte upload and its first `sent` bytes.
+    /// Sends the head of a `size`-byte upload of version `version` and its first `sent` bytes.
     fn start(
         base: &str,
         token: &str,
@@ -160,9 +160,21 @@ impl RawUpload {
         sent: usize,
     ) -> Self {
         let operations = json!({ "query": CREATE_VERSION, "variables": { "id": model_id, "input": { "version": version }, "file": null } });
+        Self::start_with(base, token, &operations, "variables.file", size, sent)
+    }
+
+    /// The same for any upload mutation, its one file mapped to `variable`.
+    fn start_with(
+        base: &str,
+        token: &str,
+        operations: &Value,
+        variable: &str,
+        size: usize,
+        sent: usize,
+    ) -> Self {
         let boundary = "crash-test-boundary";
         let head = format!(
-            "--{boundary}\r\ncontent-disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"map\"\r\n\r\n{{\"0\":[\"variables.file\"]}}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"0\"; filename=\"big.bin\"\r\n\r\n"
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"map\"\r\n\r\n{{\"0\":[\"{variable}\"]}}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"0\"; filename=\"big.bin\"\r\n\r\n"
         );
         let tail = format!("\r\n--{boundary}--\r\n");
         let address = base.trim_start_matches("http://");
@@ -493,4 +505,109 @@ fn download_counts_noted_before_sigterm_are_written() {
         json!({ "id": version_id }),
     );
     assert_eq!(counted["modelVersion"]["downloads"], 1);
+}
+
+const ADD_DRAFT_FILES: &str = "mutation($id: ID!, $files: [FileUpload!]) { addDraftFiles(draftId: $id, files: $files) { id files { path } } }";
+
+#[test]
+fn a_draft_killed_mid_upload_shows_nothing_and_gc_frees_it_once_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (database_url, _postgres) = runtime.block_on(fresh_database(dir.path()));
+    let staging = dir.path().join("data/blobs/staging");
+    let blobs_dir = dir.path().join("data/blobs/blobs");
+
+    let server = Server::start(dir.path(), &database_url);
+    let Seeded {
+        token, model_id, ..
+    } = seed(&server);
+    let draft = server.gql(
+        Some(&token),
+        "mutation($id: ID!) { createVersionDraft(modelId: $id, input: { version: \"2.0.0\" }) { id } }",
+        json!({ "id": model_id }),
+    )["createVersionDraft"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // One file is in the draft; a second, 64 MiB, is cut off by the kill.
+    let first = RawUpload::start_with(
+        &server.base,
+        &token,
+        &json!({ "query": ADD_DRAFT_FILES, "variables": { "id": draft, "files": [{ "path": "config.json", "file": null }] } }),
+        "variables.files.0.file",
+        CHUNK,
+        0,
+    );
+    let (status, body) = first.finish();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        files_under(&blobs_dir).len(),
+        2,
+        "the seed's blob and the draft's"
+    );
+    let _cut = RawUpload::start_with(
+        &server.base,
+        &token,
+        &json!({ "query": ADD_DRAFT_FILES, "variables": { "id": draft, "files": [{ "path": "weights.bin", "file": null }] } }),
+        "variables.files.0.file",
+        64 << 20,
+        24 << 20,
+    );
+    wait_until("the upload reaches the staging area", || {
+        bytes_under(&staging) >= 5 << 20
+    });
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+
+    let server = Server::start(dir.path(), &database_url);
+    assert!(
+        files_under(&staging).is_empty(),
+        "start-up cleared the cut upload"
+    );
+    assert_eq!(
+        versions(&server, &token, &model_id),
+        ["1.0.0"],
+        "nothing shows"
+    );
+    let listed = server.gql(
+        Some(&token),
+        "query($id: ID!) { versionDraft(id: $id) { files { path } } }",
+        json!({ "id": draft }),
+    );
+    assert_eq!(
+        listed["versionDraft"]["files"],
+        json!([{ "path": "config.json" }]),
+        "the draft holds what was added before the kill"
+    );
+    drop(server);
+
+    // Once the draft's time is up, gc removes it and the bytes only it used.
+    runtime.block_on(async {
+        use sea_orm::{ConnectionTrait, Database, Statement};
+        let db = Database::connect(&database_url).await.unwrap();
+        let backend = db.get_database_backend();
+        db.execute_raw(Statement::from_string(
+            backend,
+            "UPDATE version_drafts SET expires_at = created_at",
+        ))
+        .await
+        .unwrap();
+        db.close().await.unwrap();
+    });
+    let gc = modelhub(dir.path(), &database_url)
+        .args(["gc", "--grace-minutes", "0"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&gc.stdout);
+    assert!(gc.status.success(), "{printed}");
+    assert!(printed.contains("and 1 expired drafts"), "{printed}");
+    assert_eq!(
+        files_under(&blobs_dir).len(),
+        1,
+        "only the committed version's blob is left"
+    );
+    let report = verify(dir.path(), &database_url);
+    assert!(report.contains("checked 1 blobs: 0 problems"), "{report}");
 }
