@@ -13,6 +13,7 @@ mod m20261201_000007_session_epochs;
 mod m20261202_000008_owner_pages;
 mod m20261202_000009_version_files;
 mod m20261202_000010_version_drafts;
+mod m20261202_000011_version_readme;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_owner_pages::Migration),
             Box::new(m20261202_000009_version_files::Migration),
             Box::new(m20261202_000010_version_drafts::Migration),
+            Box::new(m20261202_000011_version_readme::Migration),
         ]
     }
 }

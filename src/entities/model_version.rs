@@ -43,6 +43,8 @@ pub struct Model {
     pub digest: String,
     /// How many files the version has.
     pub file_count: i32,
+    /// The model card: the text of the root `README.md`, if there is one.
+    pub readme: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -264,6 +264,12 @@ impl ModelVersion {
         BigInt(self.0.size_bytes)
     }
 
+    /// The model card: the text of the version's root `README.md` (its YAML front matter is
+    /// also in `metadata.card`).
+    async fn readme(&self) -> Option<&str> {
+        self.0.readme.as_deref()
+    }
+
     /// How many files the version has.
     async fn file_count(&self) -> i32 {
         self.0.file_count

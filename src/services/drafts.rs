@@ -20,6 +20,7 @@ use super::{
     access::{self, ModelEdit},
     audit::{self, Subject},
     blobs, gate,
+    version_facts::{self, Facts},
     version_upload::{self, Contents, Files, Inspected},
     versions::{self, NewVersion, is_listed_locked, refresh_current_version},
 };
@@ -398,6 +399,10 @@ pub async fn commit(
     draft_id: Uuid,
 ) -> AppResult<model_version::Model> {
     let (draft, target) = find_for_edit(state, viewer, draft_id).await?;
+    // What the files say together is read before the transaction (it reads blobs), and holds
+    // only if the draft's files are still these inside it.
+    let before = files_of(&state.db, draft.id).await?;
+    let (report, facts) = version_report(state, &before).await?;
     let txn = super::begin_write(state).await?;
     if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         // Files being added now are in, or wait until the draft is gone.
@@ -415,10 +420,54 @@ pub async fn commit(
     if taken.rows_affected == 0 {
         return Err(AppError::NotFound("draft"));
     }
-    let version = write_version(state, &txn, &draft, &target, &files).await?;
+    let same = |a: &[draft_file::Model], b: &[draft_file::Model]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(a, b)| a.path == b.path && a.sha256 == b.sha256)
+    };
+    if !same(&before, &files) {
+        return Err(AppError::Conflict(
+            "files were added to the draft while it was being committed; commit it again".into(),
+        ));
+    }
+    let version = write_version(state, &txn, &draft, &target, &files, &report, &facts).await?;
     super::commit_change(state, txn).await?;
     tracing::info!(draft_id = %draft.id, version_id = %version.id, files = files.len(), "draft committed");
     Ok(version)
+}
+
+/// The report of a version of these draft files, with what they say together.
+async fn version_report(
+    state: &AppState,
+    files: &[draft_file::Model],
+) -> AppResult<(Report, Facts)> {
+    let reports: Vec<Report> = files
+        .iter()
+        .map(|f| {
+            f.inspection
+                .clone()
+                .and_then(|json| serde_json::from_value::<Report>(json).ok())
+                .unwrap_or_else(|| Report::failed("the stored report cannot be read"))
+        })
+        .collect();
+    let mut fact_bytes = Vec::with_capacity(files.len());
+    for file in files {
+        let size = u64::try_from(file.size_bytes).map_err(AppError::internal)?;
+        fact_bytes.push(match version_facts::is_fact_file(&file.path, size) {
+            true => {
+                let copy = state
+                    .blobs
+                    .blob_copy(&file.sha256)
+                    .await
+                    .map_err(AppError::internal)?;
+                Some(version_facts::read(copy).await?)
+            }
+            false => None,
+        });
+    }
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    Ok(version_upload::version_report(&reports, &paths, fact_bytes))
 }
 
 async fn write_version(
@@ -427,6 +476,8 @@ async fn write_version(
     draft: &version_draft::Model,
     target: &ModelEdit<'_>,
     files: &[draft_file::Model],
+    report: &Report,
+    facts: &Facts,
 ) -> AppResult<model_version::Model> {
     if files.is_empty() {
         return Err(AppError::bad_input("draftId", "the draft has no files"));
@@ -470,21 +521,8 @@ async fn write_version(
             ),
         ));
     }
-    let reports: Vec<Report> = files
-        .iter()
-        .map(|f| {
-            f.inspection
-                .clone()
-                .and_then(|json| serde_json::from_value::<Report>(json).ok())
-                .unwrap_or_else(|| Report::failed("the stored report cannot be read"))
-        })
-        .collect();
-    let report = match reports.as_slice() {
-        [one] => one.clone(),
-        many => Report::combine(files.iter().map(|f| f.path.as_str()).zip(many)),
-    };
     let model_id = draft.model_id;
-    if let Some(why) = gate::hold_reason(&report)
+    if let Some(why) = gate::hold_reason(report)
         && is_listed_locked(txn, model_id).await?
     {
         return Err(AppError::Conflict(format!(
@@ -503,7 +541,8 @@ async fn write_version(
         performance_metrics: Some(draft.performance_metrics.clone()),
     };
     let mut row = versions::version_row(model_id, target.actor(), input, &contents)?;
-    versions::record_inspection(state, &mut row, &report);
+    versions::record_inspection(state, &mut row, report);
+    versions::record_facts(&mut row, facts);
     let version = row
         .insert(txn)
         .await

@@ -11,7 +11,10 @@ use modelhub_inspect::{Declared, Report};
 use sea_orm::{ActiveModelTrait, DatabaseTransaction, Set};
 use uuid::Uuid;
 
-use super::{blobs, gate};
+use super::{
+    blobs, gate,
+    version_facts::{self, FactFile, Facts},
+};
 use crate::{
     config::UnsafeUploads,
     domain::{
@@ -257,10 +260,38 @@ async fn inspect(state: &AppState, file: &Planned) -> AppResult<Report> {
     Ok(report)
 }
 
-/// What the inspection found in a new version's files: each file's report, and the version's.
+/// What the inspection found in a new version's files: each file's report, the version's,
+/// and what the files say together.
 pub struct Inspected {
     pub files: Vec<Report>,
     pub version: Report,
+    pub facts: Facts,
+}
+
+/// The version's report from its files' (with what they say together), and those facts.
+pub fn version_report(
+    files: &[Report],
+    paths: &[&str],
+    fact_bytes: Vec<Option<Vec<u8>>>,
+) -> (Report, Facts) {
+    let mut version = match files {
+        [one] => one.clone(),
+        many => Report::combine(paths.iter().copied().zip(many)),
+    };
+    let facts = version_facts::gather(
+        &paths
+            .iter()
+            .zip(files)
+            .zip(fact_bytes)
+            .map(|((path, report), bytes)| FactFile {
+                path,
+                report,
+                bytes,
+            })
+            .collect::<Vec<_>>(),
+    );
+    facts.apply(&mut version);
+    (version, facts)
 }
 
 /// The file rows of a version, as stored.
@@ -305,10 +336,24 @@ where
             .buffered(INSPECTING_AT_ONCE)
             .try_collect()
             .await?;
-        let version = match files.as_slice() {
-            [one] => one.clone(),
-            many => Report::combine(plan.files.iter().map(|f| f.path.as_str()).zip(many)),
-        };
+        let mut fact_bytes = Vec::with_capacity(plan.files.len());
+        for file in &plan.files {
+            fact_bytes.push(
+                match version_facts::is_fact_file(file.path.as_str(), file.upload.blob.size) {
+                    true => {
+                        let copy = state
+                            .blobs
+                            .upload_copy(&file.upload.blob)
+                            .await
+                            .map_err(AppError::internal)?;
+                        Some(version_facts::read(copy).await?)
+                    }
+                    false => None,
+                },
+            );
+        }
+        let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+        let (version, facts) = version_report(&files, &paths, fact_bytes);
         if let Some(why) = gate::hold_reason(&version)
             && state.config.unsafe_uploads == UnsafeUploads::Reject
         {
@@ -325,7 +370,15 @@ where
                 .map_err(AppError::internal)?;
         }
         let txn = blobs::begin_with(state, plan.files.iter().map(|f| &f.upload.blob)).await?;
-        let value = write(&txn, &Inspected { files, version }).await?;
+        let value = write(
+            &txn,
+            &Inspected {
+                files,
+                version,
+                facts,
+            },
+        )
+        .await?;
         super::commit_change(state, txn).await?;
         Ok(value)
     }

@@ -13,6 +13,7 @@ use super::{
     audit::{self, Subject},
     blobs, gate,
     models::write_tags,
+    version_facts::Facts,
     version_upload::{self, Contents, Files},
 };
 use modelhub_inspect::Report;
@@ -108,7 +109,21 @@ pub(super) fn version_row(
         inspection_rules: Set(None),
         digest: Set(contents.digest.clone()),
         file_count: Set(i32::try_from(contents.file_count).map_err(AppError::internal)?),
+        readme: Set(None),
     })
+}
+
+/// Puts what the files say together on a version row: the model card's text, and its front
+/// matter as `metadata.card` (unless the uploader gave a `card` of their own).
+pub(super) fn record_facts(row: &mut model_version::ActiveModel, facts: &Facts) {
+    row.readme = Set(facts.readme.clone());
+    if let (Some(card), Value::Object(metadata)) = (&facts.card, row.metadata.as_ref())
+        && !metadata.contains_key("card")
+    {
+        let mut metadata = metadata.clone();
+        metadata.insert("card".into(), card.clone());
+        row.metadata = Set(Value::Object(metadata));
+    }
 }
 
 /// Puts an inspection report, and the rules it was made under, on a version row.
@@ -187,7 +202,7 @@ pub async fn create_model(
     let name = rules::name("input.name", &input.name)?;
     let tags = rules::tags("input.tags", &input.tags)?;
     let now = super::now();
-    let row = model::ActiveModel {
+    let mut row = model::ActiveModel {
         id: Set(Uuid::now_v7()),
         owner_id: Set(caller.user.id),
         name: Set(name.clone()),
@@ -219,9 +234,11 @@ pub async fn create_model(
     let plan = version_upload::plan(state, input.version.format, files)?;
     let mut version = version_row(model_id, caller.user.id, input.version, &plan.contents())?;
     let model = version_upload::store(state, &plan, async |txn, found| {
+        let tags = card_defaults(&mut row, tags, &found.facts);
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
         record_inspection(state, &mut version, &found.version);
+        record_facts(&mut version, &found.facts);
         let version = version
             .insert(txn)
             .await
@@ -236,6 +253,34 @@ pub async fn create_model(
     .await?;
     tracing::info!(model_id = %model.id, owner_id = %caller.user.id, files = plan.files.len(), size = plan.size(), "model created");
     Ok(model)
+}
+
+/// Fills a new model's license, task and tags, where its uploader gave none, from the model
+/// card of its first version (values that are not valid for those fields are left out).
+/// Returns the tags.
+fn card_defaults(row: &mut model::ActiveModel, tags: Vec<String>, facts: &Facts) -> Vec<String> {
+    if row.license.as_ref().is_none()
+        && let Some(license) = facts.card_text("license")
+        && let Ok(license) = rules::optional_keyword("license", Some(&license))
+    {
+        row.license = Set(license);
+    }
+    if row.task_type.as_ref().is_none()
+        && let Some(task) = facts.card_text("pipeline_tag")
+        && let Ok(task) = rules::optional_keyword("taskType", Some(&task))
+    {
+        row.task_type = Set(task);
+    }
+    if !tags.is_empty() {
+        return tags;
+    }
+    match rules::tags("tags", &facts.card_tags()) {
+        Ok(card) => {
+            row.tags = Set(serde_json::json!(card));
+            card
+        }
+        Err(_) => tags,
+    }
 }
 
 /// Adds a version to a model (owner or administrator, with WRITE).
@@ -258,6 +303,7 @@ pub async fn create_version(
             )));
         }
         record_inspection(state, &mut row, &found.version);
+        record_facts(&mut row, &found.facts);
         let version = row
             .insert(txn)
             .await

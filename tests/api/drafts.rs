@@ -175,7 +175,10 @@ async fn a_path_added_again_replaces_its_file() {
     let owner = app.register("replacer").await;
     let created = model(&app, &owner, "replace", &folder("r", 2)).await;
     let draft_id = draft(&app, &owner, &created["id"], "v2.0.0").await;
-    let first = vec![("config.json".to_owned(), b"{\"v\": 1}".to_vec())];
+    let first = vec![
+        ("config.json".to_owned(), b"{\"v\": 1}".to_vec()),
+        ("README.md".to_owned(), b"# From a draft\n".to_vec()),
+    ];
     let second = vec![("Config.json".to_owned(), b"{\"v\": 2}".to_vec())];
     app.upload_files(Some(&owner), ADD, json!({ "id": draft_id }), &first)
         .await
@@ -185,14 +188,27 @@ async fn a_path_added_again_replaces_its_file() {
         .await;
     assert_eq!(
         answer.data()["addDraftFiles"]["files"],
-        json!([{ "path": "Config.json" }])
+        json!([{ "path": "Config.json" }, { "path": "README.md" }])
     );
     let committed = app
         .gql(Some(&owner), COMMIT, json!({ "id": draft_id }))
         .await;
+    let expected = [second.clone(), first[1..].to_vec()].concat();
     assert_eq!(
         committed.data()["commitDraft"]["digest"],
-        digest_of(&second)
+        digest_of(&expected)
+    );
+    let card = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { readme } }",
+            json!({ "id": committed.data()["commitDraft"]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        card.data()["modelVersion"]["readme"],
+        "# From a draft\n",
+        "a committed draft's model card is read too"
     );
 }
 

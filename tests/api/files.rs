@@ -401,7 +401,7 @@ async fn the_migration_makes_each_earlier_version_a_one_file_version() {
     let mut options = sea_orm::ConnectOptions::new(url);
     options.max_connections(1).sqlx_logging(false);
     let db = sea_orm::Database::connect(options).await.unwrap();
-    migration::Migrator::down(&db, Some(2)).await.unwrap();
+    migration::Migrator::down(&db, Some(3)).await.unwrap();
     let tables: Vec<String> = {
         use sea_orm::ConnectionTrait;
         let backend = db.get_database_backend();
@@ -632,4 +632,71 @@ fn list_tar(archive: &[u8]) -> Vec<String> {
             line.split_whitespace().nth(5).unwrap().to_owned()
         })
         .collect()
+}
+
+#[tokio::test]
+async fn the_files_say_together_what_a_card_a_config_and_an_index_say() {
+    let app = spawn_app().await;
+    let owner = app.register("carded").await;
+    let card = "---\nlicense: apache-2.0\ntags:\n  - bert\n  - fill-mask\npipeline_tag: fill-mask\nbase_model: google/bert\n---\n# Tiny BERT\n\nFor tests.\n";
+    let index = json!({ "metadata": { "total_size": 64 }, "weight_map": { "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors" } });
+    let mut files =
+        vec![
+        ("README.md".to_owned(), card.as_bytes().to_vec()),
+        (
+            "config.json".to_owned(),
+            br#"{"architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": 30522}"#
+                .to_vec(),
+        ),
+        (
+            "model.safetensors.index.json".to_owned(),
+            index.to_string().into_bytes(),
+        ),
+        ("model-00001-of-00002.safetensors".to_owned(), safetensors(4)),
+        ("model-00002-of-00002.safetensors".to_owned(), safetensors(6)),
+    ];
+    let created = app
+        .upload_files(
+            Some(&owner),
+            "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { license taskType tags currentVersion { readme metadata inspection { status parameterCount metadata } } } }",
+            json!({ "input": input("tiny-bert") }),
+            &files,
+        )
+        .await;
+    let model = &created.data()["createModel"];
+    assert_eq!(model["license"], "apache-2.0", "a default from the card");
+    assert_eq!(model["taskType"], "fill-mask");
+    assert_eq!(model["tags"], json!(["bert", "fill-mask"]));
+    let version = &model["currentVersion"];
+    assert_eq!(version["readme"], card);
+    assert_eq!(version["metadata"]["card"]["base_model"], "google/bert");
+    let inspection = &version["inspection"];
+    assert_eq!(inspection["status"], "SAFE", "{inspection}");
+    assert_eq!(inspection["parameterCount"], 10);
+    assert_eq!(inspection["metadata"]["config"]["model_type"], "bert");
+    assert_eq!(
+        inspection["metadata"]["safetensors_index"]["parameters"],
+        10
+    );
+
+    // A shard the index names is missing: the version is held as ERROR, naming it.
+    files.remove(4);
+    let broken = app
+        .upload_files(
+            Some(&owner),
+            "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { currentVersion { held inspection { status error } } } }",
+            json!({ "input": input("broken-bert") }),
+            &files,
+        )
+        .await;
+    let version = &broken.data()["createModel"]["currentVersion"];
+    assert_eq!(version["inspection"]["status"], "ERROR");
+    assert_eq!(version["held"], true);
+    assert!(
+        version["inspection"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("model-00002-of-00002.safetensors"),
+        "{version}"
+    );
 }
