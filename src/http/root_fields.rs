@@ -1,6 +1,8 @@
 //! The root fields an operation selects, through its fragments: what the access table and the
 //! upload plan read before anything runs.
 
+use std::collections::HashSet;
+
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 
 /// How deep fragments are followed among an operation's root fields.
@@ -21,13 +23,16 @@ impl std::fmt::Display for TooDeep {
 }
 
 /// Every root field of `set`, in document order, with those of its (inline and named)
-/// fragments; a spread of an unknown fragment adds nothing (the executor reports it).
+/// fragments; a spread of an unknown fragment adds nothing (the executor reports it). Each
+/// named fragment is walked once, however often it is spread, so the work is bounded by the
+/// document's size.
 pub fn root_fields<'d>(
     document: &'d ExecutableDocument,
     set: &'d SelectionSet,
 ) -> Result<Vec<&'d Field>, TooDeep> {
     let mut found = Vec::new();
-    walk(document, set, 0, &mut found)?;
+    let mut walked = HashSet::new();
+    walk(document, set, 0, &mut walked, &mut found)?;
     Ok(found)
 }
 
@@ -35,6 +40,7 @@ fn walk<'d>(
     document: &'d ExecutableDocument,
     set: &'d SelectionSet,
     depth: usize,
+    walked: &mut HashSet<&'d str>,
     found: &mut Vec<&'d Field>,
 ) -> Result<(), TooDeep> {
     if depth > MAX_FRAGMENT_DEPTH {
@@ -48,15 +54,20 @@ fn walk<'d>(
                     document,
                     &fragment.node.selection_set.node,
                     depth + 1,
+                    walked,
                     found,
                 )?;
             }
             Selection::FragmentSpread(spread) => {
-                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                let name = &spread.node.fragment_name.node;
+                if let Some(fragment) = document.fragments.get(name)
+                    && walked.insert(name.as_str())
+                {
                     walk(
                         document,
                         &fragment.node.selection_set.node,
                         depth + 1,
+                        walked,
                         found,
                     )?;
                 }
@@ -98,5 +109,19 @@ mod tests {
             "}".repeat(8)
         );
         assert_eq!(names(&shallow), Ok(vec!["x".into()]));
+    }
+
+    #[test]
+    fn a_fragment_spread_many_times_is_walked_once() {
+        // Seven fragments each spreading the next thirty times: 30^7 visits if each spread
+        // were followed.
+        let mut query = String::from("mutation { ...F0 }");
+        for i in 0..7 {
+            let spreads = format!("...F{} ", i + 1).repeat(30);
+            query.push_str(&format!(" fragment F{i} on Mutation {{ a{i} {spreads} }}"));
+        }
+        query.push_str(" fragment F7 on Mutation { last }");
+        let found = names(&query).unwrap();
+        assert_eq!(found.len(), 8, "{found:?}");
     }
 }
