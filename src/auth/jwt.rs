@@ -45,6 +45,9 @@ pub struct DownloadClaims {
     pub tid: Option<Uuid>,
     #[serde(default)]
     pub sep: Option<i32>,
+    /// The one file of the version the link is for; none: the whole version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub iss: String,
     pub aud: String,
     pub exp: i64,
@@ -118,6 +121,7 @@ impl JwtKeys {
     pub fn issue_download(
         &self,
         version_id: Uuid,
+        path: Option<&str>,
         holder: Option<(Uuid, &Credential)>,
         expires_at: DateTime<Utc>,
     ) -> AppResult<String> {
@@ -131,6 +135,7 @@ impl JwtKeys {
             uid: holder.map(|(id, _)| id),
             tid,
             sep,
+            path: path.map(str::to_owned),
             iss: ISSUER.into(),
             aud: DOWNLOAD_AUDIENCE.into(),
             exp: expires_at.timestamp(),

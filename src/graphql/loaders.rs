@@ -299,8 +299,12 @@ pub struct Loaders {
     pub file_counts: Cached<FileCountLoader>,
 }
 
+/// Most keys one batch loads: lists of pages are one `UNION ALL` of a SELECT per key, and
+/// SQLite allows at most 500 of them in one statement.
+const MAX_BATCH: usize = 400;
+
 fn cached<T>(loader: T) -> Cached<T> {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).max_batch_size(MAX_BATCH)
 }
 
 impl Loaders {

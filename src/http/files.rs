@@ -44,18 +44,20 @@ fn parse_uuid(raw: &str, what: &'static str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound(what))
 }
 
-/// The right to download version `version_id`, by its signed link or the caller's token.
+/// The right to download version `version_id` (its file at `path`, or all of it), by its
+/// signed link or the caller's token.
 async fn grant_for(
     state: &HttpState,
     version_id: &str,
+    path: Option<&str>,
     params: &DownloadParams,
     headers: &HeaderMap,
 ) -> AppResult<Grant> {
     let version_id = parse_uuid(version_id, "model version")?;
     match params.token.as_deref() {
         Some(token) => {
-            downloads::authorize_version(&state.app, Credentials::SignedLink(token), version_id)
-                .await
+            let link = Credentials::SignedLink { token, path };
+            downloads::authorize_version(&state.app, link, version_id).await
         }
         None => {
             let viewer = accounts::authenticate(&state.app, bearer_token(headers)).await?;
@@ -75,7 +77,7 @@ pub async fn by_version(
 ) -> Response {
     let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
     let result: AppResult<Response> = async {
-        let grant = grant_for(&state, &version_id, &params, &headers).await?;
+        let grant = grant_for(&state, &version_id, None, &params, &headers).await?;
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
         let served = match params.format.as_deref() {
             None => Served::version(&grant)?,
@@ -104,7 +106,7 @@ pub async fn by_file(
 ) -> Response {
     let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
     let result: AppResult<Response> = async {
-        let grant = grant_for(&state, &version_id, &params, &headers).await?;
+        let grant = grant_for(&state, &version_id, Some(&path), &params, &headers).await?;
         let file = downloads::file_of(&state.app, &grant, &path).await?;
         downloads::ensure_file_risk_accepted(
             &state.app,

@@ -30,8 +30,12 @@ pub struct Grant {
 pub enum Credentials<'a> {
     /// The caller's bearer token (or none, for public models).
     Viewer(&'a Viewer),
-    /// A signed `?token=` from `ModelVersion.downloadUrl`.
-    SignedLink(&'a str),
+    /// A signed `?token=` from `ModelVersion.downloadUrl` or `ModelFile.downloadUrl`, used
+    /// for the file at `path` (none: the version as a whole).
+    SignedLink {
+        token: &'a str,
+        path: Option<&'a str>,
+    },
 }
 
 /// A signed, expiring URL for a version's file, or for its file at `path`.
@@ -45,6 +49,7 @@ pub fn signed_url(
         chrono::Duration::from_std(state.config.download_url_ttl).map_err(AppError::internal)?;
     let token = state.jwt.issue_download(
         version_id,
+        path,
         viewer.authenticated().map(|a| (a.user.id, &a.credential)),
         Utc::now() + ttl,
     )?;
@@ -170,9 +175,11 @@ pub async fn authorize_version(
                 user_id: viewer.user_id(),
             }
         }
-        Credentials::SignedLink(token) => {
+        Credentials::SignedLink { token, path } => {
             let claims = state.jwt.verify_download(token)?;
-            if claims.sub != version_id {
+            // A link for one file of a version opens that file only.
+            let other_file = claims.path.is_some() && claims.path.as_deref() != path;
+            if claims.sub != version_id || other_file {
                 return Err(AppError::Forbidden("this link is for another file".into()));
             }
             let (version, model) = versions::read(state, version_id)

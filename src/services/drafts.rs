@@ -125,8 +125,8 @@ fn is_hash(sha256: &str) -> bool {
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The files the viewer may read, one per hash asked for: files of versions it can see, and
-/// files of drafts it may change.
+/// The files the viewer may read with these hashes: files of versions it can see that are not
+/// withdrawn, which the inspection gate releases or whose model's private side it may read.
 async fn readable(
     state: &AppState,
     viewer: &Viewer,
@@ -144,12 +144,34 @@ async fn readable(
             viewer,
             state.db.get_database_backend(),
         ))
+        .and_where(Expr::col((model_version::Entity, model_version::Column::WithdrawnAt)).is_null())
         .to_owned();
-    Ok(version_file::Entity::find()
+    let files = version_file::Entity::find()
         .filter(version_file::Column::Sha256.is_in(hashes.iter().cloned()))
         .filter(version_file::Column::VersionId.in_subquery(visible_versions))
         .all(&state.db)
-        .await?)
+        .await?;
+    let versions = model_version::Entity::find()
+        .filter(model_version::Column::Id.is_in(files.iter().map(|f| f.version_id)))
+        .all(&state.db)
+        .await?;
+    let models = model::Entity::find()
+        .filter(model::Column::Id.is_in(versions.iter().map(|v| v.model_id)))
+        .all(&state.db)
+        .await?;
+    Ok(files
+        .into_iter()
+        .filter(|file| {
+            let Some(version) = versions.iter().find(|v| v.id == file.version_id) else {
+                return false;
+            };
+            gate::file_hold_reason(version, file).is_none()
+                || models
+                    .iter()
+                    .find(|m| m.id == version.model_id)
+                    .is_some_and(|m| access::may_read_private(viewer, m))
+        })
+        .collect())
 }
 
 /// Which of `hashes` the caller would have to upload: those the hub does not hold in a
@@ -247,6 +269,17 @@ pub async fn add_files(
         let hashes: BTreeSet<&str> = reused.iter().map(|(_, f, _)| f.sha256.as_str()).collect();
         for sha256 in hashes {
             blobs::lock(&txn, sha256).await?;
+            // Under the lock: a blob still used by a version stays until this commits.
+            let used = version_file::Entity::find()
+                .filter(version_file::Column::Sha256.eq(sha256))
+                .one(&txn)
+                .await?;
+            if used.is_none() {
+                return Err(AppError::bad_input(
+                    "reuse",
+                    format!("no version uses {sha256} any more; upload the file"),
+                ));
+            }
         }
         for (path, file, report) in &reused {
             put_file(

@@ -169,6 +169,15 @@ async fn a_version_of_many_files_is_uploaded_in_one_request_and_served_file_by_f
         linked.bytes().await.unwrap().as_ref(),
         files[0].1.as_slice()
     );
+    // A link for one file opens that file only: not another, nor the whole version.
+    let token = link.split("token=").nth(1).unwrap();
+    for other in [
+        format!("/files/{version_id}/README.md?token={token}"),
+        format!("/files/{version_id}?format=tar&token={token}"),
+    ] {
+        let refused = get(&app, None, &other).await;
+        assert_eq!(refused.status(), 403, "{other}");
+    }
     let absent = get(
         &app,
         Some(&owner),
