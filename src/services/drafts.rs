@@ -21,7 +21,7 @@ use super::{
     audit::{self, Subject},
     blobs, gate,
     version_facts::{self, Facts},
-    version_upload::{self, Contents, Files, Inspected},
+    version_upload::{self, Batch, Contents, Files, Inspected},
     versions::{self, NewVersion, is_listed_locked, refresh_current_version},
 };
 use crate::{
@@ -241,27 +241,38 @@ pub async fn add_files(
             .chain(reuse.iter().map(|r| &r.path)),
     )?;
     let reused = reused_files(state, viewer, &reuse).await?;
+    // Files replaced at their paths, whose blobs may now be unused.
+    let mut replaced = Vec::new();
     if !files.is_empty() {
         let plan = version_upload::plan(state, None, Files::Many(files))?;
-        version_upload::store(state, &plan, async |txn, found: &Inspected| {
-            for (file, report) in plan.files.iter().zip(&found.files) {
-                put_file(
-                    txn,
-                    draft.id,
-                    DraftEntry {
-                        path: &file.path,
-                        format: file.format,
-                        size: file.upload.blob.size,
-                        sha256: &file.upload.blob.sha256,
-                        status: report.status().into(),
-                        report: report.to_json(),
-                        rules: state.inspector.fingerprint(),
-                    },
-                )
-                .await?;
-            }
-            touch(state, txn, draft.id).await
-        })
+        replaced = version_upload::store(
+            state,
+            &plan,
+            Batch::DraftFiles,
+            async |txn, found: &Inspected| {
+                let mut replaced = Vec::new();
+                for (file, report) in plan.files.iter().zip(&found.files) {
+                    replaced.extend(
+                        put_file(
+                            txn,
+                            draft.id,
+                            DraftEntry {
+                                path: &file.path,
+                                format: file.format,
+                                size: file.upload.blob.size,
+                                sha256: &file.upload.blob.sha256,
+                                status: report.status().into(),
+                                report: report.to_json(),
+                                rules: state.inspector.fingerprint(),
+                            },
+                        )
+                        .await?,
+                    );
+                }
+                touch(state, txn, draft.id).await?;
+                Ok(replaced)
+            },
+        )
         .await?;
     }
     if !reused.is_empty() {
@@ -282,23 +293,28 @@ pub async fn add_files(
             }
         }
         for (path, file, report) in &reused {
-            put_file(
-                &txn,
-                draft.id,
-                DraftEntry {
-                    path,
-                    format: file.format,
-                    size: u64::try_from(file.size_bytes).map_err(AppError::internal)?,
-                    sha256: &file.sha256,
-                    status: report.status().into(),
-                    report: report.to_json(),
-                    rules: state.inspector.fingerprint(),
-                },
-            )
-            .await?;
+            replaced.extend(
+                put_file(
+                    &txn,
+                    draft.id,
+                    DraftEntry {
+                        path,
+                        format: file.format,
+                        size: u64::try_from(file.size_bytes).map_err(AppError::internal)?,
+                        sha256: &file.sha256,
+                        status: report.status().into(),
+                        report: report.to_json(),
+                        rules: state.inspector.fingerprint(),
+                    },
+                )
+                .await?,
+            );
         }
         touch(state, &txn, draft.id).await?;
         super::commit_change(state, txn).await?;
+    }
+    for sha256 in replaced {
+        blobs::release(state, &sha256).await;
     }
     version_draft::Entity::find_by_id(draft.id)
         .one(&state.db)
@@ -372,7 +388,7 @@ async fn put_file(
     txn: &DatabaseTransaction,
     draft_id: Uuid,
     entry: DraftEntry<'_>,
-) -> AppResult<()> {
+) -> AppResult<Option<String>> {
     let replaced = draft_file::Entity::find()
         .filter(draft_file::Column::DraftId.eq(draft_id))
         .filter(draft_file::Column::PathKey.eq(entry.path.case_key()))
@@ -395,8 +411,15 @@ async fn put_file(
         created_at: Set(super::now()),
     }
     .insert(txn)
-    .await?;
-    Ok(())
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(format!(
+            "`{}` was added to the draft by another request at the same time; add it again",
+            entry.path
+        )),
+        _ => e.into(),
+    })?;
+    Ok(replaced.map(|old| old.sha256))
 }
 
 /// Moves a draft's expiry on after a change.
@@ -437,6 +460,11 @@ pub async fn commit(
     let before = files_of(&state.db, draft.id).await?;
     let (report, facts) = version_report(state, &before).await?;
     let txn = super::begin_write(state).await?;
+    // Blobs first, in hash order, then the draft: the order additions take them in.
+    let hashes: BTreeSet<&str> = before.iter().map(|f| f.sha256.as_str()).collect();
+    for sha256 in hashes {
+        blobs::lock(&txn, sha256).await?;
+    }
     if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         // Files being added now are in, or wait until the draft is gone.
         version_draft::Entity::find_by_id(draft.id)
@@ -556,6 +584,14 @@ async fn write_version(
     }
     let model_id = draft.model_id;
     if let Some(why) = gate::hold_reason(report)
+        && state.config.unsafe_uploads == crate::config::UnsafeUploads::Reject
+    {
+        return Err(AppError::bad_input(
+            "draftId",
+            format!("the inspection holds this version: {why}; this server refuses such uploads"),
+        ));
+    }
+    if let Some(why) = gate::hold_reason(report)
         && is_listed_locked(txn, model_id).await?
     {
         return Err(AppError::Conflict(format!(
@@ -614,13 +650,14 @@ async fn write_version(
 /// Gives a draft up: it and the bytes only it used are gone.
 pub async fn discard(state: &AppState, viewer: &Viewer, draft_id: Uuid) -> AppResult<()> {
     let (draft, _target) = find_for_edit(state, viewer, draft_id).await?;
-    remove(state, &[draft.id]).await
+    remove(state, &[draft.id], false).await.map(|_| ())
 }
 
-/// Removes drafts and releases the blobs only they used.
-async fn remove(state: &AppState, drafts: &[Uuid]) -> AppResult<()> {
+/// Removes drafts (only those expired by now, with `expired_only`) and releases the blobs only
+/// they used.
+async fn remove(state: &AppState, drafts: &[Uuid], expired_only: bool) -> AppResult<u64> {
     if drafts.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let hashes: Vec<String> = draft_file::Entity::find()
         .select_only()
@@ -630,19 +667,42 @@ async fn remove(state: &AppState, drafts: &[Uuid]) -> AppResult<()> {
         .into_tuple()
         .all(&state.db)
         .await?;
-    version_draft::Entity::delete_many()
-        .filter(version_draft::Column::Id.is_in(drafts.iter().copied()))
-        .exec(&state.db)
-        .await?;
+    let mut delete = version_draft::Entity::delete_many()
+        .filter(version_draft::Column::Id.is_in(drafts.iter().copied()));
+    if expired_only {
+        // A draft changed since it was found expired lives on.
+        delete = delete.filter(version_draft::Column::ExpiresAt.lte(Utc::now()));
+    }
+    let removed = delete.exec(&state.db).await?.rows_affected;
     state.changes.bump();
     for sha256 in hashes {
         blobs::release(state, &sha256).await;
     }
-    Ok(())
+    Ok(removed)
+}
+
+/// The distinct hashes of the files in a model's drafts (to release once the model is gone).
+pub(super) async fn file_hashes_of_model<C: ConnectionTrait>(
+    db: &C,
+    model_id: Uuid,
+) -> AppResult<Vec<String>> {
+    let drafts = Query::select()
+        .column(version_draft::Column::Id)
+        .from(version_draft::Entity)
+        .and_where(Expr::col(version_draft::Column::ModelId).eq(model_id))
+        .to_owned();
+    Ok(draft_file::Entity::find()
+        .select_only()
+        .column(draft_file::Column::Sha256)
+        .distinct()
+        .filter(draft_file::Column::DraftId.in_subquery(drafts))
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// Removes every draft past its expiry (run by `gc`); returns how many.
-pub async fn expire(state: &AppState) -> AppResult<usize> {
+pub async fn expire(state: &AppState) -> AppResult<u64> {
     let expired: Vec<Uuid> = version_draft::Entity::find()
         .select_only()
         .column(version_draft::Column::Id)
@@ -650,6 +710,5 @@ pub async fn expire(state: &AppState) -> AppResult<usize> {
         .into_tuple()
         .all(&state.db)
         .await?;
-    remove(state, &expired).await?;
-    Ok(expired.len())
+    remove(state, &expired, true).await
 }

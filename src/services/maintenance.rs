@@ -24,7 +24,7 @@ pub struct GcReport {
     /// Leftover staging files removed.
     pub staging_removed: usize,
     /// Version drafts past their expiry that were removed.
-    pub drafts_expired: usize,
+    pub drafts_expired: u64,
 }
 
 /// One problem `verify` found.

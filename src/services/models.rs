@@ -463,7 +463,10 @@ pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
         .into_tuple()
         .all(&txn)
         .await?;
-    let hashes = versions::file_hashes(&txn, versions).await?;
+    let mut hashes = versions::file_hashes(&txn, versions).await?;
+    hashes.extend(super::drafts::file_hashes_of_model(&txn, id).await?);
+    hashes.sort();
+    hashes.dedup();
     model::Entity::delete_by_id(id).exec(&txn).await?;
     let details = serde_json::json!({ "name": model.name, "owner_id": model.owner_id });
     audit::record(

@@ -326,7 +326,15 @@ pub async fn insert_files(
 /// Inspects the planned files, applies the unsafe-upload policy, then, in one transaction,
 /// puts every file at its content address and runs `write` with what the inspection found;
 /// the files are removed again if anything fails and no other version uses them.
-pub async fn store<T, F>(state: &AppState, plan: &Plan, write: F) -> AppResult<T>
+/// What an upload's files are: a whole version (judged together), or files added to a draft
+/// (each judged on its own; the version is judged when the draft is committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    Version,
+    DraftFiles,
+}
+
+pub async fn store<T, F>(state: &AppState, plan: &Plan, batch: Batch, write: F) -> AppResult<T>
 where
     F: AsyncFnOnce(&DatabaseTransaction, &Inspected) -> AppResult<T>,
 {
@@ -339,7 +347,9 @@ where
         let mut fact_bytes = Vec::with_capacity(plan.files.len());
         for file in &plan.files {
             fact_bytes.push(
-                match version_facts::is_fact_file(file.path.as_str(), file.upload.blob.size) {
+                match batch == Batch::Version
+                    && version_facts::is_fact_file(file.path.as_str(), file.upload.blob.size)
+                {
                     true => {
                         let copy = state
                             .blobs
@@ -354,7 +364,11 @@ where
         }
         let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
         let (version, facts) = version_report(&files, &paths, fact_bytes);
-        if let Some(why) = gate::hold_reason(&version)
+        let judged = match batch {
+            Batch::Version => gate::hold_reason(&version),
+            Batch::DraftFiles => files.iter().find_map(gate::hold_reason),
+        };
+        if let Some(why) = judged
             && state.config.unsafe_uploads == UnsafeUploads::Reject
         {
             return Err(AppError::bad_input(

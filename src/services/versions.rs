@@ -14,7 +14,7 @@ use super::{
     blobs, gate,
     models::write_tags,
     version_facts::Facts,
-    version_upload::{self, Contents, Files},
+    version_upload::{self, Batch, Contents, Files},
 };
 use modelhub_inspect::Report;
 
@@ -233,7 +233,7 @@ pub async fn create_model(
     let label = input.version.version.clone();
     let plan = version_upload::plan(state, input.version.format, files)?;
     let mut version = version_row(model_id, caller.user.id, input.version, &plan.contents())?;
-    let model = version_upload::store(state, &plan, async |txn, found| {
+    let model = version_upload::store(state, &plan, Batch::Version, async |txn, found| {
         let tags = card_defaults(&mut row, tags, &found.facts);
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
@@ -294,7 +294,7 @@ pub async fn create_version(
     let label = input.version.clone();
     let plan = version_upload::plan(state, input.format, files)?;
     let mut row = version_row(model.id, target.actor(), input, &plan.contents())?;
-    let version = version_upload::store(state, &plan, async |txn, found| {
+    let version = version_upload::store(state, &plan, Batch::Version, async |txn, found| {
         if let Some(why) = gate::hold_reason(&found.version)
             && is_listed_locked(txn, model.id).await?
         {

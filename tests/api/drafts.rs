@@ -190,6 +190,15 @@ async fn a_path_added_again_replaces_its_file() {
         answer.data()["addDraftFiles"]["files"],
         json!([{ "path": "Config.json" }, { "path": "README.md" }])
     );
+    let stored: Vec<String> = app
+        .blob_files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !stored.contains(&sha256_hex(&first[0].1)),
+        "the replaced file's blob is freed at once"
+    );
     let committed = app
         .gql(Some(&owner), COMMIT, json!({ "id": draft_id }))
         .await;
@@ -365,4 +374,81 @@ async fn two_commits_of_one_draft_make_one_version() {
         assert_eq!(codes, ["NOT_FOUND", "OK"], "round {round}");
     }
     assert_eq!(version_count(&app, &owner, &created["id"]).await, 6);
+}
+
+#[tokio::test]
+async fn deleting_a_model_frees_its_drafts_bytes() {
+    let app = spawn_app().await;
+    let owner = app.register("deleter").await;
+    let created = model(&app, &owner, "doomed", &folder("doomed", 1)).await;
+    let draft_id = draft(&app, &owner, &created["id"], "v2.0.0").await;
+    app.upload_files(
+        Some(&owner),
+        ADD,
+        json!({ "id": draft_id }),
+        &folder("only in the draft", 3),
+    )
+    .await
+    .data();
+    assert!(!app.blob_files().is_empty());
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { deleteModel(id: $id) }",
+        json!({ "id": created["id"] }),
+    )
+    .await
+    .data();
+    assert_eq!(app.count_rows("draft_files").await, 0);
+    assert!(app.blob_files().is_empty(), "{:?}", app.blob_files());
+}
+
+#[tokio::test]
+async fn under_reject_drafts_refuse_held_files_and_versions_but_not_an_index_before_its_shards() {
+    let app = crate::helpers::spawn_with(crate::helpers::Options {
+        unsafe_uploads: modelhub::config::UnsafeUploads::Reject,
+        ..crate::helpers::Options::default()
+    })
+    .await;
+    let owner = app.register("strict").await;
+    let created = model(&app, &owner, "strict", &folder("strict", 1)).await;
+    let draft_id = draft(&app, &owner, &created["id"], "v2.0.0").await;
+    let evil = vec![(
+        "evil.pkl".to_owned(),
+        b"cos\nsystem\n(S'echo owned'\ntR.".to_vec(),
+    )];
+    let refused = app
+        .upload_files(Some(&owner), ADD, json!({ "id": draft_id }), &evil)
+        .await;
+    assert_eq!(refused.code(), "BAD_USER_INPUT");
+    // The index first, its shards later: each addition is judged on its own files.
+    let index = json!({ "weight_map": { "a": "w-00001-of-00002.safetensors", "b": "w-00002-of-00002.safetensors" } });
+    let first = vec![(
+        "w.safetensors.index.json".to_owned(),
+        index.to_string().into_bytes(),
+    )];
+    app.upload_files(Some(&owner), ADD, json!({ "id": draft_id }), &first)
+        .await
+        .data();
+    let shard = vec![("w-00001-of-00002.safetensors".to_owned(), safetensors(3))];
+    app.upload_files(Some(&owner), ADD, json!({ "id": draft_id }), &shard)
+        .await
+        .data();
+    // Committed with a shard missing, the version would be held: refused, the draft kept.
+    let commit = app
+        .gql(Some(&owner), COMMIT, json!({ "id": draft_id }))
+        .await;
+    assert_eq!(commit.code(), "BAD_USER_INPUT");
+    assert!(
+        commit.message().contains("w-00002-of-00002"),
+        "{}",
+        commit.message()
+    );
+    let last = vec![("w-00002-of-00002.safetensors".to_owned(), safetensors(5))];
+    app.upload_files(Some(&owner), ADD, json!({ "id": draft_id }), &last)
+        .await
+        .data();
+    let committed = app
+        .gql(Some(&owner), COMMIT, json!({ "id": draft_id }))
+        .await;
+    assert_eq!(committed.data()["commitDraft"]["fileCount"], 3);
 }
