@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Model Hub throughput benchmark. Prints, for 64 MiB and 1 GiB files: upload MB/s and the
 # server's peak RSS, download MB/s beside nginx serving the same file (the physical reference)
-# and the ratio, and the disk's `dd conv=fsync` write speed; then the latency and rate of the
-# model list query (a page of 50 with owners and versions) with 10,000 models stored.
+# and the ratio, and the disk's `dd conv=fsync` write speed; the same 1 GiB as a version of 8
+# files uploaded in one request and downloaded as one tar, against the one-file figures; the
+# p50 of a page of 100 files of a 1,000-file version; then the latency and rate of the model
+# list query (a page of 50 with owners and versions) with 10,000 models stored.
 #
 #   bash benches/run.sh            # everything (installs nginx and wrk if missing)
 #   MODELS=1000 bash benches/run.sh
@@ -89,8 +91,26 @@ for SIZE_MIB in 64 1024; do
   echo "${SIZE_MIB} MiB upload:   $(mbps "$UP") MB/s (dd conv=fsync: $DD; ratio $(python3 -c "
 import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d else 1e6); print(f'{$UP / v:.0%}')")), server RSS $((UP_BEFORE / 1024)) MiB before, peak $((UP_PEAK / 1024)) MiB"
   echo "${SIZE_MIB} MiB download: $(mbps "$DOWN") / $(mbps "$DOWN2") MB/s vs nginx $(mbps "$NGINX") / $(mbps "$NGINX2") MB/s (ratio $(python3 -c "print(f'{($DOWN + $DOWN2) / ($NGINX + $NGINX2):.0%}')")), server RSS $((DOWN_BEFORE / 1024)) MiB before, peak $((DOWN_PEAK / 1024)) MiB"
+  if [ "$SIZE_MIB" = 1024 ]; then
+    # The same bytes as a version of 8 files, in one request, and back as one tar.
+    split -b 128M -d "$FILE" "$WORK/part-"
+    PARTS=$(ls "$WORK"/part-*)
+    FILES_JSON=$(python3 -c "import json,sys; print(json.dumps([{'path': f'shards/{p.rsplit(\"/\", 1)[1]}.bin', 'file': None} for p in sys.argv[1:]]))" $PARTS)
+    MAP_JSON=$(python3 -c "import json; print(json.dumps({str(i): [f'variables.files.{i}.file'] for i in range($(echo "$PARTS" | wc -l))}))")
+    FORM=()
+    i=0
+    for PART in $PARTS; do FORM+=(-F "$i=@$PART"); i=$((i + 1)); done
+    UP8=$(curl -s -o "$WORK/up8.json" -w '%{speed_upload}' "$BASE/graphql" -H "authorization: Bearer $TOKEN" \
+      -F operations="{\"query\":\"mutation(\$input: CreateModelInput!, \$files: [FileUpload!]) { createModel(input: \$input, files: \$files) { currentVersion { id } } }\",\"variables\":{\"files\":$FILES_JSON,\"input\":{\"name\":\"big-8-files\",\"framework\":\"bench\",\"version\":\"1.0.0\"}}}" \
+      -F map="$MAP_JSON" "${FORM[@]}")
+    VERSION8=$(json 'd["data"]["createModel"]["currentVersion"]["id"]' <"$WORK/up8.json")
+    TAR=$(curl -s -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION8?format=tar")
+    echo "1024 MiB as 8 files, one request: upload $(mbps "$UP8") MB/s ($(python3 -c "print(f'{$UP8 / $UP:.0%}')") of the one-file upload); tar download $(mbps "$TAR") MB/s ($(python3 -c "print(f'{$TAR * 2 / ($DOWN + $DOWN2):.0%}')") of the one-file download)"
+    rm -f "$WORK"/part-*
+  fi
   rm -f "$FILE"
 done
+python3 benches/files_page.py "$BASE" "$TOKEN" 1000 300
 
 python3 benches/seed.py "$BASE" "$TOKEN" "$MODELS"
 BODY=$(python3 -c 'import json; print(json.dumps({"query": "{ models(first: 50, sort: {field: DOWNLOADS, direction: DESC}) { edges { node { id name framework tags owner { username } currentVersion { version sizeBytes } versions { edges { node { version sha256 } } } } } } }"}))')
