@@ -5,7 +5,7 @@
 //! it; one left alone expires after `MODELHUB_DRAFT_TTL_HOURS` and `gc` removes it and frees
 //! the bytes only it used.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::Utc;
 use modelhub_inspect::Report;
@@ -159,16 +159,18 @@ async fn readable(
         .filter(model::Column::Id.is_in(versions.iter().map(|v| v.model_id)))
         .all(&state.db)
         .await?;
+    let versions: HashMap<Uuid, model_version::Model> =
+        versions.into_iter().map(|v| (v.id, v)).collect();
+    let models: HashMap<Uuid, model::Model> = models.into_iter().map(|m| (m.id, m)).collect();
     Ok(files
         .into_iter()
         .filter(|file| {
-            let Some(version) = versions.iter().find(|v| v.id == file.version_id) else {
+            let Some(version) = versions.get(&file.version_id) else {
                 return false;
             };
             gate::file_hold_reason(version, file).is_none()
                 || models
-                    .iter()
-                    .find(|m| m.id == version.model_id)
+                    .get(&version.model_id)
                     .is_some_and(|m| access::may_read_private(viewer, m))
         })
         .collect())
@@ -336,10 +338,14 @@ async fn reused_files(
         .iter()
         .map(|r| r.sha256.trim().to_lowercase())
         .collect();
-    let known = readable(state, viewer, &hashes).await?;
+    let known: HashMap<String, version_file::Model> = readable(state, viewer, &hashes)
+        .await?
+        .into_iter()
+        .map(|f| (f.sha256.clone(), f))
+        .collect();
     let mut found = Vec::with_capacity(reuse.len());
     for (entry, sha256) in reuse.iter().zip(&hashes) {
-        let Some(file) = known.iter().find(|f| &f.sha256 == sha256) else {
+        let Some(file) = known.get(sha256) else {
             return Err(AppError::bad_input(
                 "reuse",
                 format!(
@@ -351,11 +357,7 @@ async fn reused_files(
         let declared = version_upload::declared(file.format, entry.path.as_str());
         let same_reading = declared == version_upload::declared(file.format, &file.path)
             && file.inspection_rules.as_deref() == Some(state.inspector.fingerprint());
-        let stored = file
-            .inspection
-            .clone()
-            .and_then(|json| serde_json::from_value::<Report>(json).ok());
-        let report = match stored {
+        let report = match gate::stored_report(file.inspection.as_ref()) {
             Some(report) if same_reading => report,
             _ => {
                 let copy = state
@@ -506,26 +508,15 @@ async fn version_report(
     let reports: Vec<Report> = files
         .iter()
         .map(|f| {
-            f.inspection
-                .clone()
-                .and_then(|json| serde_json::from_value::<Report>(json).ok())
+            gate::stored_report(f.inspection.as_ref())
                 .unwrap_or_else(|| Report::failed("the stored report cannot be read"))
         })
         .collect();
     let mut fact_bytes = Vec::with_capacity(files.len());
     for file in files {
         let size = u64::try_from(file.size_bytes).map_err(AppError::internal)?;
-        fact_bytes.push(match version_facts::is_fact_file(&file.path, size) {
-            true => {
-                let copy = state
-                    .blobs
-                    .blob_copy(&file.sha256)
-                    .await
-                    .map_err(AppError::internal)?;
-                Some(version_facts::read(copy).await?)
-            }
-            false => None,
-        });
+        let copy = state.blobs.blob_copy(&file.sha256);
+        fact_bytes.push(version_facts::read_if_fact(&file.path, size, copy).await?);
     }
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     Ok(version_upload::version_report(&reports, &paths, fact_bytes))

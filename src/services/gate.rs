@@ -25,11 +25,16 @@ use crate::{
 /// Longest reason for releasing a held version.
 const MAX_REASON_CHARS: usize = 2_000;
 
-/// Whether the version's file may be handed out and published.
+/// Whether the version's files may be handed out and published: SAFE, or UNKNOWN or ERROR
+/// and released by an administrator; never UNSAFE or not yet inspected.
 pub fn is_released(version: &model_version::Model) -> bool {
-    match version.inspection_status {
+    released(version.inspection_status, version.released_at.is_some())
+}
+
+fn released(status: InspectionStatus, by_admin: bool) -> bool {
+    match status {
         InspectionStatus::Safe => true,
-        InspectionStatus::Unknown | InspectionStatus::Error => version.released_at.is_some(),
+        InspectionStatus::Unknown | InspectionStatus::Error => by_admin,
         InspectionStatus::Unsafe | InspectionStatus::Pending => false,
     }
 }
@@ -80,49 +85,36 @@ pub fn hold_reason(report: &Report) -> Option<String> {
     }
 }
 
-/// Why a stored version is held, if it is.
-pub fn version_hold_reason(version: &model_version::Model) -> Option<String> {
-    if is_released(version) {
-        return None;
-    }
-    let report = version
-        .inspection
-        .clone()
-        .and_then(|json| serde_json::from_value::<Report>(json).ok());
-    Some(match (version.inspection_status, report) {
+/// A stored inspection report, if it can be read.
+pub fn stored_report(json: Option<&serde_json::Value>) -> Option<Report> {
+    json.and_then(|json| serde_json::from_value::<Report>(json.clone()).ok())
+}
+
+/// Why something stored with this verdict and report is held (it is not released).
+fn stored_hold_reason(status: InspectionStatus, json: Option<&serde_json::Value>) -> String {
+    match (status, stored_report(json)) {
         (InspectionStatus::Pending, _) => "it has not been inspected yet".to_owned(),
         (_, Some(report)) => {
             hold_reason(&report).unwrap_or_else(|| "its inspection did not clear it".to_owned())
         }
         (_, None) => "its inspection report cannot be read".to_owned(),
-    })
+    }
 }
 
-/// Why one file of a stored version is held, if it is: each file has its own verdict. A SAFE
-/// file is served; an UNKNOWN or ERROR one once an administrator released its version; an
-/// UNSAFE one never (nor one not inspected yet).
+/// Why a stored version is held, if it is.
+pub fn version_hold_reason(version: &model_version::Model) -> Option<String> {
+    (!is_released(version))
+        .then(|| stored_hold_reason(version.inspection_status, version.inspection.as_ref()))
+}
+
+/// Why one file of a stored version is held, if it is: each file has its own verdict, under
+/// the version's rule (see [`is_released`]) with the version's release.
 pub fn file_hold_reason(
     version: &model_version::Model,
     file: &version_file::Model,
 ) -> Option<String> {
-    match file.inspection_status {
-        InspectionStatus::Safe => return None,
-        InspectionStatus::Unknown | InspectionStatus::Error if version.released_at.is_some() => {
-            return None;
-        }
-        _ => {}
-    }
-    let report = file
-        .inspection
-        .clone()
-        .and_then(|json| serde_json::from_value::<Report>(json).ok());
-    Some(match (file.inspection_status, report) {
-        (InspectionStatus::Pending, _) => "it has not been inspected yet".to_owned(),
-        (_, Some(report)) => {
-            hold_reason(&report).unwrap_or_else(|| "its inspection did not clear it".to_owned())
-        }
-        (_, None) => "its inspection report cannot be read".to_owned(),
-    })
+    (!released(file.inspection_status, version.released_at.is_some()))
+        .then(|| stored_hold_reason(file.inspection_status, file.inspection.as_ref()))
 }
 
 /// Refuses to list a model (request publication, approve, restore a version) while a version

@@ -4,8 +4,8 @@
 use async_graphql::Enum;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query, UnionType},
+    Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
 };
 use uuid::Uuid;
 
@@ -309,33 +309,20 @@ pub async fn newest_of_owners(
     limit: u64,
     before: Option<Uuid>,
 ) -> Result<Vec<model::Model>, sea_orm::DbErr> {
-    let backend = state.db.get_database_backend();
-    let visible = access::visible_condition(viewer, backend);
-    let page_of = |owner: Uuid| {
-        let mut rows = model::Entity::find()
-            .filter(visible.clone())
-            .filter(model::Column::OwnerId.eq(owner));
-        if let Some(before) = before {
-            rows = rows.filter(model::Column::Id.lt(before));
-        }
-        let rows = rows
-            .order_by_desc(model::Column::Id)
-            .limit(limit)
-            .into_query();
-        Query::select()
-            .column(sea_orm::sea_query::Asterisk)
-            .from_subquery(rows, "page")
-            .to_owned()
-    };
-    let Some((first, rest)) = owners.split_first() else {
-        return Ok(Vec::new());
-    };
-    let mut union = page_of(*first);
-    union.unions(rest.iter().map(|owner| (UnionType::All, page_of(*owner))));
-    model::Entity::find()
-        .from_raw_sql(backend.build(&union))
-        .all(&state.db)
-        .await
+    let visible = access::visible_condition(viewer, state.db.get_database_backend());
+    let pages: Vec<_> = owners
+        .iter()
+        .map(|owner| {
+            let mut rows = model::Entity::find()
+                .filter(visible.clone())
+                .filter(model::Column::OwnerId.eq(*owner));
+            if let Some(before) = before {
+                rows = rows.filter(model::Column::Id.lt(before));
+            }
+            rows.order_by_desc(model::Column::Id).limit(limit)
+        })
+        .collect();
+    super::pagination::pages_in_one(&state.db, pages).await
 }
 
 /// How many models of each of `owners` the viewer may see: one statement.

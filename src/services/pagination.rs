@@ -121,6 +121,38 @@ impl<T> Page<T> {
     }
 }
 
+/// The rows of several pages in one statement: each page a query of `E`, ordered and limited
+/// on its own (one indexed search each), joined with `UNION ALL`. The rows do not come in the
+/// pages' order.
+pub async fn pages_in_one<E>(
+    db: &sea_orm::DatabaseConnection,
+    pages: Vec<sea_orm::Select<E>>,
+) -> Result<Vec<E::Model>, sea_orm::DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+{
+    use sea_orm::{
+        QueryTrait,
+        sea_query::{Asterisk, Query, UnionType},
+    };
+    let wrapped = pages.into_iter().map(|page| {
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(page.into_query(), "page")
+            .to_owned()
+    });
+    let mut wrapped = wrapped.peekable();
+    let Some(mut union) = wrapped.next() else {
+        return Ok(Vec::new());
+    };
+    union.unions(wrapped.map(|page| (UnionType::All, page)));
+    E::find()
+        .from_raw_sql(db.get_database_backend().build(&union))
+        .all(db)
+        .await
+}
+
 /// How many rows `select` finds, remembered under the change counter (see
 /// [`AppState::totals`]): a list's total costs a count of every matching row, which pages
 /// must not pay on each request as the catalog grows.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     error::{AppError, AppResult},
-    storage::LocalCopy,
+    storage::{LocalCopy, StorageError},
 };
 
 /// Largest file read for facts (a model card, a config, an index).
@@ -20,14 +20,23 @@ pub const MAX_FACT_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_README_BYTES: usize = 1024 * 1024;
 
 /// Whether the file at `path` may carry facts about the version.
-pub fn is_fact_file(path: &str, size: u64) -> bool {
+fn is_fact_file(path: &str, size: u64) -> bool {
     size <= MAX_FACT_BYTES
         && (matches!(path, "README.md" | "config.json" | "MLmodel")
             || path.ends_with(".safetensors.index.json"))
 }
 
-/// Reads a fact file's bytes (at most [`MAX_FACT_BYTES`]) from its local copy.
-pub async fn read(copy: LocalCopy) -> AppResult<Vec<u8>> {
+/// The bytes of the file at `path` if it is a fact file (at most [`MAX_FACT_BYTES`]), read
+/// from the local copy `copy` makes; `None` (and no copy made) otherwise.
+pub async fn read_if_fact(
+    path: &str,
+    size: u64,
+    copy: impl Future<Output = Result<LocalCopy, StorageError>>,
+) -> AppResult<Option<Vec<u8>>> {
+    if !is_fact_file(path, size) {
+        return Ok(None);
+    }
+    let copy = copy.await.map_err(AppError::internal)?;
     tokio::task::spawn_blocking(move || {
         let (file, _keep) = copy;
         let mut bytes = Vec::new();
@@ -36,6 +45,7 @@ pub async fn read(copy: LocalCopy) -> AppResult<Vec<u8>> {
     })
     .await
     .map_err(AppError::internal)?
+    .map(Some)
     .map_err(AppError::internal)
 }
 

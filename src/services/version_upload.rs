@@ -344,23 +344,17 @@ where
             .buffered(INSPECTING_AT_ONCE)
             .try_collect()
             .await?;
+        // Facts span a whole version: a draft's files are read together when it is committed.
         let mut fact_bytes = Vec::with_capacity(plan.files.len());
         for file in &plan.files {
-            fact_bytes.push(
-                match batch == Batch::Version
-                    && version_facts::is_fact_file(file.path.as_str(), file.upload.blob.size)
-                {
-                    true => {
-                        let copy = state
-                            .blobs
-                            .upload_copy(&file.upload.blob)
-                            .await
-                            .map_err(AppError::internal)?;
-                        Some(version_facts::read(copy).await?)
-                    }
-                    false => None,
-                },
-            );
+            let (path, blob) = (file.path.as_str(), &file.upload.blob);
+            fact_bytes.push(match batch {
+                Batch::Version => {
+                    let copy = state.blobs.upload_copy(blob);
+                    version_facts::read_if_fact(path, blob.size, copy).await?
+                }
+                Batch::DraftFiles => None,
+            });
         }
         let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
         let (version, facts) = version_report(&files, &paths, fact_bytes);

@@ -465,38 +465,21 @@ pub async fn files_of_versions(
     after: Option<&str>,
     prefix: Option<&str>,
 ) -> Result<Vec<version_file::Model>, DbErr> {
-    use sea_orm::{
-        QueryTrait,
-        sea_query::{Asterisk, Query, UnionType},
-    };
-    let backend = state.db.get_database_backend();
-    let page_of = |version: Uuid| {
-        let mut rows =
-            version_file::Entity::find().filter(version_file::Column::VersionId.eq(version));
-        if let Some(after) = after {
-            rows = rows.filter(version_file::Column::Path.gt(after));
-        }
-        if let Some(prefix) = prefix {
-            rows = rows.filter(path_starts_with(prefix));
-        }
-        let rows = rows
-            .order_by_asc(version_file::Column::Path)
-            .limit(limit)
-            .into_query();
-        Query::select()
-            .column(Asterisk)
-            .from_subquery(rows, "page")
-            .to_owned()
-    };
-    let Some((first, rest)) = versions.split_first() else {
-        return Ok(Vec::new());
-    };
-    let mut union = page_of(*first);
-    union.unions(rest.iter().map(|v| (UnionType::All, page_of(*v))));
-    let mut rows = version_file::Entity::find()
-        .from_raw_sql(backend.build(&union))
-        .all(&state.db)
-        .await?;
+    let pages: Vec<_> = versions
+        .iter()
+        .map(|version| {
+            let mut rows =
+                version_file::Entity::find().filter(version_file::Column::VersionId.eq(*version));
+            if let Some(after) = after {
+                rows = rows.filter(version_file::Column::Path.gt(after));
+            }
+            if let Some(prefix) = prefix {
+                rows = rows.filter(path_starts_with(prefix));
+            }
+            rows.order_by_asc(version_file::Column::Path).limit(limit)
+        })
+        .collect();
+    let mut rows = super::pagination::pages_in_one(&state.db, pages).await?;
     // The union's order is not its parts'.
     rows.sort_by(|a, b| (a.version_id, &a.path).cmp(&(b.version_id, &b.path)));
     Ok(rows)

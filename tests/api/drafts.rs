@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, safetensors, sha256_hex, spawn_app};
+use crate::helpers::{Folder, TestApp, digest_of, safetensors, sha256_hex, spawn_app};
 
 const CREATE_MODEL: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id currentVersion { id digest } } }";
 const DRAFT: &str = "mutation($id: ID!, $input: CreateVersionInput!) { createVersionDraft(modelId: $id, input: $input) { id expiresAt } }";
@@ -12,8 +12,6 @@ const COMMIT: &str =
     "mutation($id: ID!) { commitDraft(draftId: $id) { id version digest fileCount } }";
 const VERSIONS: &str =
     "query($id: ID!) { model(id: $id) { versions { totalCount edges { node { version } } } } }";
-
-type Folder = Vec<(String, Vec<u8>)>;
 
 /// `n` files in sub-folders, their bytes unique to `seed`.
 fn folder(seed: &str, n: usize) -> Folder {
@@ -26,21 +24,6 @@ fn folder(seed: &str, n: usize) -> Folder {
         files.push((path, format!("{seed} file {i}\n").into_bytes()));
     }
     files
-}
-
-fn digest_of(files: &[(String, Vec<u8>)]) -> String {
-    let mut lines: Vec<(String, String)> = files
-        .iter()
-        .map(|(p, b)| (p.clone(), format!("{} {} {p}\n", sha256_hex(b), b.len())))
-        .collect();
-    lines.sort();
-    sha256_hex(
-        lines
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect::<String>()
-            .as_bytes(),
-    )
 }
 
 async fn model(app: &TestApp, token: &str, name: &str, files: &[(String, Vec<u8>)]) -> Value {

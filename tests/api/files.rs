@@ -5,15 +5,14 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Options, TestApp, safetensors, sha256_hex, spawn_app, spawn_with};
+use crate::helpers::{
+    Folder, Options, TestApp, digest_of, safetensors, sha256_hex, spawn_app, spawn_with,
+};
 
 const CREATE: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id currentVersion { id } } }";
 const ADD: &str = "mutation($id: ID!, $input: CreateVersionInput!, $files: [FileUpload!]) { createModelVersion(modelId: $id, input: $input, files: $files) { id digest fileCount } }";
 const VERSION: &str = "query($id: ID!) { modelVersion(id: $id) { fileCount digest sha256 sizeBytes format held inspection { status } } }";
 const FILES: &str = "query($id: ID!, $after: String, $prefix: String) { modelVersion(id: $id) { files(first: 100, after: $after, prefix: $prefix) { totalCount pageInfo { hasNextPage endCursor } edges { node { path sizeBytes sha256 } } } } }";
-
-/// Files to upload: (path, bytes).
-type Folder = Vec<(String, Vec<u8>)>;
 
 /// A transformers-like folder of `n` files (n ≥ 3), sub-folders included.
 fn folder(n: usize) -> Folder {
@@ -34,23 +33,6 @@ fn folder(n: usize) -> Folder {
         files.push((path, format!("{{\"i\": {i}}}\n").into_bytes()));
     }
     files
-}
-
-/// The digest of a set of files, as documented: the SHA-256 of `<sha256> <size> <path>\n`
-/// lines sorted by path.
-fn digest_of(files: &[(String, Vec<u8>)]) -> String {
-    let mut lines: Vec<(String, String)> = files
-        .iter()
-        .map(|(path, bytes)| {
-            (
-                path.clone(),
-                format!("{} {} {path}\n", sha256_hex(bytes), bytes.len()),
-            )
-        })
-        .collect();
-    lines.sort();
-    let manifest: String = lines.into_iter().map(|(_, line)| line).collect();
-    sha256_hex(manifest.as_bytes())
 }
 
 fn input(name: &str) -> Value {

@@ -617,3 +617,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Files to upload: (path, bytes).
+pub type Folder = Vec<(String, Vec<u8>)>;
+
+/// The digest of a set of files, as documented: the SHA-256 of `<sha256> <size> <path>\n`
+/// lines sorted by path.
+pub fn digest_of(files: &[(String, Vec<u8>)]) -> String {
+    let mut lines: Vec<(String, String)> = files
+        .iter()
+        .map(|(path, bytes)| {
+            (
+                path.clone(),
+                format!("{} {} {path}\n", sha256_hex(bytes), bytes.len()),
+            )
+        })
+        .collect();
+    lines.sort();
+    let manifest: String = lines.into_iter().map(|(_, line)| line).collect();
+    sha256_hex(manifest.as_bytes())
+}
