@@ -890,6 +890,25 @@ fn read_onnx<R: Read>(file: &mut R, size: u64, report: &mut Report) -> Result<()
         report.meta("opset", o);
     }
     report.meta("node_count", info.node_count);
+    for external in &info.external_data {
+        if !onnx::is_contained(&external.location) {
+            report.findings.push(Finding {
+                module: "<onnx external data>".into(),
+                name: external.location.clone(),
+                severity: Severity::Dangerous,
+                reason: "the model reads weights from a file outside its own folder".into(),
+            });
+        }
+    }
+    // Listed in full (not cut like other metadata): the version checks every file named.
+    if !info.external_data.is_empty()
+        && let Value::Object(meta) = &mut report.metadata
+    {
+        meta.insert(
+            "external_data".into(),
+            serde_json::to_value(&info.external_data).unwrap_or(Value::Null),
+        );
+    }
     report.meta(
         "metadata_props",
         Value::Object(

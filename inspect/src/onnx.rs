@@ -1,6 +1,9 @@
 //! ONNX: the protobuf `ModelProto`, decoded with prost from message definitions that name only
-//! the fields read here (producer, opsets, graph inputs and outputs, initializer shapes);
-//! prost skips the rest, weights included, without keeping them.
+//! the fields read here (producer, opsets, graph inputs and outputs, initializer shapes, where
+//! weights stored outside the file are); prost skips the rest, weights included, without
+//! keeping them.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +11,8 @@ use crate::InspectError;
 
 /// Largest ONNX file decoded in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Most external-data files one model may name (each is listed in full in the report).
+pub const MAX_EXTERNAL_FILES: usize = 10_000;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct ModelProto {
@@ -71,6 +76,11 @@ struct TensorProto {
     data_type: Option<i32>,
     #[prost(string, optional, tag = "8")]
     name: Option<String>,
+    #[prost(message, repeated, tag = "13")]
+    external_data: Vec<StringStringEntryProto>,
+    /// 1 (`EXTERNAL`) when the data is in another file, named by `external_data`.
+    #[prost(int32, optional, tag = "14")]
+    data_location: Option<i32>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -119,6 +129,18 @@ pub struct TensorSpec {
     pub shape: Vec<String>,
 }
 
+/// A file that holds weights of the model outside it (ONNX "external data"), and how far into
+/// it the model reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalData {
+    /// The `location` as the model names it, relative to the model's folder.
+    pub location: String,
+    /// The end of the furthest tensor it holds: the file must have at least these bytes.
+    pub bytes_needed: u64,
+    /// How many tensors it holds.
+    pub tensors: u64,
+}
+
 /// What an ONNX model declares.
 #[derive(Debug, Default)]
 pub struct OnnxInfo {
@@ -133,6 +155,8 @@ pub struct OnnxInfo {
     pub node_count: u64,
     pub dtypes: Vec<String>,
     pub metadata: Vec<(String, String)>,
+    /// The files its weights are in besides itself, by location.
+    pub external_data: Vec<ExternalData>,
 }
 
 fn element_type(code: i32) -> String {
@@ -159,6 +183,77 @@ fn element_type(code: i32) -> String {
         .ok()
         .and_then(|i| NAMES.get(i))
         .map_or_else(|| format!("TYPE{code}"), |n| (*n).to_owned())
+}
+
+/// Bytes per element of a fixed-size element type.
+fn element_size(code: i32) -> Option<u64> {
+    match code {
+        2 | 3 | 9 => Some(1),
+        4 | 5 | 10 | 16 => Some(2),
+        1 | 6 | 12 => Some(4),
+        7 | 11 | 13 | 14 => Some(8),
+        15 => Some(16),
+        _ => None,
+    }
+}
+
+/// Whether an external-data location stays inside the model's folder: relative, `/` or `\`
+/// separated, with no `..` segment. ONNX runtimes join it to the model's folder and open it,
+/// so one that leaves the folder reads whatever file it names on the loading machine.
+pub fn is_contained(location: &str) -> bool {
+    !location.is_empty()
+        && !location.starts_with(['/', '\\'])
+        && !location.contains(':')
+        && !location.contains('\0')
+        && location.split(['/', '\\']).all(|segment| segment != "..")
+}
+
+/// Where a tensor's data is, if in another file: its location and the end of its bytes there.
+fn external_extent(
+    tensor: &TensorProto,
+    count: Option<u64>,
+) -> Result<Option<(String, u64)>, InspectError> {
+    if tensor.data_location != Some(1) {
+        return Ok(None);
+    }
+    let name = tensor.name.as_deref().unwrap_or("");
+    let field = |key: &str| {
+        tensor
+            .external_data
+            .iter()
+            .find(|e| e.key.as_deref() == Some(key))
+            .and_then(|e| e.value.as_deref())
+    };
+    let number = |key: &str| -> Result<Option<u64>, InspectError> {
+        field(key)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    InspectError::Malformed(format!(
+                        "tensor {name}: external data {key} `{v}` is not a number"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let location = field("location").ok_or_else(|| {
+        InspectError::Malformed(format!("tensor {name}: external data without a location"))
+    })?;
+    let offset = number("offset")?.unwrap_or(0);
+    let length = match number("length")? {
+        Some(length) => length,
+        None => count
+            .zip(element_size(tensor.data_type.unwrap_or(0)))
+            .and_then(|(n, size)| n.checked_mul(size))
+            .ok_or_else(|| {
+                InspectError::Malformed(format!(
+                    "tensor {name}: external data without a length, of a type without a fixed size"
+                ))
+            })?,
+    };
+    let end = offset.checked_add(length).ok_or_else(|| {
+        InspectError::Malformed(format!("tensor {name}: external data offset overflows"))
+    })?;
+    Ok(Some((location.to_owned(), end)))
 }
 
 fn spec(value: &ValueInfoProto) -> TensorSpec {
@@ -198,15 +293,23 @@ pub fn read(bytes: &[u8]) -> Result<OnnxInfo, InspectError> {
         .collect();
     let mut dtypes: Vec<String> = Vec::new();
     let mut parameter_count = 0u64;
+    // By location: the end of the furthest tensor, and how many tensors.
+    let mut external: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for tensor in &graph.initializer {
-        let count = tensor
-            .dims
-            .iter()
-            .try_fold(1u64, |acc, d| {
-                u64::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
-            })
-            .unwrap_or(0);
-        parameter_count = parameter_count.saturating_add(count);
+        let count = tensor.dims.iter().try_fold(1u64, |acc, d| {
+            u64::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
+        });
+        parameter_count = parameter_count.saturating_add(count.unwrap_or(0));
+        if let Some((location, end)) = external_extent(tensor, count)? {
+            if external.len() == MAX_EXTERNAL_FILES && !external.contains_key(&location) {
+                return Err(InspectError::TooComplex(format!(
+                    "the model names more than {MAX_EXTERNAL_FILES} external data files"
+                )));
+            }
+            let file = external.entry(location).or_default();
+            file.0 = file.0.max(end);
+            file.1 += 1;
+        }
         let dtype = element_type(tensor.data_type.unwrap_or(0));
         if !dtypes.contains(&dtype) {
             dtypes.push(dtype);
@@ -242,5 +345,130 @@ pub fn read(bytes: &[u8]) -> Result<OnnxInfo, InspectError> {
             .into_iter()
             .map(|p| (p.key.unwrap_or_default(), p.value.unwrap_or_default()))
             .collect(),
+        external_data: external
+            .into_iter()
+            .map(|(location, (bytes_needed, tensors))| ExternalData {
+                location,
+                bytes_needed,
+                tensors,
+            })
+            .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    fn entry(key: &str, value: &str) -> StringStringEntryProto {
+        StringStringEntryProto {
+            key: Some(key.into()),
+            value: Some(value.into()),
+        }
+    }
+
+    fn external(
+        name: &str,
+        data_type: i32,
+        dims: Vec<i64>,
+        fields: &[(&str, &str)],
+    ) -> TensorProto {
+        TensorProto {
+            dims,
+            data_type: Some(data_type),
+            name: Some(name.into()),
+            external_data: fields.iter().map(|(k, v)| entry(k, v)).collect(),
+            data_location: Some(1),
+        }
+    }
+
+    fn model(initializer: Vec<TensorProto>) -> Vec<u8> {
+        ModelProto {
+            graph: Some(GraphProto {
+                initializer,
+                ..GraphProto::default()
+            }),
+            ..ModelProto::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn external_data_is_listed_by_file_with_the_furthest_byte_read() {
+        let bytes = model(vec![
+            // No length: 2 × 3 floats after offset 16 end at byte 40.
+            external(
+                "a",
+                1,
+                vec![2, 3],
+                &[("location", "w.bin"), ("offset", "16")],
+            ),
+            external("b", 7, vec![1], &[("location", "w.bin"), ("length", "8")]),
+            external(
+                "c",
+                10,
+                vec![4],
+                &[("location", "sub/x.bin"), ("offset", "2"), ("length", "8")],
+            ),
+        ]);
+        let info = read(&bytes).unwrap();
+        assert_eq!(
+            info.external_data,
+            [
+                ExternalData {
+                    location: "sub/x.bin".into(),
+                    bytes_needed: 10,
+                    tensors: 1
+                },
+                ExternalData {
+                    location: "w.bin".into(),
+                    bytes_needed: 40,
+                    tensors: 2
+                },
+            ]
+        );
+        assert_eq!(info.parameter_count, 11);
+    }
+
+    #[test]
+    fn unreadable_external_data_is_malformed() {
+        for fields in [
+            &[("offset", "0")][..],
+            &[("location", "w.bin"), ("offset", "-1")],
+            &[
+                ("location", "w.bin"),
+                ("offset", "18446744073709551615"),
+                ("length", "2"),
+            ],
+        ] {
+            let bytes = model(vec![external("t", 1, vec![1], fields)]);
+            assert!(
+                matches!(read(&bytes), Err(InspectError::Malformed(_))),
+                "{fields:?}"
+            );
+        }
+        // A string tensor has no fixed size: its length must be given.
+        let bytes = model(vec![external("s", 8, vec![3], &[("location", "w.bin")])]);
+        assert!(matches!(read(&bytes), Err(InspectError::Malformed(_))));
+    }
+
+    #[test]
+    fn locations_outside_the_folder_are_told_apart() {
+        for inside in ["w.bin", "sub/w.bin", "./w.bin", "a\\b.bin", "..w.bin"] {
+            assert!(is_contained(inside), "{inside}");
+        }
+        for outside in [
+            "",
+            "/etc/passwd",
+            "../w.bin",
+            "a/../../w.bin",
+            "..\\w.bin",
+            "C:w.bin",
+            "\\\\host\\share",
+        ] {
+            assert!(!is_contained(outside), "{outside}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ use super::{
     access::{self, ModelEdit},
     audit::{self, Subject},
     blobs, gate,
-    version_facts::{self, Facts},
+    version_facts::{self, FactFile, Facts},
     version_upload::{self, Batch, Contents, Files, Inspected},
     versions::{self, NewVersion, is_listed_locked, refresh_current_version},
 };
@@ -512,14 +512,18 @@ async fn version_report(
                 .unwrap_or_else(|| Report::failed("the stored report cannot be read"))
         })
         .collect();
-    let mut fact_bytes = Vec::with_capacity(files.len());
-    for file in files {
+    let mut facts_of = Vec::with_capacity(files.len());
+    for (file, report) in files.iter().zip(&reports) {
         let size = u64::try_from(file.size_bytes).map_err(AppError::internal)?;
         let copy = state.blobs.blob_copy(&file.sha256);
-        fact_bytes.push(version_facts::read_if_fact(&file.path, size, copy).await?);
+        facts_of.push(FactFile {
+            path: &file.path,
+            size,
+            report,
+            bytes: version_facts::read_if_fact(&file.path, size, copy).await?,
+        });
     }
-    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    Ok(version_upload::version_report(&reports, &paths, fact_bytes))
+    Ok(version_upload::version_report(&facts_of))
 }
 
 async fn write_version(

@@ -1,12 +1,16 @@
 //! What a version's files say together, beyond each file's own inspection: the model card
 //! (`README.md` at the root, with its YAML front matter), a transformers `config.json`, a
-//! safetensors index and the shards it names, an MLflow `MLmodel`. What is found joins the
-//! version's report; an index that names a shard the version lacks, or shards it does not
-//! name, makes the version ERROR (held).
+//! safetensors index and the shards it names, an MLflow `MLmodel`, an ONNX model's external
+//! data. What is found joins the version's report; an index that names a shard the version
+//! lacks, or shards it does not name, and an ONNX model whose external data is missing or
+//! shorter than the model reads, make the version ERROR (held).
 
-use std::{collections::BTreeSet, io::Read};
+use std::{
+    collections::{BTreeSet, HashMap},
+    io::Read,
+};
 
-use modelhub_inspect::Report;
+use modelhub_inspect::{Report, onnx::ExternalData};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -52,6 +56,7 @@ pub async fn read_if_fact(
 /// One file of the version, as the facts see it.
 pub struct FactFile<'a> {
     pub path: &'a str,
+    pub size: u64,
     /// What the file's own inspection found.
     pub report: &'a Report,
     /// Its bytes, for a fact file.
@@ -191,7 +196,7 @@ fn read_mlmodel(bytes: &[u8], facts: &mut Facts) {
 /// Checks a safetensors index against the version's files: every shard it names must be in
 /// the version, and every shard of its series (`…-of-…​.safetensors` beside it) named.
 fn read_index(index_path: &str, bytes: &[u8], files: &[FactFile<'_>], facts: &mut Facts) {
-    let folder = index_path.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let folder = folder_of(index_path);
     let join = |name: &str| match folder {
         "" => name.to_owned(),
         dir => format!("{dir}/{name}"),
@@ -221,7 +226,7 @@ fn read_index(index_path: &str, bytes: &[u8], files: &[FactFile<'_>], facts: &mu
         .iter()
         .map(|f| f.path)
         .filter(|p| p.ends_with(".safetensors") && p.contains("-of-"))
-        .filter(|p| p.rsplit_once('/').map_or("", |(dir, _)| dir) == folder)
+        .filter(|p| folder_of(p) == folder)
         .collect();
     for shard in &series {
         if !named.contains(*shard) {
@@ -247,9 +252,73 @@ fn read_index(index_path: &str, bytes: &[u8], files: &[FactFile<'_>], facts: &mu
     );
 }
 
+/// The folder a file is in (`""` at the root).
+fn folder_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// The version path an ONNX external-data location names, from the model's folder (`\\`
+/// separators and `.` segments as ONNX runtimes read them).
+fn resolve(folder: &str, location: &str) -> String {
+    folder
+        .split('/')
+        .chain(location.split(['/', '\\']))
+        .filter(|segment| !segment.is_empty() && *segment != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Checks an ONNX model's external data against the version: every file it names must be in
+/// the version and at least as long as the model reads. A location outside the model's folder
+/// is already UNSAFE in the model's own report and is not looked up.
+fn read_external_data(
+    model: &FactFile<'_>,
+    sizes: &HashMap<&str, u64>,
+    facts: &mut Facts,
+) -> Option<Value> {
+    let listed = model.report.metadata.get("external_data")?;
+    let Ok(external) = serde_json::from_value::<Vec<ExternalData>>(listed.clone()) else {
+        facts.problems.push(format!(
+            "{}: the report's external data cannot be read",
+            model.path
+        ));
+        return None;
+    };
+    let folder = folder_of(model.path);
+    let mut total = 0u64;
+    for data in external
+        .iter()
+        .filter(|d| modelhub_inspect::onnx::is_contained(&d.location))
+    {
+        let path = resolve(folder, &data.location);
+        match sizes.get(path.as_str()) {
+            None => facts.problems.push(format!(
+                "{} reads external data from {path}, which the version does not have",
+                model.path
+            )),
+            Some(&size) if size < data.bytes_needed => facts.problems.push(format!(
+                "{} reads {} bytes of external data from {path}, which has {size}",
+                model.path, data.bytes_needed
+            )),
+            Some(&size) => total = total.saturating_add(size),
+        }
+    }
+    Some(json!({ "model": model.path, "files": external.len(), "bytes": total }))
+}
+
 /// What `files` say together.
 pub fn gather(files: &[FactFile<'_>]) -> Facts {
     let mut facts = Facts::default();
+    let sizes: HashMap<&str, u64> = files.iter().map(|f| (f.path, f.size)).collect();
+    let external: Vec<Value> = files
+        .iter()
+        .filter_map(|f| read_external_data(f, &sizes, &mut facts))
+        .collect();
+    if !external.is_empty() {
+        facts
+            .meta
+            .insert("onnx_external_data".into(), Value::Array(external));
+    }
     for file in files {
         let Some(bytes) = &file.bytes else {
             continue;
@@ -275,6 +344,7 @@ mod tests {
     fn file<'a>(path: &'a str, report: &'a Report, bytes: Option<&[u8]>) -> FactFile<'a> {
         FactFile {
             path,
+            size: bytes.map_or(0, |b| b.len() as u64),
             report,
             bytes: bytes.map(<[u8]>::to_vec),
         }
@@ -334,5 +404,59 @@ mod tests {
         let mut report = Report::default();
         facts.apply(&mut report);
         assert_eq!(report.status(), modelhub_inspect::Status::Error);
+    }
+
+    #[test]
+    fn onnx_external_data_must_be_present_and_long_enough() {
+        let model = Report {
+            metadata: json!({ "external_data": [
+                { "location": "weights/a.bin", "bytes_needed": 100, "tensors": 2 },
+                { "location": ".\\b.bin", "bytes_needed": 50, "tensors": 1 },
+                { "location": "c.bin", "bytes_needed": 10, "tensors": 1 },
+                { "location": "../../etc/passwd", "bytes_needed": 1, "tensors": 1 },
+            ]}),
+            ..Report::default()
+        };
+        let none = Report::default();
+        let sized = |path, size| FactFile {
+            path,
+            size,
+            report: &none,
+            bytes: None,
+        };
+        let files = [
+            FactFile {
+                path: "onnx/model.onnx",
+                size: 1_000,
+                report: &model,
+                bytes: None,
+            },
+            sized("onnx/weights/a.bin", 100),
+            sized("onnx/b.bin", 49),
+        ];
+        let facts = gather(&files);
+        assert_eq!(
+            facts.problems,
+            [
+                "onnx/model.onnx reads 50 bytes of external data from onnx/b.bin, which has 49",
+                "onnx/model.onnx reads external data from onnx/c.bin, which the version does not have",
+            ]
+        );
+        assert_eq!(
+            facts.meta["onnx_external_data"],
+            json!([{ "model": "onnx/model.onnx", "files": 4, "bytes": 100 }])
+        );
+        let whole = [
+            FactFile {
+                path: "model.onnx",
+                size: 1_000,
+                report: &model,
+                bytes: None,
+            },
+            sized("weights/a.bin", 100),
+            sized("b.bin", 50),
+            sized("c.bin", 10),
+        ];
+        assert!(gather(&whole).problems.is_empty());
     }
 }

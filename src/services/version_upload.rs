@@ -269,27 +269,12 @@ pub struct Inspected {
 }
 
 /// The version's report from its files' (with what they say together), and those facts.
-pub fn version_report(
-    files: &[Report],
-    paths: &[&str],
-    fact_bytes: Vec<Option<Vec<u8>>>,
-) -> (Report, Facts) {
+pub fn version_report(files: &[FactFile<'_>]) -> (Report, Facts) {
     let mut version = match files {
-        [one] => one.clone(),
-        many => Report::combine(paths.iter().copied().zip(many)),
+        [one] => one.report.clone(),
+        many => Report::combine(many.iter().map(|f| (f.path, f.report))),
     };
-    let facts = version_facts::gather(
-        &paths
-            .iter()
-            .zip(files)
-            .zip(fact_bytes)
-            .map(|((path, report), bytes)| FactFile {
-                path,
-                report,
-                bytes,
-            })
-            .collect::<Vec<_>>(),
-    );
+    let facts = version_facts::gather(files);
     facts.apply(&mut version);
     (version, facts)
 }
@@ -345,19 +330,23 @@ where
             .try_collect()
             .await?;
         // Facts span a whole version: a draft's files are read together when it is committed.
-        let mut fact_bytes = Vec::with_capacity(plan.files.len());
-        for file in &plan.files {
+        let mut facts_of = Vec::with_capacity(plan.files.len());
+        for (file, report) in plan.files.iter().zip(&files) {
             let (path, blob) = (file.path.as_str(), &file.upload.blob);
-            fact_bytes.push(match batch {
-                Batch::Version => {
-                    let copy = state.blobs.upload_copy(blob);
-                    version_facts::read_if_fact(path, blob.size, copy).await?
-                }
-                Batch::DraftFiles => None,
+            facts_of.push(FactFile {
+                path,
+                size: blob.size,
+                report,
+                bytes: match batch {
+                    Batch::Version => {
+                        let copy = state.blobs.upload_copy(blob);
+                        version_facts::read_if_fact(path, blob.size, copy).await?
+                    }
+                    Batch::DraftFiles => None,
+                },
             });
         }
-        let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
-        let (version, facts) = version_report(&files, &paths, fact_bytes);
+        let (version, facts) = version_report(&facts_of);
         let judged = match batch {
             Batch::Version => gate::hold_reason(&version),
             Batch::DraftFiles => files.iter().find_map(gate::hold_reason),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{
-    Folder, Options, TestApp, digest_of, safetensors, sha256_hex, spawn_app, spawn_with,
+    Folder, Options, TestApp, digest_of, fixture, safetensors, sha256_hex, spawn_app, spawn_with,
 };
 
 const CREATE: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id currentVersion { id } } }";
@@ -689,5 +689,88 @@ async fn the_files_say_together_what_a_card_a_config_and_an_index_say() {
             .unwrap()
             .contains("model-00002-of-00002.safetensors"),
         "{version}"
+    );
+}
+
+#[tokio::test]
+async fn an_onnx_model_needs_its_external_data_in_the_version() {
+    let app = spawn_app().await;
+    let owner = app.register("exported").await;
+    const QUERY: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { currentVersion { held inspection { status error metadata findings { name severity } } files(first: 10) { edges { node { path inspection { status metadata } } } } } } }";
+    let weights = fixture("onnx_external/weights.bin");
+    let upload = async |name: &str, files: Folder| {
+        let answer = app
+            .upload_files(Some(&owner), QUERY, json!({ "input": input(name) }), &files)
+            .await;
+        answer.data()["createModel"]["currentVersion"].clone()
+    };
+    let model = (
+        "onnx/model.onnx".to_owned(),
+        fixture("onnx_external/model.onnx"),
+    );
+    let whole = upload(
+        "whole",
+        vec![
+            model.clone(),
+            ("onnx/weights.bin".to_owned(), weights.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(whole["inspection"]["status"], "SAFE", "{whole}");
+    assert_eq!(
+        whole["inspection"]["metadata"]["onnx_external_data"],
+        json!([{ "model": "onnx/model.onnx", "files": 1, "bytes": weights.len() }])
+    );
+    let onnx = &whole["files"]["edges"][0]["node"];
+    assert_eq!(onnx["path"], "onnx/model.onnx");
+    assert_eq!(
+        onnx["inspection"]["metadata"]["external_data"],
+        json!([{ "location": "weights.bin", "bytes_needed": weights.len(), "tensors": 1 }])
+    );
+
+    // Without the weights, or with fewer bytes than the model reads, the version is held.
+    let alone = upload("alone", vec![model.clone()]).await;
+    assert_eq!(alone["inspection"]["status"], "ERROR");
+    assert_eq!(alone["held"], true);
+    assert_eq!(
+        alone["inspection"]["error"],
+        "onnx/model.onnx reads external data from onnx/weights.bin, which the version does not have"
+    );
+    let short = upload(
+        "short",
+        vec![
+            model,
+            (
+                "onnx/weights.bin".to_owned(),
+                weights[..weights.len() - 4].to_vec(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(short["inspection"]["status"], "ERROR");
+    assert!(
+        short["inspection"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("reads {} bytes", weights.len())),
+        "{short}"
+    );
+
+    // A model that reads its weights from outside its folder is UNSAFE on its own.
+    let escape = upload(
+        "escape",
+        vec![
+            (
+                "escape.onnx".to_owned(),
+                fixture("onnx_external/escape.onnx"),
+            ),
+            ("weights.bin".to_owned(), weights),
+        ],
+    )
+    .await;
+    assert_eq!(escape["inspection"]["status"], "UNSAFE", "{escape}");
+    assert_eq!(
+        escape["inspection"]["findings"],
+        json!([{ "name": "../../../../etc/passwd", "severity": "DANGEROUS" }])
     );
 }

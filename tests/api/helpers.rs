@@ -592,6 +592,16 @@ impl TestApp {
 
 /// The seed document's scikit-learn model: a RandomForestClassifier saved with joblib
 /// (made by `tests/fixtures/make_fixtures.py`).
+/// A file made by `tests/fixtures/make_fixtures.py`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
 pub fn random_forest() -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/random_forest.joblib"))
         .unwrap()

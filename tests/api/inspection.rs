@@ -3,20 +3,13 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp, random_forest, safetensors, spawn_app, spawn_with};
+use crate::helpers::{
+    Options, TestApp, fixture, random_forest, safetensors, spawn_app, spawn_with,
+};
 
 /// The shell command in the malicious fixtures (`tests/fixtures/make_fixtures.py`): what
 /// their `os.system` call runs when Python unpickles them.
 const FIXTURE_COMMAND: &[u8] = b"touch /tmp/modelhub-inspection-marker";
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
 
 const INSPECTION: &str = "inspection { status inspector error parameterCount tensorCount dtypes estimatorClass sklearnVersion frameworkHints metadata inputs { name elementType shape } outputs { name elementType shape } findings { module name severity reason } }";
 
