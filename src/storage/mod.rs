@@ -35,6 +35,9 @@ pub enum StorageError {
     /// A local I/O failure.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The thread hashing an upload stopped before its end.
+    #[error("the thread hashing the upload stopped")]
+    HashingStopped(#[source] Option<tokio::task::JoinError>),
 }
 
 fn map_err(err: object_store::Error) -> StorageError {

@@ -1,11 +1,16 @@
-//! One upload in flight: bytes are hashed, counted and written to the staging area in the same
-//! pass, in bounded memory.
+//! One upload in flight: bytes are counted and written to the staging area as they arrive
+//! while a thread of their own hashes them, so that receiving, hashing and writing overlap;
+//! memory stays bounded (see [`HASH_BUDGET`] and [`MAX_IN_FLIGHT`]).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
 use sha2::{Digest, Sha256};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    task::JoinHandle,
+};
 
 use super::{StorageError, map_err};
 use crate::auth::api_token::hex;
@@ -18,12 +23,65 @@ pub(super) const LOCAL_PART_SIZE: usize = 1024 * 1024;
 const MAX_IN_FLIGHT: usize = 2;
 /// How many leading bytes are kept to recognise the file format.
 pub const HEAD_BYTES: usize = 64 * 1024;
+/// Bytes received but not yet hashed, at most: the receiver waits when the hasher is this far
+/// behind.
+const HASH_BUDGET: usize = 2 * 1024 * 1024;
+
+/// SHA-256 on a blocking thread of its own, fed chunks through a channel whose bytes are
+/// bounded by [`HASH_BUDGET`].
+struct Hasher {
+    chunks: mpsc::UnboundedSender<(Bytes, OwnedSemaphorePermit)>,
+    budget: Arc<Semaphore>,
+    digest: JoinHandle<String>,
+}
+
+impl Hasher {
+    fn start() -> Self {
+        let (chunks, mut received) = mpsc::unbounded_channel::<(Bytes, OwnedSemaphorePermit)>();
+        let digest = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
+            // The permit goes with the chunk: its bytes count against the budget until hashed.
+            while let Some((chunk, _permit)) = received.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hex(&hasher.finalize())
+        });
+        Self {
+            chunks,
+            budget: Arc::new(Semaphore::new(HASH_BUDGET)),
+            digest,
+        }
+    }
+
+    /// Hands a chunk to the hashing thread, waiting while the budget is spent.
+    async fn update(&self, chunk: Bytes) -> Result<(), StorageError> {
+        // A chunk larger than the whole budget waits for all of it.
+        let cost = u32::try_from(chunk.len().min(HASH_BUDGET)).unwrap_or(u32::MAX);
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| StorageError::HashingStopped(None))?;
+        self.chunks
+            .send((chunk, permit))
+            .map_err(|_| StorageError::HashingStopped(None))
+    }
+
+    /// The SHA-256 of everything sent, once the thread has hashed it.
+    async fn finish(self) -> Result<String, StorageError> {
+        drop(self.chunks);
+        self.digest
+            .await
+            .map_err(|e| StorageError::HashingStopped(Some(e)))
+    }
+}
 
 /// A file being written to the staging area.
 pub struct Upload {
     writer: WriteMultipart,
     path: Path,
-    hasher: Sha256,
+    hasher: Hasher,
     size: u64,
     head: Vec<u8>,
 }
@@ -51,7 +109,7 @@ impl Upload {
         Ok(Self {
             writer: WriteMultipart::new_with_chunk_size(multipart, part_size),
             path,
-            hasher: Sha256::new(),
+            hasher: Hasher::start(),
             size: 0,
             head: Vec::new(),
         })
@@ -62,13 +120,14 @@ impl Upload {
         self.size
     }
 
-    /// Appends a chunk, waiting while too many parts are in flight.
+    /// Appends a chunk, waiting while too many parts are in flight or the hasher is too far
+    /// behind.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         self.writer
             .wait_for_capacity(MAX_IN_FLIGHT)
             .await
             .map_err(map_err)?;
-        self.hasher.update(&chunk);
+        self.hasher.update(chunk.clone()).await?;
         self.size += chunk.len() as u64;
         if self.head.len() < HEAD_BYTES {
             let take = (HEAD_BYTES - self.head.len()).min(chunk.len());
@@ -80,10 +139,11 @@ impl Upload {
 
     /// Completes the upload: once this returns, the bytes are durable in the staging area.
     pub async fn finish(self) -> Result<StagedBlob, StorageError> {
-        self.writer.finish().await.map_err(map_err)?;
+        let (written, sha256) = tokio::join!(self.writer.finish(), self.hasher.finish());
+        written.map_err(map_err)?;
         Ok(StagedBlob {
             staging_path: self.path,
-            sha256: hex(&self.hasher.finalize()),
+            sha256: sha256?,
             size: self.size,
             head: self.head,
         })
