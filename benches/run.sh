@@ -96,6 +96,7 @@ import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d el
   if [ "$SIZE_MIB" = 1024 ]; then
     # The same bytes as a version of 8 files, in one request, and back as one tar.
     split -b 128M -d "$FILE" "$WORK/part-"
+    sync   # the parts are written out before the timed upload competes with their writeback
     PARTS=$(ls "$WORK"/part-*)
     FILES_JSON=$(python3 -c "import json,sys; print(json.dumps([{'path': f'shards/{p.rsplit(\"/\", 1)[1]}.bin', 'file': None} for p in sys.argv[1:]]))" $PARTS)
     MAP_JSON=$(python3 -c "import json; print(json.dumps({str(i): [f'variables.files.{i}.file'] for i in range($(echo "$PARTS" | wc -l))}))")

@@ -1,6 +1,8 @@
 //! Models and versions in GraphQL: the types, the queries (lists, lookups) and the mutations
 //! (uploads, changes, deletions).
 
+use std::sync::Arc;
+
 use async_graphql::{
     Context, ID, InputObject, Json, Object, Result, SimpleObject,
     connection::{Connection, Edge},
@@ -334,9 +336,11 @@ impl ModelVersion {
             value: SortValue::Text(f.path.clone()),
             id: f.id,
         });
+        // One copy of the version for the whole page (its metadata and report can be large).
+        let version = Arc::new(self.0.clone());
         Ok(connection(page, |file| ModelFile {
             file,
-            version: self.0.clone(),
+            version: version.clone(),
         }))
     }
 
@@ -349,7 +353,7 @@ impl ModelVersion {
             .map_err(load_error)?;
         Ok(file.map(|file| ModelFile {
             file,
-            version: self.0.clone(),
+            version: Arc::new(self.0.clone()),
         }))
     }
 
@@ -455,7 +459,7 @@ impl ModelVersion {
 /// One file of a version.
 pub struct ModelFile {
     file: version_file::Model,
-    version: model_version::Model,
+    version: Arc<model_version::Model>,
 }
 
 #[Object]
