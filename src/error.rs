@@ -214,7 +214,7 @@ impl AppError {
 
     /// Logs unexpected errors with their cause chain and the request's id, which it returns
     /// for the answer; the other errors are the caller's business.
-    fn log(&self) -> Option<String> {
+    pub fn log(&self) -> Option<String> {
         let chain = self.cause()?;
         let id = request_id().unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
         tracing::error!(request_id = %id, error = %chain, "internal error");

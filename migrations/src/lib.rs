@@ -14,6 +14,7 @@ mod m20261202_000008_owner_pages;
 mod m20261202_000009_version_files;
 mod m20261202_000010_version_drafts;
 mod m20261202_000011_version_readme;
+mod m20261202_000012_hub_names;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_version_files::Migration),
             Box::new(m20261202_000010_version_drafts::Migration),
             Box::new(m20261202_000011_version_readme::Migration),
+            Box::new(m20261202_000012_hub_names::Migration),
         ]
     }
 }

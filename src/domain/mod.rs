@@ -4,5 +4,6 @@
 pub mod account;
 pub mod file_path;
 pub mod format;
+pub mod hub_name;
 pub mod model;
 pub mod version;

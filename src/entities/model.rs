@@ -11,6 +11,8 @@ pub struct Model {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub name: String,
+    /// Its repository name (`owner/slug`) in the Hugging Face protocol; see `domain::hub_name`.
+    pub slug: String,
     pub description: Option<String>,
     pub framework: String,
     pub task_type: Option<String>,

@@ -45,6 +45,8 @@ pub struct Model {
     pub file_count: i32,
     /// The model card: the text of the root `README.md`, if there is one.
     pub readme: Option<String>,
+    /// Its commit id in the Hugging Face protocol; see `domain::hub_name::commit_id`.
+    pub commit_id: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

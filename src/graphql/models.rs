@@ -82,6 +82,13 @@ impl Model {
         &self.0.name
     }
 
+    /// The repository name in the Hugging Face protocol (`owner/slug`): made from the name
+    /// when the model was created (letters, digits, `_`, `.` and `-`), unique among its
+    /// owner's models, and kept when the model is renamed.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
     /// What the model does.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
@@ -282,6 +289,12 @@ impl ModelVersion {
     /// files at the same paths have the same digest.
     async fn digest(&self) -> &str {
         &self.0.digest
+    }
+
+    /// The version's commit id in the Hugging Face protocol (40 hex characters): the first
+    /// 40 of the SHA-256 of `"modelhub commit\n<id>\n<digest>\n"`.
+    async fn commit_id(&self) -> &str {
+        &self.0.commit_id
     }
 
     /// The version's files by path (byte order), optionally only those whose path starts with

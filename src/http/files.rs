@@ -234,7 +234,7 @@ enum Source {
 
 /// What a download sends: its bytes, their size and entity tag, and the name and type they
 /// are saved as.
-struct Served {
+pub(super) struct Served {
     source: Source,
     etag: String,
     size: u64,
@@ -288,7 +288,7 @@ impl Served {
     }
 
     /// One file of a version, saved under its own name.
-    fn file(file: &version_file::Model) -> AppResult<Self> {
+    pub(super) fn file(file: &version_file::Model) -> AppResult<Self> {
         let name = file.path.rsplit('/').next().unwrap_or(&file.path);
         Ok(Self {
             source: Source::Blob(file.sha256.clone()),
@@ -300,7 +300,7 @@ impl Served {
     }
 }
 
-async fn serve(
+pub(super) async fn serve(
     state: &HttpState,
     grant: &Grant,
     served: Served,

@@ -5,6 +5,7 @@ mod client_ip;
 mod files;
 mod graphql;
 mod health;
+mod hf;
 mod limits;
 mod metrics;
 mod multipart;
@@ -67,6 +68,7 @@ pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Rou
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .merge(hf::routes())
         .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(cors)

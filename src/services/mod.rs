@@ -13,6 +13,7 @@ pub mod download_counts;
 pub mod downloads;
 pub mod drafts;
 pub mod gate;
+pub mod hub;
 pub mod inspection;
 pub mod maintenance;
 pub mod models;

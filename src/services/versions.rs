@@ -2,7 +2,7 @@
 //! deleting them, and which one is a model's current version.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, NotSet,
     QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, sea_query::Expr,
 };
 use serde_json::Value;
@@ -20,7 +20,7 @@ use modelhub_inspect::Report;
 
 use crate::{
     auth::{Scope, Viewer},
-    domain::{model as rules, version::Version},
+    domain::{hub_name, model as rules, version::Version},
     entities::{
         enums::{ApprovalStatus, InspectionStatus, ModelFormat, Visibility},
         model, model_version, version_file,
@@ -81,8 +81,9 @@ pub(super) fn version_row(
     contents: &Contents,
 ) -> AppResult<model_version::ActiveModel> {
     let version = Version::parse("input.version", &input.version)?;
+    let id = Uuid::now_v7();
     Ok(model_version::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         model_id: Set(model_id),
         version: Set(version.label().to_owned()),
         version_key: Set(version.sort_key()),
@@ -110,6 +111,7 @@ pub(super) fn version_row(
         digest: Set(contents.digest.clone()),
         file_count: Set(i32::try_from(contents.file_count).map_err(AppError::internal)?),
         readme: Set(None),
+        commit_id: Set(hub_name::commit_id(id, &contents.digest)),
     })
 }
 
@@ -206,6 +208,7 @@ pub async fn create_model(
         id: Set(Uuid::now_v7()),
         owner_id: Set(caller.user.id),
         name: Set(name.clone()),
+        slug: NotSet,
         description: Set(rules::text(
             "input.description",
             input.description.as_deref(),
@@ -235,6 +238,7 @@ pub async fn create_model(
     let mut version = version_row(model_id, caller.user.id, input.version, &plan.contents())?;
     let model = version_upload::store(state, &plan, Batch::Version, async |txn, found| {
         let tags = card_defaults(&mut row, tags, &found.facts);
+        row.slug = Set(super::hub::free_slug(txn, caller.user.id, &name).await?);
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
         record_inspection(state, &mut version, &found.version);

@@ -1,0 +1,113 @@
+//! The Hugging Face Hub protocol, the part its clients (`huggingface_hub`, `transformers`, the
+//! `hf` CLI) call with `HF_ENDPOINT` set to this server: file downloads by repository,
+//! revision and path, and repository metadata and listings. Errors take the protocol's form:
+//! `X-Error-Code` and `X-Error-Message` headers and a JSON `{"error": …}` body, with
+//! `X-Repo-Commit` once the revision is known.
+
+mod repo;
+mod resolve;
+
+use axum::{
+    Json, Router,
+    http::{HeaderName, HeaderValue},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+
+use super::HttpState;
+use crate::{error::AppError, services::hub};
+
+/// The protocol's routes.
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route(
+            "/{owner}/{name}/resolve/{revision}/{*path}",
+            get(resolve::file).head(resolve::file),
+        )
+        .route("/api/models/{owner}/{name}", get(repo::info))
+        .route(
+            "/api/models/{owner}/{name}/revision/{revision}",
+            get(repo::info_at),
+        )
+        .route(
+            "/api/models/{owner}/{name}/tree/{revision}",
+            get(repo::tree),
+        )
+        .route(
+            "/api/models/{owner}/{name}/tree/{revision}/{*path}",
+            get(repo::tree_under),
+        )
+        .route("/api/whoami-v2", get(repo::whoami))
+}
+
+const X_REPO_COMMIT: HeaderName = HeaderName::from_static("x-repo-commit");
+const X_ERROR_CODE: HeaderName = HeaderName::from_static("x-error-code");
+const X_ERROR_MESSAGE: HeaderName = HeaderName::from_static("x-error-message");
+
+/// An error in the protocol's form; `commit` is the revision's commit id once known (the
+/// client caches a missing file under it).
+pub(super) struct HubError {
+    error: AppError,
+    commit: Option<String>,
+}
+
+impl From<AppError> for HubError {
+    fn from(error: AppError) -> Self {
+        Self {
+            error,
+            commit: None,
+        }
+    }
+}
+
+impl HubError {
+    fn at(error: AppError, commit: &str) -> Self {
+        Self {
+            error,
+            commit: Some(commit.to_owned()),
+        }
+    }
+}
+
+impl IntoResponse for HubError {
+    fn into_response(self) -> Response {
+        let code = match &self.error {
+            AppError::NotFound(hub::REPOSITORY) | AppError::NotFound("model") => {
+                Some("RepoNotFound")
+            }
+            AppError::NotFound(hub::REVISION) | AppError::NotFound("model version") => {
+                Some("RevisionNotFound")
+            }
+            AppError::NotFound(_) => Some("EntryNotFound"),
+            _ => None,
+        };
+        let mut message = self.error.message();
+        if let Some(id) = self.error.log() {
+            message = format!("{message} (request {id})");
+        }
+        let status = self.error.code().status();
+        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let headers = response.headers_mut();
+        if let Some(code) = code {
+            headers.insert(X_ERROR_CODE, HeaderValue::from_static(code));
+        }
+        // Header values are visible ASCII: anything else in a message becomes `?`.
+        let printable: String = message
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(&printable) {
+            headers.insert(X_ERROR_MESSAGE, value);
+        }
+        if let Some(commit) = self.commit.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(X_REPO_COMMIT, commit);
+        }
+        response
+    }
+}

@@ -1,0 +1,284 @@
+//! Repository metadata and listings: `GET /api/models/{owner}/{name}` (and at a revision),
+//! `GET …/tree/{revision}[/{path}]` and `GET /api/whoami-v2`.
+
+use std::collections::BTreeSet;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::HubError;
+use crate::{
+    auth::{Credential, Scope},
+    entities::{model, model_version, version_file},
+    error::{AppError, AuthFailure},
+    http::{HttpState, graphql::bearer_token},
+    services::{access, accounts, hub},
+};
+
+/// The size of the pointer file Git LFS would keep in place of a file.
+const POINTER_SIZE: u64 = 134;
+/// Most tree entries in one answer; the rest follow `Link: <…>; rel="next"`.
+const TREE_PAGE: usize = 1000;
+
+type HubResult<T> = Result<T, HubError>;
+
+/// A repository and one of its revisions, as the caller may see them.
+async fn lookup(
+    state: &HttpState,
+    headers: &HeaderMap,
+    owner: &str,
+    name: &str,
+    revision: &str,
+) -> HubResult<(model::Model, model_version::Model)> {
+    let viewer = accounts::authenticate(&state.app, bearer_token(headers)).await?;
+    let model = hub::repository(&state.app, &viewer, owner, name).await?;
+    let version = hub::revision(&state.app, &model, revision).await?;
+    Ok((model, version))
+}
+
+fn lfs(file: &version_file::Model) -> Value {
+    json!({ "sha256": file.sha256, "oid": file.sha256, "size": file.size_bytes, "pointerSize": POINTER_SIZE })
+}
+
+/// What `model_info` reads.
+fn info_json(
+    owner: &str,
+    model: &model::Model,
+    version: &model_version::Model,
+    files: &[version_file::Model],
+) -> Value {
+    let card = version.metadata.get("card").cloned().unwrap_or(Value::Null);
+    let report = version.inspection.as_ref();
+    let parameters = report
+        .and_then(|r| r.get("parameter_count"))
+        .and_then(Value::as_u64);
+    let dtypes: Vec<&str> = report
+        .and_then(|r| r.get("dtypes"))
+        .and_then(Value::as_array)
+        .map(|d| d.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let safetensors = files
+        .iter()
+        .any(|f| f.path.ends_with(".safetensors"))
+        .then(|| {
+            let total = parameters.unwrap_or(0);
+            // Counts by dtype are known only when there is one dtype.
+            let by_dtype = match dtypes.as_slice() {
+                [one] => json!({ *one: total }),
+                _ => json!({}),
+            };
+            json!({ "parameters": by_dtype, "total": total })
+        });
+    json!({
+        "_id": model.id,
+        "id": format!("{owner}/{}", model.slug),
+        "modelId": format!("{owner}/{}", model.slug),
+        "author": owner,
+        "sha": version.commit_id,
+        "lastModified": version.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "createdAt": model.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "private": !access::is_public(model),
+        "gated": false,
+        "disabled": version.withdrawn_at.is_some(),
+        "downloads": model.downloads,
+        "likes": 0,
+        "tags": model.tags,
+        "pipeline_tag": model.task_type,
+        "library_name": card.get("library_name").cloned().unwrap_or_else(|| json!(model.framework)),
+        "cardData": card,
+        "siblings": files
+            .iter()
+            .map(|f| json!({ "rfilename": f.path, "size": f.size_bytes, "lfs": lfs(f) }))
+            .collect::<Vec<_>>(),
+        "safetensors": safetensors,
+    })
+}
+
+async fn info_of(
+    state: &HttpState,
+    headers: &HeaderMap,
+    owner: &str,
+    name: &str,
+    revision: &str,
+) -> HubResult<Response> {
+    let (model, version) = lookup(state, headers, owner, name, revision).await?;
+    let (owner, files) = hub::contents(&state.app, &model, &version).await?;
+    Ok(Json(info_json(&owner, &model, &version, &files)).into_response())
+}
+
+/// `GET /api/models/{owner}/{name}`: the repository at `main`.
+pub async fn info(
+    State(state): State<HttpState>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    info_of(&state, &headers, &owner, &name, "main")
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/models/{owner}/{name}/revision/{revision}`.
+pub async fn info_at(
+    State(state): State<HttpState>,
+    Path((owner, name, revision)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    info_of(&state, &headers, &owner, &name, &revision)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TreeParams {
+    #[serde(default)]
+    recursive: Option<String>,
+    /// Where the previous page ended (an entry's index).
+    #[serde(default)]
+    cursor: Option<usize>,
+}
+
+/// A folder's id: stable for a commit and path.
+fn folder_oid(commit: &str, path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    crate::auth::api_token::hex(&Sha256::digest(format!("tree\n{commit}\n{path}\n")))[..40]
+        .to_owned()
+}
+
+/// The entries under `folder` (`""` for the root): files and folders, only direct children
+/// unless `recursive`, sorted by path.
+fn tree_entries(
+    commit: &str,
+    files: &[version_file::Model],
+    folder: &str,
+    recursive: bool,
+) -> Vec<Value> {
+    let prefix = if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{folder}/")
+    };
+    let mut folders = BTreeSet::new();
+    let mut entries: Vec<(String, Value)> = Vec::new();
+    for file in files.iter().filter(|f| f.path.starts_with(&prefix)) {
+        let rest = &file.path[prefix.len()..];
+        let mut end = 0;
+        for (i, _) in rest.match_indices('/') {
+            folders.insert(format!("{prefix}{}", &rest[..i]));
+            end = i;
+            if !recursive {
+                break;
+            }
+        }
+        if recursive || end == 0 && !rest.contains('/') {
+            entries.push((
+                file.path.clone(),
+                json!({ "type": "file", "oid": file.sha256, "size": file.size_bytes, "path": file.path, "lfs": lfs(file) }),
+            ));
+        }
+    }
+    entries.extend(folders.into_iter().map(|path| {
+        let entry = json!({ "type": "directory", "oid": folder_oid(commit, &path), "size": 0, "path": path });
+        (path, entry)
+    }));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.into_iter().map(|(_, entry)| entry).collect()
+}
+
+async fn tree_of(
+    state: &HttpState,
+    headers: &HeaderMap,
+    (owner, name, revision): (String, String, String),
+    folder: &str,
+    params: &TreeParams,
+) -> HubResult<Response> {
+    let (model, version) = lookup(state, headers, &owner, &name, &revision).await?;
+    let commit = version.commit_id.clone();
+    let (_, files) = hub::contents(&state.app, &model, &version).await?;
+    let folder = folder.trim_matches('/');
+    let recursive = params
+        .recursive
+        .as_deref()
+        .is_some_and(|r| r.eq_ignore_ascii_case("true") || r == "1");
+    let entries = tree_entries(&commit, &files, folder, recursive);
+    if !folder.is_empty() && entries.is_empty() {
+        return Err(HubError::at(AppError::NotFound("path"), &commit));
+    }
+    let start = params.cursor.unwrap_or(0).min(entries.len());
+    let end = (start + TREE_PAGE).min(entries.len());
+    let mut response = Json(&entries[start..end]).into_response();
+    if end < entries.len() {
+        let mut next = state.app.config.public_url.clone();
+        next.set_path(&format!(
+            "/api/models/{owner}/{name}/tree/{revision}/{folder}"
+        ));
+        next.query_pairs_mut()
+            .append_pair("recursive", if recursive { "true" } else { "false" })
+            .append_pair("cursor", &end.to_string());
+        if let Ok(link) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(response)
+}
+
+/// `GET /api/models/{owner}/{name}/tree/{revision}`.
+pub async fn tree(
+    State(state): State<HttpState>,
+    Path(repo): Path<(String, String, String)>,
+    Query(params): Query<TreeParams>,
+    headers: HeaderMap,
+) -> Response {
+    tree_of(&state, &headers, repo, "", &params)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/models/{owner}/{name}/tree/{revision}/{path}`.
+pub async fn tree_under(
+    State(state): State<HttpState>,
+    Path((owner, name, revision, path)): Path<(String, String, String, String)>,
+    Query(params): Query<TreeParams>,
+    headers: HeaderMap,
+) -> Response {
+    tree_of(&state, &headers, (owner, name, revision), &path, &params)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/whoami-v2`: the caller's account.
+pub async fn whoami(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let result: HubResult<Response> = async {
+        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
+        let auth = viewer
+            .authenticated()
+            .ok_or(AppError::Unauthenticated(AuthFailure::Missing))?;
+        let role = if auth.scopes.contains(Scope::Write) {
+            "write"
+        } else {
+            "read"
+        };
+        let kind = match auth.credential {
+            Credential::ApiToken(_) => "access_token",
+            Credential::Session(_) => "session",
+        };
+        Ok(Json(json!({
+            "type": "user",
+            "id": auth.user.id,
+            "name": auth.user.username,
+            "fullname": auth.user.username,
+            "email": auth.user.email,
+            "isPro": false,
+            "orgs": [],
+            "auth": { "type": kind, "accessToken": { "role": role } },
+        }))
+        .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,133 @@
+//! The catalog as the Hugging Face protocol names it: a model is the repository `owner/slug`
+//! and its versions are revisions (`main` for the current one, a version string, or a commit
+//! id). Lookups ask the access policy: to a caller who may not see a model, it does not exist.
+
+use std::collections::HashSet;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Func},
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::Viewer,
+    domain::{hub_name, version::Version},
+    entities::{model, model_version, user, version_file},
+    error::{AppError, AppResult},
+    services::access,
+    state::AppState,
+};
+
+/// What the protocol's `X-Error-Code` says was not found.
+pub const REPOSITORY: &str = "repository";
+pub const REVISION: &str = "revision";
+
+/// A free slug for a new model of `owner` called `name`: its [`hub_name::slug`], or that
+/// with `-2`, `-3`… when another of the owner's models has it (ignoring case).
+pub async fn free_slug<C: ConnectionTrait>(db: &C, owner: Uuid, name: &str) -> AppResult<String> {
+    let base = hub_name::slug(name);
+    // `_` in a LIKE pattern matches any character: a few more candidates, checked below.
+    let taken: HashSet<String> = model::Entity::find()
+        .select_only()
+        .column(model::Column::Slug)
+        .filter(model::Column::OwnerId.eq(owner))
+        .filter(
+            Expr::expr(Func::lower(Expr::col(model::Column::Slug)))
+                .like(format!("{}%", base.to_ascii_lowercase())),
+        )
+        .into_tuple::<String>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|slug| slug.to_ascii_lowercase())
+        .collect();
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while taken.contains(&candidate.to_ascii_lowercase()) {
+        candidate = hub_name::numbered(&base, n);
+        n += 1;
+    }
+    Ok(candidate)
+}
+
+/// The model `owner/name` (the name compared without case), if the viewer may see it.
+pub async fn repository(
+    state: &AppState,
+    viewer: &Viewer,
+    owner: &str,
+    name: &str,
+) -> AppResult<model::Model> {
+    let not_found = AppError::NotFound(REPOSITORY);
+    let Some(owner) = user::Entity::find()
+        .filter(user::Column::Username.eq(owner))
+        .one(&state.db)
+        .await?
+    else {
+        return Err(not_found);
+    };
+    let model = model::Entity::find()
+        .filter(model::Column::OwnerId.eq(owner.id))
+        .filter(
+            Expr::expr(Func::lower(Expr::col(model::Column::Slug))).eq(name.to_ascii_lowercase()),
+        )
+        .one(&state.db)
+        .await?;
+    access::visible(viewer, model).map_err(|_| not_found)
+}
+
+/// The version a revision names: `main` is the current version, a commit id the version with
+/// that id, anything else a version string (`v1.2.0` and `1.2.0` name the same version).
+pub async fn revision(
+    state: &AppState,
+    model: &model::Model,
+    revision: &str,
+) -> AppResult<model_version::Model> {
+    let versions =
+        model_version::Entity::find().filter(model_version::Column::ModelId.eq(model.id));
+    let found = if revision == "main" {
+        match model.current_version_id {
+            Some(id) => {
+                versions
+                    .filter(model_version::Column::Id.eq(id))
+                    .one(&state.db)
+                    .await?
+            }
+            None => None,
+        }
+    } else if hub_name::is_commit_id(revision) {
+        versions
+            .filter(model_version::Column::CommitId.eq(revision))
+            .one(&state.db)
+            .await?
+    } else {
+        match Version::parse("revision", revision) {
+            Ok(version) => {
+                versions
+                    .filter(model_version::Column::VersionKey.eq(version.sort_key()))
+                    .one(&state.db)
+                    .await?
+            }
+            Err(_) => None,
+        }
+    };
+    found.ok_or(AppError::NotFound(REVISION))
+}
+
+/// A revision's files, by path (byte order), and the login of the model's owner.
+pub async fn contents(
+    state: &AppState,
+    model: &model::Model,
+    version: &model_version::Model,
+) -> AppResult<(String, Vec<version_file::Model>)> {
+    let owner = user::Entity::find_by_id(model.owner_id)
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound(REPOSITORY))?;
+    let files = version_file::Entity::find()
+        .filter(version_file::Column::VersionId.eq(version.id))
+        .order_by_asc(version_file::Column::Path)
+        .all(&state.db)
+        .await?;
+    Ok((owner.username, files))
+}
