@@ -140,7 +140,14 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             header::CONTENT_RANGE,
             header::ETAG,
             header::RETRY_AFTER,
+            header::LINK,
             HeaderName::from_static("x-request-id"),
+            // The Hugging Face protocol's.
+            HeaderName::from_static("x-repo-commit"),
+            HeaderName::from_static("x-linked-etag"),
+            HeaderName::from_static("x-linked-size"),
+            HeaderName::from_static("x-error-code"),
+            HeaderName::from_static("x-error-message"),
         ])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {

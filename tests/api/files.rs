@@ -7,33 +7,13 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::{
     Folder, Options, TestApp, digest_of, fixture, safetensors, sha256_hex, spawn_app, spawn_with,
+    transformers_folder, write_folder,
 };
 
 const CREATE: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id currentVersion { id } } }";
 const ADD: &str = "mutation($id: ID!, $input: CreateVersionInput!, $files: [FileUpload!]) { createModelVersion(modelId: $id, input: $input, files: $files) { id digest fileCount } }";
 const VERSION: &str = "query($id: ID!) { modelVersion(id: $id) { fileCount digest sha256 sizeBytes format held inspection { status } } }";
 const FILES: &str = "query($id: ID!, $after: String, $prefix: String) { modelVersion(id: $id) { files(first: 100, after: $after, prefix: $prefix) { totalCount pageInfo { hasNextPage endCursor } edges { node { path sizeBytes sha256 } } } } }";
-
-/// A transformers-like folder of `n` files (n ≥ 3), sub-folders included.
-fn folder(n: usize) -> Folder {
-    let mut files = vec![
-        (
-            "config.json".to_owned(),
-            br#"{"model_type": "bert", "vocab_size": 30522}"#.to_vec(),
-        ),
-        ("README.md".to_owned(), b"# A test model\n".to_vec()),
-        ("model.safetensors".to_owned(), safetensors(64)),
-    ];
-    for i in 0..n - 3 {
-        let path = match i % 3 {
-            0 => format!("tokenizer/part-{i:03}.json"),
-            1 => format!("a/b/{i:03}.json"),
-            _ => format!("a/{i:03}.txt"),
-        };
-        files.push((path, format!("{{\"i\": {i}}}\n").into_bytes()));
-    }
-    files
-}
 
 fn input(name: &str) -> Value {
     json!({ "name": name, "framework": "transformers", "version": "v1.0.0" })
@@ -58,7 +38,7 @@ async fn get(app: &TestApp, token: Option<&str>, path: &str) -> reqwest::Respons
 async fn a_version_of_many_files_is_uploaded_in_one_request_and_served_file_by_file() {
     let app = spawn_app().await;
     let owner = app.register("folders").await;
-    let files = folder(200);
+    let files = transformers_folder(200);
     let created = create(&app, &owner, "bert-like", &files).await;
     let version_id = created["currentVersion"]["id"].as_str().unwrap().to_owned();
 
@@ -386,13 +366,22 @@ async fn the_migration_makes_each_earlier_version_a_one_file_version() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Back to the schema before versions had files (and drafts), then forward again over
-    // the data.
+    // A name that makes the same repository name: it gets the next free one.
+    app.create_model(
+        &owner,
+        json!({ "name": "old!", "framework": "pytorch", "version": "v1.0.0" }),
+        "other.safetensors",
+        safetensors(6),
+    )
+    .await
+    .data();
+    // Back to the schema before versions had files (and drafts, repository names and commit
+    // ids), then forward again over the data.
     let url = secrecy::ExposeSecret::expose_secret(&app.state.config.database_url).to_owned();
     let mut options = sea_orm::ConnectOptions::new(url);
     options.max_connections(1).sqlx_logging(false);
     let db = sea_orm::Database::connect(options).await.unwrap();
-    migration::Migrator::down(&db, Some(3)).await.unwrap();
+    migration::Migrator::down(&db, Some(4)).await.unwrap();
     let tables: Vec<String> = {
         use sea_orm::ConnectionTrait;
         let backend = db.get_database_backend();
@@ -416,7 +405,7 @@ async fn the_migration_makes_each_earlier_version_a_one_file_version() {
     let answer = app
         .gql(
             Some(&owner),
-            "query($id: ID!) { modelVersion(id: $id) { fileCount digest sha256 files { edges { node { path sha256 sizeBytes inspection { status } } } } } }",
+            "query($id: ID!) { modelVersion(id: $id) { fileCount digest sha256 commitId model { slug } files { edges { node { path sha256 sizeBytes inspection { status } } } } } }",
             json!({ "id": version_id }),
         )
         .await;
@@ -429,6 +418,26 @@ async fn the_migration_makes_each_earlier_version_a_one_file_version() {
         "the version's hash is its file's, as before"
     );
     assert_eq!(version["digest"], hex(&Sha256::digest(manifest.as_bytes())));
+    let seed = format!(
+        "modelhub commit\n{version_id}\n{}\n",
+        version["digest"].as_str().unwrap()
+    );
+    assert_eq!(
+        version["commitId"],
+        hex(&Sha256::digest(seed.as_bytes()))[..40]
+    );
+    assert_eq!(version["model"]["slug"], "old");
+    let slugs = app
+        .gql(
+            Some(&owner),
+            "{ models(sort: {field: NAME, direction: ASC}) { edges { node { name slug } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        slugs.data()["models"]["edges"],
+        json!([{ "node": { "name": "old", "slug": "old" } }, { "node": { "name": "old!", "slug": "old-2" } }])
+    );
     let file = &version["files"]["edges"][0]["node"];
     assert_eq!(file["path"], "weights.safetensors");
     assert_eq!(file["sha256"], sha);
@@ -451,21 +460,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes `files` under `dir`.
-fn write_folder(dir: &std::path::Path, files: &[(String, Vec<u8>)]) {
-    for (path, bytes) in files {
-        let target = dir.join(path);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::write(target, bytes).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_version_downloads_as_one_tar_that_gnu_tar_writes_and_reads_alike() {
     let app = spawn_app().await;
     let owner = app.register("archiver").await;
     let long_dir = "nested/".repeat(17);
-    let mut files = folder(12);
+    let mut files = transformers_folder(12);
     files.push(("empty.txt".into(), Vec::new()));
     files.push(("exactly-a-block.json".into(), vec![b' '; 512]));
     files.push((format!("{long_dir}long.json"), b"{\"deep\": true}".to_vec()));

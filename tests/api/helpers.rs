@@ -165,6 +165,12 @@ pub fn test_chromium(test: &str) -> Option<String> {
     }
 }
 
+/// The Python with the pinned `huggingface_hub` for the protocol tests (`.ci/run` makes a
+/// virtualenv for it), if one is configured.
+pub fn test_hf_python(test: &str) -> Option<String> {
+    service_setting("MODELHUB_TEST_HF_PYTHON", test)
+}
+
 /// The S3 bucket for object-store tests, if one is configured (with the usual `AWS_*`
 /// variables for its endpoint and keys).
 pub fn test_s3_bucket(test: &str) -> Option<String> {
@@ -380,6 +386,24 @@ impl TestApp {
     }
 
     /// Registers a user and returns their access token.
+    /// Makes a model public: its owner asks, an administrator approves.
+    pub async fn publish(&self, owner: &str, admin: &str, model_id: &str) {
+        self.gql(
+            Some(owner),
+            "mutation($id: ID!) { requestPublication(modelId: $id) { id } }",
+            json!({ "id": model_id }),
+        )
+        .await
+        .data();
+        self.gql(
+            Some(admin),
+            "mutation($id: ID!) { approveModel(modelId: $id) { id } }",
+            json!({ "id": model_id }),
+        )
+        .await
+        .data();
+    }
+
     pub async fn register(&self, username: &str) -> String {
         let answer = self
             .gql(
@@ -592,6 +616,36 @@ impl TestApp {
 
 /// The seed document's scikit-learn model: a RandomForestClassifier saved with joblib
 /// (made by `tests/fixtures/make_fixtures.py`).
+/// A transformers-like folder of `n` files (n ≥ 3), sub-folders included.
+pub fn transformers_folder(n: usize) -> Folder {
+    let mut files = vec![
+        (
+            "config.json".to_owned(),
+            br#"{"model_type": "bert", "vocab_size": 30522}"#.to_vec(),
+        ),
+        ("README.md".to_owned(), b"# A test model\n".to_vec()),
+        ("model.safetensors".to_owned(), safetensors(64)),
+    ];
+    for i in 0..n - 3 {
+        let path = match i % 3 {
+            0 => format!("tokenizer/part-{i:03}.json"),
+            1 => format!("a/b/{i:03}.json"),
+            _ => format!("a/{i:03}.txt"),
+        };
+        files.push((path, format!("{{\"i\": {i}}}\n").into_bytes()));
+    }
+    files
+}
+
+/// Writes `files` under `dir`.
+pub fn write_folder(dir: &std::path::Path, files: &[(String, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let target = dir.join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, bytes).unwrap();
+    }
+}
+
 /// A file made by `tests/fixtures/make_fixtures.py`.
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(

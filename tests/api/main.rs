@@ -19,6 +19,7 @@ mod drafts;
 mod files;
 mod gate;
 mod hardening;
+mod hf;
 mod inspection;
 mod models;
 mod playground;

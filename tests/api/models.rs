@@ -493,23 +493,6 @@ async fn updates_change_metadata_and_tags() {
 }
 
 /// Publishes a model: its owner asks, the administrator approves.
-async fn publish(app: &TestApp, owner: &str, admin: &str, id: &str) {
-    app.gql(
-        Some(owner),
-        "mutation($id: ID!) { requestPublication(modelId: $id) { id } }",
-        json!({ "id": id }),
-    )
-    .await
-    .data();
-    app.gql(
-        Some(admin),
-        "mutation($id: ID!) { approveModel(modelId: $id) { id } }",
-        json!({ "id": id }),
-    )
-    .await
-    .data();
-}
-
 #[tokio::test]
 async fn nested_lists_of_owners_models_batch_and_show_only_what_the_viewer_may_see() {
     let app = spawn_app().await;
@@ -531,7 +514,7 @@ async fn nested_lists_of_owners_models_batch_and_show_only_what_the_viewer_may_s
                 )
                 .await;
                 if i < 2 {
-                    publish(&app, &owner, &admin, &id).await;
+                    app.publish(&owner, &admin, &id).await;
                 }
             }
             tokens.push(owner);

@@ -167,15 +167,12 @@ fn tree_entries(
     let mut entries: Vec<(String, Value)> = Vec::new();
     for file in files.iter().filter(|f| f.path.starts_with(&prefix)) {
         let rest = &file.path[prefix.len()..];
-        let mut end = 0;
-        for (i, _) in rest.match_indices('/') {
-            folders.insert(format!("{prefix}{}", &rest[..i]));
-            end = i;
-            if !recursive {
-                break;
-            }
+        // The folders on the way to the file: only the first one unless recursive.
+        let ends = rest.match_indices('/').map(|(i, _)| i);
+        for end in ends.take(if recursive { usize::MAX } else { 1 }) {
+            folders.insert(format!("{prefix}{}", &rest[..end]));
         }
-        if recursive || end == 0 && !rest.contains('/') {
+        if recursive || !rest.contains('/') {
             entries.push((
                 file.path.clone(),
                 json!({ "type": "file", "oid": file.sha256, "size": file.size_bytes, "path": file.path, "lfs": lfs(file) }),
@@ -281,4 +278,68 @@ pub async fn whoami(State(state): State<HttpState>, headers: HeaderMap) -> Respo
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> version_file::Model {
+        version_file::Model {
+            id: uuid::Uuid::nil(),
+            version_id: uuid::Uuid::nil(),
+            path: path.into(),
+            path_key: path.to_lowercase(),
+            format: crate::entities::enums::ModelFormat::Other,
+            size_bytes: 1,
+            sha256: "0".repeat(64),
+            inspection_status: crate::entities::enums::InspectionStatus::Safe,
+            inspection: None,
+            inspection_rules: None,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    fn listed(entries: &[Value]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap(),
+                    e["path"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trees_list_children_or_everything_under_a_folder() {
+        let files = [
+            file("a/b/c.json"),
+            file("a/d.json"),
+            file("e.json"),
+            file("ab.json"),
+        ];
+        assert_eq!(
+            listed(&tree_entries("c", &files, "", false)),
+            ["directory a", "file ab.json", "file e.json"]
+        );
+        assert_eq!(
+            listed(&tree_entries("c", &files, "", true)),
+            [
+                "directory a",
+                "directory a/b",
+                "file a/b/c.json",
+                "file a/d.json",
+                "file ab.json",
+                "file e.json"
+            ]
+        );
+        assert_eq!(
+            listed(&tree_entries("c", &files, "a", false)),
+            ["directory a/b", "file a/d.json"]
+        );
+        assert!(tree_entries("c", &files, "a/b/c.json", false).is_empty());
+    }
 }

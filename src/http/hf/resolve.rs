@@ -1,7 +1,7 @@
 //! `HEAD`/`GET /{owner}/{name}/resolve/{revision}/{path}`: one file of a revision, with what
 //! the client needs to cache it (`X-Repo-Commit`, the file's SHA-256 as `ETag` and
 //! `X-Linked-Etag`, `X-Linked-Size`), served like `/files/{versionId}/{path}` (Range, counting,
-//! the inspection gate). A `HEAD` reads the database only.
+//! the inspection gate, which refuses a held file's bytes). A `HEAD` reads the database only.
 
 use std::net::SocketAddr;
 
@@ -56,13 +56,17 @@ pub async fn file(
         let file = downloads::file_of(&state.app, &grant, &path)
             .await
             .map_err(at)?;
-        downloads::ensure_file_risk_accepted(
-            &state.app,
-            &grant,
-            &file,
-            AcceptRisk(params.accept_risk),
-        )
-        .map_err(at)?;
+        // A HEAD sends no bytes: it tells a held file's size and hash (as GraphQL does), so
+        // that the client's GET meets the refusal and shows its reason.
+        if method != Method::HEAD {
+            downloads::ensure_file_risk_accepted(
+                &state.app,
+                &grant,
+                &file,
+                AcceptRisk(params.accept_risk),
+            )
+            .map_err(at)?;
+        }
         let served = Served::file(&file).map_err(at)?;
         let mut response = serve(&state, &grant, served, &method, &headers, client)
             .await

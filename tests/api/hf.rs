@@ -1,0 +1,126 @@
+//! The Hugging Face protocol, spoken to the real client: `tests/hf/test_client.py` runs the
+//! pinned `huggingface_hub` (`MODELHUB_TEST_HF_PYTHON`, a virtualenv `.ci/run` makes) against
+//! this server with `HF_ENDPOINT` set, on models stored through GraphQL here.
+
+use serde_json::json;
+
+use crate::helpers::{fixture, spawn_app, test_hf_python, transformers_folder, write_folder};
+
+const CREATE: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id slug currentVersion { commitId } } }";
+
+#[tokio::test]
+async fn the_hugging_face_client_reads_what_graphql_stored() {
+    let Some(python) = test_hf_python("the_hugging_face_client_reads_what_graphql_stored") else {
+        return;
+    };
+    let app = spawn_app().await;
+    let owner = app.register("hf-owner").await;
+    let other = app.register("hf-other").await;
+    let admin = app.admin("hf-admin").await;
+
+    let folder = transformers_folder(200);
+    let created = app
+        .upload_files(
+            Some(&owner),
+            CREATE,
+            json!({ "input": { "name": "Tiny Folder", "framework": "transformers", "version": "v1.0.0" } }),
+            &folder,
+        )
+        .await;
+    let public = created.data()["createModel"].clone();
+    assert_eq!(public["slug"], "Tiny-Folder");
+    app.publish(&owner, &admin, public["id"].as_str().unwrap())
+        .await;
+
+    let secret = vec![("config.json".to_owned(), br#"{"secret": true}"#.to_vec())];
+    app.upload_files(
+        Some(&owner),
+        CREATE,
+        json!({ "input": { "name": "secret", "framework": "transformers", "version": "1.0.0" } }),
+        &secret,
+    )
+    .await
+    .data();
+    let held = vec![("model.pkl".to_owned(), fixture("evil_reduce.pkl"))];
+    app.upload_files(
+        Some(&owner),
+        CREATE,
+        json!({ "input": { "name": "held", "framework": "sklearn", "version": "1.0.0" } }),
+        &held,
+    )
+    .await
+    .data();
+
+    let dir = tempfile::tempdir().unwrap();
+    let expected = dir.path().join("expected");
+    write_folder(&expected, &folder);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf/test_client.py");
+    let mut command = std::process::Command::new(python);
+    command
+        .arg(script)
+        .env("HF_ENDPOINT", &app.base)
+        .env("HF_HOME", dir.path().join("hf-home"))
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_XET", "1")
+        .env_remove("HF_TOKEN")
+        .env("MODELHUB_HF_OWNER_TOKEN", &owner)
+        .env("MODELHUB_HF_OTHER_TOKEN", &other)
+        .env(
+            "MODELHUB_HF_COMMIT",
+            public["currentVersion"]["commitId"].as_str().unwrap(),
+        )
+        .env("MODELHUB_HF_EXPECTED", &expected)
+        .env("MODELHUB_HF_WORK", dir.path());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the client tests failed:\n{report}"
+    );
+    assert!(report.contains("OK"), "{report}");
+}
+
+#[tokio::test]
+async fn repository_names_are_unique_per_owner_and_kept_on_rename() {
+    let app = spawn_app().await;
+    let alice = app.register("slug-alice").await;
+    let bob = app.register("slug-bob").await;
+    let one = vec![("config.json".to_owned(), b"{}".to_vec())];
+    let mut slugs = Vec::new();
+    for (token, name) in [
+        (&alice, "a b"),
+        (&alice, "A-B"),
+        (&alice, "a..b"),
+        (&bob, "a b"),
+    ] {
+        let created = app
+            .upload_files(
+                Some(token),
+                CREATE,
+                json!({ "input": { "name": name, "framework": "x", "version": "1.0.0" } }),
+                &one,
+            )
+            .await;
+        slugs.push(created.data()["createModel"].clone());
+    }
+    let names: Vec<&str> = slugs.iter().map(|m| m["slug"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a-b", "A-B-2", "a.b", "a-b"]);
+    let renamed = app
+        .gql(
+            Some(&alice),
+            "mutation($id: ID!) { updateModel(id: $id, input: { name: \"something else\" }) { name slug } }",
+            json!({ "id": slugs[0]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        renamed.data()["updateModel"],
+        json!({ "name": "something else", "slug": "a-b" })
+    );
+}

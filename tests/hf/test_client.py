@@ -1,0 +1,124 @@
+"""The pinned huggingface_hub client against a Model Hub server (run by tests/api/hf.rs).
+
+The server holds, stored through GraphQL: `hf-owner/Tiny-Folder` (public, 200 files, also
+written to MODELHUB_HF_EXPECTED), `hf-owner/secret` (private) and `hf-owner/held` (a pickle
+that runs a command, held by the inspection gate).
+"""
+
+import os
+import unittest
+from pathlib import Path
+
+from huggingface_hub import (
+    HfApi,
+    file_exists,
+    get_safetensors_metadata,
+    hf_hub_download,
+    list_repo_files,
+    model_info,
+    snapshot_download,
+)
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+OWNER = os.environ["MODELHUB_HF_OWNER_TOKEN"]
+OTHER = os.environ["MODELHUB_HF_OTHER_TOKEN"]
+COMMIT = os.environ["MODELHUB_HF_COMMIT"]
+EXPECTED = Path(os.environ["MODELHUB_HF_EXPECTED"])
+WORK = Path(os.environ["MODELHUB_HF_WORK"])
+REPO = "hf-owner/Tiny-Folder"
+
+
+def expected_files() -> dict[str, bytes]:
+    return {
+        p.relative_to(EXPECTED).as_posix(): p.read_bytes()
+        for p in EXPECTED.rglob("*")
+        if p.is_file()
+    }
+
+
+class Downloads(unittest.TestCase):
+    def test_a_file_downloads_anonymously_at_every_kind_of_revision(self):
+        want = (EXPECTED / "config.json").read_bytes()
+        for revision in (None, "main", "v1.0.0", "1.0.0", COMMIT):
+            path = hf_hub_download(REPO, "config.json", revision=revision, token=False)
+            self.assertEqual(Path(path).read_bytes(), want, revision)
+            self.assertIn(f"/snapshots/{COMMIT}/", path)
+
+    def test_a_snapshot_is_the_version_byte_for_byte(self):
+        target = WORK / "snapshot"
+        snapshot_download(REPO, local_dir=target, token=False)
+        got = {
+            p.relative_to(target).as_posix(): p.read_bytes()
+            for p in target.rglob("*")
+            if p.is_file() and ".cache" not in p.parts
+        }
+        want = expected_files()
+        self.assertEqual(len(want), 200)
+        self.assertEqual(sorted(got), sorted(want))
+        self.assertTrue(all(got[k] == want[k] for k in want))
+
+    def test_missing_files_and_revisions_are_the_clients_errors(self):
+        with self.assertRaises(EntryNotFoundError):
+            hf_hub_download(REPO, "no-such-file.json", token=False)
+        with self.assertRaises(RevisionNotFoundError):
+            hf_hub_download(REPO, "config.json", revision="v9.9.9", token=False)
+        with self.assertRaises(RepositoryNotFoundError):
+            hf_hub_download("hf-owner/no-such-model", "config.json", token=False)
+
+
+class Metadata(unittest.TestCase):
+    def test_model_info_lists_the_files_at_the_commit(self):
+        info = model_info(REPO, token=False)
+        self.assertEqual(info.id, REPO)
+        self.assertEqual(info.sha, COMMIT)
+        self.assertEqual(info.author, "hf-owner")
+        self.assertFalse(info.private)
+        self.assertEqual(sorted(s.rfilename for s in info.siblings), sorted(expected_files()))
+        self.assertEqual(model_info(REPO, revision="v1.0.0", token=False).sha, COMMIT)
+
+    def test_listings_and_existence(self):
+        self.assertEqual(sorted(list_repo_files(REPO, token=False)), sorted(expected_files()))
+        self.assertTrue(file_exists(REPO, "tokenizer/part-000.json", token=False))
+        self.assertFalse(file_exists(REPO, "tokenizer/nope.json", token=False))
+        folders = {
+            e.path
+            for e in HfApi().list_repo_tree(REPO, token=False)
+            if type(e).__name__ == "RepoFolder"
+        }
+        self.assertEqual(folders, {"a", "tokenizer"})
+
+    def test_safetensors_metadata_is_read_from_the_header(self):
+        meta = get_safetensors_metadata(REPO, token=False)
+        header = meta.files_metadata["model.safetensors"]
+        self.assertEqual(sum(t.parameter_count for t in header.tensors.values()), 64)
+
+    def test_whoami_names_the_token_holder(self):
+        self.assertEqual(HfApi().whoami(token=OWNER)["name"], "hf-owner")
+
+
+class Access(unittest.TestCase):
+    def test_a_private_model_exists_only_for_its_owner(self):
+        path = hf_hub_download("hf-owner/secret", "config.json", token=OWNER)
+        self.assertEqual(Path(path).read_bytes(), b'{"secret": true}')
+        for token in (OTHER, False):
+            with self.assertRaises(RepositoryNotFoundError):
+                model_info("hf-owner/secret", token=token)
+            with self.assertRaises(RepositoryNotFoundError):
+                hf_hub_download(
+                    "hf-owner/secret", "config.json", token=token, cache_dir=WORK / f"cache-{token}"
+                )
+
+    def test_a_held_file_is_refused_with_the_reason(self):
+        with self.assertRaises(HfHubHTTPError) as refused:
+            hf_hub_download("hf-owner/held", "model.pkl", token=OWNER)
+        self.assertEqual(refused.exception.response.status_code, 403)
+        self.assertIn("held by the inspection gate", str(refused.exception))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
