@@ -2,7 +2,7 @@
 //! and its versions are revisions (`main` for the current one, a version string, or a commit
 //! id). Lookups ask the access policy: to a caller who may not see a model, it does not exist.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -60,7 +60,7 @@ pub async fn repository(
 ) -> AppResult<model::Model> {
     let not_found = AppError::NotFound(REPOSITORY);
     let Some(owner) = user::Entity::find()
-        .filter(user::Column::Username.eq(owner))
+        .filter(user::Column::Username.eq(owner.to_ascii_lowercase()))
         .one(&state.db)
         .await?
     else {
@@ -130,4 +130,67 @@ pub async fn contents(
         .all(&state.db)
         .await?;
     Ok((owner.username, files))
+}
+
+/// A model's versions, newest first, each with its uploader's login.
+pub async fn history(
+    state: &AppState,
+    model: &model::Model,
+) -> AppResult<Vec<(model_version::Model, String)>> {
+    let versions = model_version::Entity::find()
+        .filter(model_version::Column::ModelId.eq(model.id))
+        .order_by_desc(model_version::Column::CreatedAt)
+        .order_by_desc(model_version::Column::Id)
+        .all(&state.db)
+        .await?;
+    let logins = logins(state, versions.iter().map(|v| v.uploaded_by)).await?;
+    Ok(versions
+        .into_iter()
+        .map(|v| {
+            let login = logins.get(&v.uploaded_by).cloned().unwrap_or_default();
+            (v, login)
+        })
+        .collect())
+}
+
+/// The logins of these accounts, in one statement.
+pub async fn logins(
+    state: &AppState,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> AppResult<HashMap<Uuid, String>> {
+    let ids: HashSet<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .column(user::Column::Username)
+        .filter(user::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, String)>()
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// The commit ids of these versions, in one statement.
+pub async fn commit_ids(
+    state: &AppState,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> AppResult<HashMap<Uuid, String>> {
+    let ids: HashSet<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(model_version::Entity::find()
+        .select_only()
+        .column(model_version::Column::Id)
+        .column(model_version::Column::CommitId)
+        .filter(model_version::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, String)>()
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .collect())
 }

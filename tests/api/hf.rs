@@ -33,11 +33,21 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
         .await;
 
     let secret = vec![("config.json".to_owned(), br#"{"secret": true}"#.to_vec())];
+    let created = app
+        .upload_files(
+            Some(&owner),
+            CREATE,
+            json!({ "input": { "name": "secret", "framework": "transformers", "version": "1.0.0" } }),
+            &secret,
+        )
+        .await;
+    let secret_id = created.data()["createModel"]["id"].clone();
+    let second = vec![("config.json".to_owned(), br#"{"secret": 2}"#.to_vec())];
     app.upload_files(
         Some(&owner),
-        CREATE,
-        json!({ "input": { "name": "secret", "framework": "transformers", "version": "1.0.0" } }),
-        &secret,
+        "mutation($id: ID!, $input: CreateVersionInput!, $files: [FileUpload!]) { createModelVersion(modelId: $id, input: $input, files: $files) { id } }",
+        json!({ "id": secret_id, "input": { "version": "2.0.0", "changelog": "second" } }),
+        &second,
     )
     .await
     .data();

@@ -14,7 +14,10 @@ from huggingface_hub import (
     file_exists,
     get_safetensors_metadata,
     hf_hub_download,
+    list_models,
+    list_repo_commits,
     list_repo_files,
+    list_repo_refs,
     model_info,
     snapshot_download,
 )
@@ -97,6 +100,30 @@ class Metadata(unittest.TestCase):
         header = meta.files_metadata["model.safetensors"]
         self.assertEqual(sum(t.parameter_count for t in header.tensors.values()), 64)
 
+    def test_models_are_listed_as_the_caller_may_see_them(self):
+        self.assertEqual([m.id for m in list_models(author="hf-owner", token=False)], [REPO])
+        mine = {m.id for m in list_models(author="hf-owner", token=OWNER)}
+        self.assertEqual(mine, {REPO, "hf-owner/secret", "hf-owner/held"})
+        self.assertEqual([m.id for m in list_models(search="tiny", token=OWNER)], [REPO])
+        self.assertEqual(len(list(list_models(author="hf-owner", token=OWNER, limit=2))), 2)
+        found = next(iter(list_models(author="hf-owner", token=False)))
+        self.assertEqual(found.sha, COMMIT)
+
+    def test_versions_are_refs_and_commits_newest_first(self):
+        refs = list_repo_refs("hf-owner/secret", token=OWNER)
+        head = model_info("hf-owner/secret", token=OWNER).sha
+        self.assertEqual([(b.name, b.target_commit) for b in refs.branches], [("main", head)])
+        self.assertEqual(sorted(t.name for t in refs.tags), ["1.0.0", "2.0.0"])
+        commits = list_repo_commits("hf-owner/secret", token=OWNER)
+        self.assertEqual([c.title for c in commits], ["2.0.0", "1.0.0"])
+        self.assertEqual(commits[0].commit_id, head)
+        self.assertEqual(commits[0].message, "second")
+        self.assertEqual(commits[0].authors, ["hf-owner"])
+        older = list_repo_commits("hf-owner/secret", revision="1.0.0", token=OWNER)
+        self.assertEqual([c.title for c in older], ["1.0.0"])
+        with self.assertRaises(RepositoryNotFoundError):
+            list_repo_refs("hf-owner/secret", token=OTHER)
+
     def test_whoami_names_the_token_holder(self):
         self.assertEqual(HfApi().whoami(token=OWNER)["name"], "hf-owner")
 
@@ -104,7 +131,7 @@ class Metadata(unittest.TestCase):
 class Access(unittest.TestCase):
     def test_a_private_model_exists_only_for_its_owner(self):
         path = hf_hub_download("hf-owner/secret", "config.json", token=OWNER)
-        self.assertEqual(Path(path).read_bytes(), b'{"secret": true}')
+        self.assertEqual(Path(path).read_bytes(), b'{"secret": 2}')
         for token in (OTHER, False):
             with self.assertRaises(RepositoryNotFoundError):
                 model_info("hf-owner/secret", token=token)

@@ -37,6 +37,12 @@ pub fn routes() -> Router<HttpState> {
             "/api/models/{owner}/{name}/tree/{revision}/{*path}",
             get(repo::tree_under),
         )
+        .route("/api/models", get(repo::list))
+        .route("/api/models/{owner}/{name}/refs", get(repo::refs))
+        .route(
+            "/api/models/{owner}/{name}/commits/{revision}",
+            get(repo::commits),
+        )
         .route("/api/whoami-v2", get(repo::whoami))
 }
 

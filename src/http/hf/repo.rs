@@ -1,5 +1,6 @@
 //! Repository metadata and listings: `GET /api/models/{owner}/{name}` (and at a revision),
-//! `GET …/tree/{revision}[/{path}]` and `GET /api/whoami-v2`.
+//! `GET …/tree/{revision}[/{path}]`, `GET …/refs`, `GET …/commits/{revision}`, `GET
+//! /api/models` and `GET /api/whoami-v2`.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +19,11 @@ use crate::{
     entities::{model, model_version, version_file},
     error::{AppError, AuthFailure},
     http::{HttpState, graphql::bearer_token},
-    services::{access, accounts, hub},
+    services::{
+        access, accounts, hub,
+        models::{self, ModelFilter, ModelSortField, SortDirection},
+        pagination::Cursor,
+    },
 };
 
 /// The size of the pointer file Git LFS would keep in place of a file.
@@ -275,6 +280,177 @@ pub async fn whoami(State(state): State<HttpState>, headers: HeaderMap) -> Respo
             "auth": { "type": kind, "accessToken": { "role": role } },
         }))
         .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/models/{owner}/{name}/refs`: `main` and a tag per version.
+pub async fn refs(
+    State(state): State<HttpState>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let result: HubResult<Response> = async {
+        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
+        let model = hub::repository(&state.app, &viewer, &owner, &name).await?;
+        let history = hub::history(&state.app, &model).await?;
+        let current = history
+            .iter()
+            .find(|(v, _)| Some(v.id) == model.current_version_id);
+        let branches: Vec<Value> = current
+            .map(|(v, _)| json!({ "name": "main", "ref": "refs/heads/main", "targetCommit": v.commit_id }))
+            .into_iter()
+            .collect();
+        let tags: Vec<Value> = history
+            .iter()
+            .map(|(v, _)| json!({ "name": v.version, "ref": format!("refs/tags/{}", v.version), "targetCommit": v.commit_id }))
+            .collect();
+        Ok(Json(json!({ "branches": branches, "converts": [], "tags": tags, "pullRequests": [] }))
+            .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/models/{owner}/{name}/commits/{revision}`: the versions up to the revision's,
+/// newest first, as commits (title: the version; message: its changelog).
+pub async fn commits(
+    State(state): State<HttpState>,
+    Path((owner, name, revision)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let result: HubResult<Response> = async {
+        let (model, version) = lookup(&state, &headers, &owner, &name, &revision).await?;
+        let history = hub::history(&state.app, &model).await?;
+        let commits: Vec<Value> = history
+            .iter()
+            .skip_while(|(v, _)| v.id != version.id)
+            .map(|(v, login)| {
+                json!({
+                    "id": v.commit_id,
+                    "title": v.version,
+                    "message": v.changelog.clone().unwrap_or_default(),
+                    "authors": [{ "user": login }],
+                    "date": v.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                })
+            })
+            .collect();
+        Ok(Json(commits).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    author: Option<String>,
+    search: Option<String>,
+    sort: Option<String>,
+    /// `1` for ascending; descending otherwise.
+    direction: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Most models in one page of `GET /api/models`; the rest follow `Link: <…>; rel="next"`.
+const MODELS_PAGE: usize = 100;
+
+/// `GET /api/models?author=&search=&sort=&direction=&limit=`: the models the caller may see,
+/// as `list_models` reads them.
+pub async fn list(
+    State(state): State<HttpState>,
+    Query(params): Query<ListParams>,
+    headers: HeaderMap,
+) -> Response {
+    let result: HubResult<Response> = async {
+        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
+        let field = match params.sort.as_deref() {
+            None | Some("downloads") => ModelSortField::Downloads,
+            Some("lastModified") => ModelSortField::UpdatedAt,
+            Some("createdAt") => ModelSortField::CreatedAt,
+            Some("id") => ModelSortField::Name,
+            Some(other) => {
+                return Err(AppError::bad_input(
+                    "sort",
+                    format!("`{other}` is not a sort (downloads, lastModified, createdAt, id)"),
+                )
+                .into());
+            }
+        };
+        let direction = match params.direction.as_deref() {
+            Some("1") => SortDirection::Asc,
+            _ => SortDirection::Desc,
+        };
+        let filter = ModelFilter {
+            search: params.search.clone(),
+            owner: params.author.clone(),
+            ..ModelFilter::default()
+        };
+        let size = params.limit.unwrap_or(MODELS_PAGE).clamp(1, MODELS_PAGE);
+        let after = params
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::decode("cursor", c))
+            .transpose()?;
+        let page = models::list(&state.app, &viewer, &filter, (field, direction), size, after, false)
+            .await?;
+        let owners = hub::logins(&state.app, page.items.iter().map(|(_, m)| m.owner_id)).await?;
+        let commits =
+            hub::commit_ids(&state.app, page.items.iter().filter_map(|(_, m)| m.current_version_id))
+                .await?;
+        let items: Vec<Value> = page
+            .items
+            .iter()
+            .map(|(_, m)| {
+                let owner = owners.get(&m.owner_id).map_or("", String::as_str);
+                json!({
+                    "_id": m.id,
+                    "id": format!("{owner}/{}", m.slug),
+                    "modelId": format!("{owner}/{}", m.slug),
+                    "author": owner,
+                    "sha": m.current_version_id.and_then(|v| commits.get(&v)),
+                    "lastModified": m.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "createdAt": m.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "private": !access::is_public(m),
+                    "gated": false,
+                    "downloads": m.downloads,
+                    "likes": 0,
+                    "tags": m.tags,
+                    "pipeline_tag": m.task_type,
+                    "library_name": m.framework,
+                })
+            })
+            .collect();
+        let mut response = Json(items).into_response();
+        // The client follows the link until it has `limit` models.
+        if page.has_next
+            && let Some((cursor, _)) = page.items.last()
+        {
+            let mut next = state.app.config.public_url.clone();
+            next.set_path("/api/models");
+            {
+                let mut query = next.query_pairs_mut();
+                for (key, value) in [
+                    ("author", &params.author),
+                    ("search", &params.search),
+                    ("sort", &params.sort),
+                    ("direction", &params.direction),
+                ] {
+                    if let Some(value) = value {
+                        query.append_pair(key, value);
+                    }
+                }
+                if let Some(limit) = params.limit {
+                    query.append_pair("limit", &limit.to_string());
+                }
+                query.append_pair("cursor", &cursor.encode());
+            }
+            if let Ok(link) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+                response.headers_mut().insert(header::LINK, link);
+            }
+        }
+        Ok(response)
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
