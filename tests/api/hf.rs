@@ -61,7 +61,26 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
     .await
     .data();
 
+    // A file larger than the client's 10 MiB read size (it resumes only after a whole read),
+    // inert data (it starts with no pickle opcode), for the resumed download.
+    let big: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let created = app
+        .upload_files(
+            Some(&owner),
+            CREATE,
+            json!({ "input": { "name": "big", "framework": "x", "version": "1.0.0" } }),
+            &[("big.bin".to_owned(), big.clone())],
+        )
+        .await;
+    app.publish(
+        &owner,
+        &admin,
+        created.data()["createModel"]["id"].as_str().unwrap(),
+    )
+    .await;
+
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
     let expected = dir.path().join("expected");
     write_folder(&expected, &folder);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf/test_client.py");
@@ -80,6 +99,7 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
             public["currentVersion"]["commitId"].as_str().unwrap(),
         )
         .env("MODELHUB_HF_EXPECTED", &expected)
+        .env("MODELHUB_HF_BIG", dir.path().join("big.bin"))
         .env("MODELHUB_HF_WORK", dir.path());
     let output = tokio::task::spawn_blocking(move || command.output())
         .await

@@ -2,11 +2,17 @@
 
 The server holds, stored through GraphQL: `hf-owner/Tiny-Folder` (public, 200 files, also
 written to MODELHUB_HF_EXPECTED), `hf-owner/secret` (private) and `hf-owner/held` (a pickle
-that runs a command, held by the inspection gate).
+that runs a command, held by the inspection gate), and `hf-owner/big` (public, one 24 MiB
+file, also at MODELHUB_HF_BIG).
 """
 
 import os
+import socket
+import subprocess
+import sys
+import threading
 import unittest
+import urllib.parse
 from pathlib import Path
 
 from huggingface_hub import (
@@ -95,18 +101,27 @@ class Metadata(unittest.TestCase):
         }
         self.assertEqual(folders, {"a", "tokenizer"})
 
+    def test_paths_info_describes_the_paths_asked(self):
+        entries = HfApi().get_paths_info(REPO, ["config.json", "tokenizer", "nope"], token=False)
+        self.assertEqual(
+            [(type(e).__name__, e.path) for e in entries],
+            [("RepoFile", "config.json"), ("RepoFolder", "tokenizer")],
+        )
+        self.assertEqual(entries[0].size, len((EXPECTED / "config.json").read_bytes()))
+
     def test_safetensors_metadata_is_read_from_the_header(self):
         meta = get_safetensors_metadata(REPO, token=False)
         header = meta.files_metadata["model.safetensors"]
         self.assertEqual(sum(t.parameter_count for t in header.tensors.values()), 64)
 
     def test_models_are_listed_as_the_caller_may_see_them(self):
-        self.assertEqual([m.id for m in list_models(author="hf-owner", token=False)], [REPO])
+        public = {m.id for m in list_models(author="hf-owner", token=False)}
+        self.assertEqual(public, {REPO, "hf-owner/big"})
         mine = {m.id for m in list_models(author="hf-owner", token=OWNER)}
-        self.assertEqual(mine, {REPO, "hf-owner/secret", "hf-owner/held"})
+        self.assertEqual(mine, public | {"hf-owner/secret", "hf-owner/held"})
         self.assertEqual([m.id for m in list_models(search="tiny", token=OWNER)], [REPO])
         self.assertEqual(len(list(list_models(author="hf-owner", token=OWNER, limit=2))), 2)
-        found = next(iter(list_models(author="hf-owner", token=False)))
+        found = next(m for m in list_models(search="Tiny", token=False))
         self.assertEqual(found.sha, COMMIT)
 
     def test_versions_are_refs_and_commits_newest_first(self):
@@ -145,6 +160,87 @@ class Access(unittest.TestCase):
             hf_hub_download("hf-owner/held", "model.pkl", token=OWNER)
         self.assertEqual(refused.exception.response.status_code, 403)
         self.assertIn("held by the inspection gate", str(refused.exception))
+
+
+class CutProxy:
+    """A TCP proxy in front of the server that cuts the first download of `marker` after
+    `cut_after` bytes of its answer, and records the requests it forwards."""
+
+    def __init__(self, target: str, marker: bytes, cut_after: int):
+        url = urllib.parse.urlsplit(target)
+        self.target = (url.hostname, url.port)
+        self.marker, self.cut_after = marker, cut_after
+        self.cut = False
+        self.requests: list[bytes] = []
+        self.statuses: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket):
+        server = socket.create_connection(self.target)
+        state = {"cutting": False, "sent": 0}
+
+        def upstream():
+            while data := client.recv(65536):
+                self.requests.append(data)
+                if not self.cut and data.startswith(b"GET ") and self.marker in data:
+                    state["cutting"] = True
+                server.sendall(data)
+
+        threading.Thread(target=upstream, daemon=True).start()
+        try:
+            while data := server.recv(65536):
+                if data.startswith(b"HTTP/1.1 "):
+                    self.statuses.append(data.split(b"\r\n", 1)[0])
+                if state["cutting"]:
+                    room = self.cut_after - state["sent"]
+                    if len(data) >= room:
+                        client.sendall(data[:room])
+                        self.cut = True
+                        break
+                    state["sent"] += len(data)
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (client, server):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()
+
+
+class Resume(unittest.TestCase):
+    def test_a_download_cut_midway_resumes_where_it_stopped(self):
+        want = (Path(os.environ["MODELHUB_HF_BIG"])).read_bytes()
+        proxy = CutProxy(os.environ["HF_ENDPOINT"], b"/resolve/main/big.bin", 12 * 1024 * 1024)
+        api = HfApi(endpoint=proxy.url)
+        path = api.hf_hub_download("hf-owner/big", "big.bin", token=False, cache_dir=WORK / "resume")
+        self.assertTrue(proxy.cut, "the proxy cut the first download")
+        self.assertEqual(Path(path).read_bytes(), want)
+        ranges = [r for r in proxy.requests if b"/resolve/main/big.bin" in r and b"range: bytes=" in r.lower()]
+        self.assertTrue(ranges, f"the client asked for the rest with a Range: {proxy.requests}")
+        self.assertIn(b"HTTP/1.1 206 Partial Content", proxy.statuses)
+
+
+class Cli(unittest.TestCase):
+    def test_hf_download_fetches_a_file(self):
+        hf = Path(sys.executable).with_name("hf")
+        target = WORK / "cli"
+        subprocess.run(
+            [str(hf), "download", REPO, "config.json", "--local-dir", str(target)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HF_TOKEN": OWNER},
+        )
+        self.assertEqual((target / "config.json").read_bytes(), (EXPECTED / "config.json").read_bytes())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use axum::{
     Json, Router,
     http::{HeaderName, HeaderValue},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 
 use super::HttpState;
@@ -38,6 +38,10 @@ pub fn routes() -> Router<HttpState> {
             get(repo::tree_under),
         )
         .route("/api/models", get(repo::list))
+        .route(
+            "/api/models/{owner}/{name}/paths-info/{revision}",
+            post(repo::paths_info),
+        )
         .route("/api/models/{owner}/{name}/refs", get(repo::refs))
         .route(
             "/api/models/{owner}/{name}/commits/{revision}",

@@ -1,5 +1,5 @@
 //! Repository metadata and listings: `GET /api/models/{owner}/{name}` (and at a revision),
-//! `GET …/tree/{revision}[/{path}]`, `GET …/refs`, `GET …/commits/{revision}`, `GET
+//! `GET …/tree/{revision}[/{path}]`, `POST …/paths-info/{revision}`, `GET …/refs`, `GET …/commits/{revision}`, `GET
 //! /api/models` and `GET /api/whoami-v2`.
 
 use std::collections::BTreeSet;
@@ -451,6 +451,31 @@ pub async fn list(
             }
         }
         Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /api/models/{owner}/{name}/paths-info/{revision}` (form `paths=…`, repeated): the
+/// tree entries of those paths; paths the revision lacks are left out.
+pub async fn paths_info(
+    State(state): State<HttpState>,
+    Path((owner, name, revision)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let result: HubResult<Response> = async {
+        let (model, version) = lookup(&state, &headers, &owner, &name, &revision).await?;
+        let asked: BTreeSet<String> = url::form_urlencoded::parse(&body)
+            .filter(|(key, _)| key == "paths" || key == "paths[]")
+            .map(|(_, path)| path.trim_matches('/').to_owned())
+            .collect();
+        let (_, files) = hub::contents(&state.app, &model, &version).await?;
+        let entries: Vec<Value> = tree_entries(&version.commit_id, &files, "", true)
+            .into_iter()
+            .filter(|e| e["path"].as_str().is_some_and(|p| asked.contains(p)))
+            .collect();
+        Ok(Json(entries).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
