@@ -2,11 +2,13 @@
 # Model Hub throughput benchmark. Prints, for 64 MiB and 1 GiB files: upload MB/s and the
 # server's peak RSS, download MB/s beside nginx serving the same file (the physical reference)
 # and the ratio, and the disk's `dd conv=fsync` write speed; the same 1 GiB as a version of 8
-# files uploaded in one request and downloaded as one tar, against the one-file figures; the
+# files uploaded in one request and downloaded as one tar, against the one-file figures;
+# hf_hub_download of the 1 GiB file against curl of the same URL, and snapshot_download of the
+# 8 files (the pinned huggingface_hub, in target/ci-hf as .ci/run makes it); the
 # p50 of a page of 100 files of a 1,000-file version; then the latency and rate of the model
 # list query (a page of 50 with owners and versions) with 10,000 models stored.
 #
-#   bash benches/run.sh            # everything (installs nginx and wrk if missing)
+#   bash benches/run.sh            # everything (installs nginx, wrk and huggingface_hub if missing)
 #   MODELS=1000 bash benches/run.sh
 #
 # Runs on loopback only; the server uses its embedded defaults (SQLite, local disk) in a
@@ -66,7 +68,15 @@ mbps() { python3 -c "print(f'{$1 / 1e6:.0f}')"; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; $(date -u +%FT%TZ)"
 for SIZE_MIB in 64 1024; do
   FILE="$WORK/www/model-$SIZE_MIB.bin"
-  head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$FILE"
+  # Random bytes, each 128 MiB (and so each part of the 8-file version) starting with a zero
+  # byte: no pickle opcode, so the inspection clears them as inert data.
+  LEFT=$((SIZE_MIB * 1024 * 1024))
+  : >"$FILE"
+  while [ "$LEFT" -gt 0 ]; do
+    CHUNK=$((LEFT < 128 * 1024 * 1024 ? LEFT : 128 * 1024 * 1024))
+    { printf '\0'; head -c $((CHUNK - 1)) /dev/urandom; } >>"$FILE"
+    LEFT=$((LEFT - CHUNK))
+  done
   chmod 644 "$FILE"
   sync
   DD=$(dd if=/dev/zero of="$WORK/dd.bin" bs=1M count="$SIZE_MIB" conv=fsync 2>&1 | awk -F', ' '/copied/ {print $NF}')
@@ -109,6 +119,15 @@ import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d el
     VERSION8=$(json 'd["data"]["createModel"]["currentVersion"]["id"]' <"$WORK/up8.json")
     TAR=$(curl -sf -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION8?format=tar&acceptRisk=true")
     echo "1024 MiB as 8 files, one request: upload $(mbps "$UP8") MB/s ($(python3 -c "print(f'{$UP8 / $UP:.0%}')") of the one-file upload); tar download $(mbps "$TAR") MB/s ($(python3 -c "print(f'{$TAR * 2 / ($DOWN + $DOWN2):.0%}')") of the one-file download)"
+    # The Hugging Face client, against curl of the same URL, and a snapshot of the 8 files.
+    HF=(env HF_ENDPOINT="$BASE" HF_TOKEN="$TOKEN" HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_XET=1 "$(hf_python)" benches/hf_download.py)
+    RESOLVE="$BASE/bench/big-1024/resolve/main/model-1024.bin"
+    CURL_HF=$(curl -sf -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
+    HF_ONE=$("${HF[@]}" file bench/big-1024 model-1024.bin)
+    CURL_HF2=$(curl -sf -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
+    HF_ONE2=$("${HF[@]}" file bench/big-1024 model-1024.bin)
+    HF_SNAP=$("${HF[@]}" snapshot bench/big-8-files)
+    echo "1024 MiB through the Hugging Face client: hf_hub_download $(mbps "$HF_ONE") / $(mbps "$HF_ONE2") MB/s vs curl of the same URL $(mbps "$CURL_HF") / $(mbps "$CURL_HF2") MB/s (ratio $(python3 -c "print(f'{($HF_ONE + $HF_ONE2) / ($CURL_HF + $CURL_HF2):.0%}')")); snapshot_download of the 8-file version $(mbps "$HF_SNAP") MB/s"
     rm -f "$WORK"/part-*
   fi
   rm -f "$FILE"

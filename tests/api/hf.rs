@@ -17,6 +17,21 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
     let owner = app.register("hf-owner").await;
     let other = app.register("hf-other").await;
     let admin = app.admin("hf-admin").await;
+    // The client is given API tokens that may only read, as a script's HF_TOKEN would be.
+    let read_token = async |session: &str| {
+        let created = app
+            .gql(
+                Some(session),
+                "mutation { createApiToken(input: { name: \"hf\", scopes: [READ] }) { token } }",
+                json!({}),
+            )
+            .await;
+        created.data()["createApiToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (owner_read, other_read) = (read_token(&owner).await, read_token(&other).await);
 
     let folder = transformers_folder(200);
     let created = app
@@ -92,8 +107,9 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("HF_HUB_DISABLE_XET", "1")
         .env_remove("HF_TOKEN")
-        .env("MODELHUB_HF_OWNER_TOKEN", &owner)
-        .env("MODELHUB_HF_OTHER_TOKEN", &other)
+        .env("MODELHUB_HF_OWNER_TOKEN", &owner_read)
+        .env("MODELHUB_HF_OTHER_TOKEN", &other_read)
+        .env("MODELHUB_HF_OWNER_SESSION", &owner)
         .env(
             "MODELHUB_HF_COMMIT",
             public["currentVersion"]["commitId"].as_str().unwrap(),

@@ -34,7 +34,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-OWNER = os.environ["MODELHUB_HF_OWNER_TOKEN"]
+OWNER = os.environ["MODELHUB_HF_OWNER_TOKEN"]  # an API token with the READ scope
+SESSION = os.environ["MODELHUB_HF_OWNER_SESSION"]  # the owner's login token
 OTHER = os.environ["MODELHUB_HF_OTHER_TOKEN"]
 COMMIT = os.environ["MODELHUB_HF_COMMIT"]
 EXPECTED = Path(os.environ["MODELHUB_HF_EXPECTED"])
@@ -139,8 +140,13 @@ class Metadata(unittest.TestCase):
         with self.assertRaises(RepositoryNotFoundError):
             list_repo_refs("hf-owner/secret", token=OTHER)
 
-    def test_whoami_names_the_token_holder(self):
-        self.assertEqual(HfApi().whoami(token=OWNER)["name"], "hf-owner")
+    def test_whoami_names_the_token_holder_and_what_it_may_do(self):
+        me = HfApi().whoami(token=OWNER)
+        self.assertEqual((me["name"], me["auth"]["accessToken"]["role"]), ("hf-owner", "read"))
+        me = HfApi().whoami(token=SESSION)
+        self.assertEqual((me["name"], me["auth"]["accessToken"]["role"]), ("hf-owner", "write"))
+        with self.assertRaises(HfHubHTTPError):
+            HfApi().whoami(token="mh_not_a_token")
 
 
 class Access(unittest.TestCase):
