@@ -119,15 +119,17 @@ import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d el
     VERSION8=$(json 'd["data"]["createModel"]["currentVersion"]["id"]' <"$WORK/up8.json")
     TAR=$(curl -sf -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION8?format=tar&acceptRisk=true")
     echo "1024 MiB as 8 files, one request: upload $(mbps "$UP8") MB/s ($(python3 -c "print(f'{$UP8 / $UP:.0%}')") of the one-file upload); tar download $(mbps "$TAR") MB/s ($(python3 -c "print(f'{$TAR * 2 / ($DOWN + $DOWN2):.0%}')") of the one-file download)"
-    # The Hugging Face client, against curl of the same URL, and a snapshot of the 8 files.
+    # The Hugging Face client, against curl of the same URL into a file on the same disk (the
+    # client writes its cache there), and a snapshot of the 8 files.
     HF=(env HF_ENDPOINT="$BASE" HF_TOKEN="$TOKEN" HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_XET=1 "$(hf_python)" benches/hf_download.py)
     RESOLVE="$BASE/bench/big-1024/resolve/main/model-1024.bin"
-    CURL_HF=$(curl -sf -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
+    CURL_HF=$(curl -sf -o "$ROOT/target/hf-curl.bin" -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
     HF_ONE=$("${HF[@]}" file bench/big-1024 model-1024.bin)
-    CURL_HF2=$(curl -sf -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
+    CURL_HF2=$(curl -sf -o "$ROOT/target/hf-curl.bin" -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
+    rm -f "$ROOT/target/hf-curl.bin"
     HF_ONE2=$("${HF[@]}" file bench/big-1024 model-1024.bin)
     HF_SNAP=$("${HF[@]}" snapshot bench/big-8-files)
-    echo "1024 MiB through the Hugging Face client: hf_hub_download $(mbps "$HF_ONE") / $(mbps "$HF_ONE2") MB/s vs curl of the same URL $(mbps "$CURL_HF") / $(mbps "$CURL_HF2") MB/s (ratio $(python3 -c "print(f'{($HF_ONE + $HF_ONE2) / ($CURL_HF + $CURL_HF2):.0%}')")); snapshot_download of the 8-file version $(mbps "$HF_SNAP") MB/s"
+    echo "1024 MiB through the Hugging Face client: hf_hub_download $(mbps "$HF_ONE") / $(mbps "$HF_ONE2") MB/s vs curl of the same URL to a file $(mbps "$CURL_HF") / $(mbps "$CURL_HF2") MB/s (ratio $(python3 -c "print(f'{($HF_ONE + $HF_ONE2) / ($CURL_HF + $CURL_HF2):.0%}')")); snapshot_download of the 8-file version $(mbps "$HF_SNAP") MB/s"
     rm -f "$WORK"/part-*
   fi
   rm -f "$FILE"

@@ -1,13 +1,14 @@
 //! The GraphQL multipart request spec (`operations`, `map`, then file parts), read as a stream:
 //! each file goes straight to the blob store's staging area while it is hashed, under the
-//! configured size limit, so memory stays flat whatever the file size.
+//! configured size limit, so memory stays flat whatever the file size. A file's upload is
+//! finished (made durable) while the next one arrives.
 //!
 //! Accepts what real clients send: `operations`/`map` parts with no or any content type, map
 //! keys of any name (Apollo starts at "1"), one file mapped to several variables, chunked
 //! bodies. The body is always read to its end so the keep-alive connection stays usable.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -25,8 +26,9 @@ use crate::{
     graphql::{UploadedFile, UploadedFiles},
     services::versions,
     state::AppState,
-    storage::{StagedBlob, Upload},
+    storage::{BlobStore, StagedBlob, StorageError, Upload},
 };
+use tokio::task::JoinHandle;
 
 /// Largest `map` part (room for the most files a version may have).
 const MAX_MAP_BYTES: u64 = 1024 * 1024;
@@ -110,7 +112,15 @@ pub async fn read(
         multer::Constraints::new().size_limit(limits),
     );
     let mut staged: Vec<UploadedFile> = Vec::new();
-    let result = read_parts(state, viewer, &mut multipart, &mut staged, max_file_bytes).await;
+    let mut finishing: VecDeque<Finishing> = VecDeque::new();
+    let result = read_parts(
+        state,
+        viewer,
+        &mut multipart,
+        (&mut staged, &mut finishing),
+        max_file_bytes,
+    )
+    .await;
     drop(multipart);
     match result {
         Ok(batch) => {
@@ -118,6 +128,12 @@ pub async fn read(
             Ok((batch, UploadedFiles::new(staged)))
         }
         Err(err) => {
+            // Files still finishing are waited for, so that nothing staged outlives the answer.
+            while let Some(file) = finishing.pop_front() {
+                if let Ok(file) = file.wait().await {
+                    staged.push(file);
+                }
+            }
             for file in &staged {
                 state.blobs.discard(&file.blob).await;
             }
@@ -130,7 +146,7 @@ async fn read_parts(
     state: &AppState,
     viewer: &Viewer,
     multipart: &mut multer::Multipart<'static>,
-    staged: &mut Vec<UploadedFile>,
+    (staged, finishing): (&mut Vec<UploadedFile>, &mut VecDeque<Finishing>),
     max_file_bytes: u64,
 ) -> AppResult<BatchRequest> {
     let error = |e| multer_error(e, max_file_bytes);
@@ -138,6 +154,9 @@ async fn read_parts(
     let mut map: Option<HashMap<String, Vec<String>>> = None;
     // Map key → index of its file in `staged`.
     let mut received: HashMap<String, usize> = HashMap::new();
+    // Bytes of every file so far (`finishing` holds files received in full, still being made
+    // durable; they join `staged` in order).
+    let mut sent = 0u64;
     while let Some(mut field) = multipart.next_field().await.map_err(error)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
@@ -182,23 +201,27 @@ async fn read_parts(
                     return Err(bad(format!("file part `{name}` is repeated")));
                 }
                 let most = state.config.max_files_per_version;
-                if staged.len() >= most {
+                if staged.len() + finishing.len() >= most {
                     return Err(bad(format!("at most {most} files per request")));
                 }
                 let filename = field.file_name().map(str::to_owned);
                 let content_type = field.content_type().map(ToString::to_string);
                 // Each file within its own limit and all within a version's.
-                let sent: u64 = staged.iter().map(|f| f.blob.size).sum();
                 let room = state.config.max_version_bytes.saturating_sub(sent);
-                let blob = stream_file(state, &mut field, max_file_bytes.min(room)).await?;
-                received.insert(name, staged.len());
-                staged.push(UploadedFile {
-                    filename,
-                    content_type,
-                    blob,
-                });
+                let upload = stream_file(state, &mut field, max_file_bytes.min(room)).await?;
+                sent += upload.size();
+                received.insert(name, staged.len() + finishing.len());
+                if finishing.len() == MAX_FINISHING
+                    && let Some(oldest) = finishing.pop_front()
+                {
+                    staged.push(oldest.wait().await?);
+                }
+                finishing.push_back(Finishing::start(state, upload, filename, content_type));
             }
         }
+    }
+    while let Some(file) = finishing.pop_front() {
+        staged.push(file.wait().await?);
     }
     let mut operations = operations.ok_or_else(|| bad("the `operations` part is missing"))?;
     let map = map.ok_or_else(|| bad("the `map` part is missing"))?;
@@ -213,12 +236,73 @@ async fn read_parts(
     serde_json::from_value(operations).map_err(|e| bad(format!("invalid `operations`: {e}")))
 }
 
-/// Streams one file part into the staging area, enforcing the size limit as bytes arrive.
+/// How many received files may be finishing (their last part written, fsynced) while the
+/// next one arrives.
+const MAX_FINISHING: usize = 2;
+
+/// A file received in full whose upload is being finished on a task of its own, so that the
+/// next file's bytes arrive meanwhile. Dropped before [`Self::wait`] (the request failed or
+/// was abandoned), it discards what it staged once the task is done.
+struct Finishing {
+    filename: Option<String>,
+    content_type: Option<String>,
+    task: Option<JoinHandle<Result<StagedBlob, StorageError>>>,
+    blobs: BlobStore,
+}
+
+impl Finishing {
+    fn start(
+        state: &AppState,
+        upload: Upload,
+        filename: Option<String>,
+        content_type: Option<String>,
+    ) -> Self {
+        Self {
+            filename,
+            content_type,
+            task: Some(tokio::spawn(upload.finish())),
+            blobs: state.blobs.clone(),
+        }
+    }
+
+    /// The staged file, once durable.
+    async fn wait(mut self) -> AppResult<UploadedFile> {
+        let task = self
+            .task
+            .take()
+            .ok_or_else(|| AppError::internal("an upload was finished twice"))?;
+        let blob = task
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+        Ok(UploadedFile {
+            filename: self.filename.take(),
+            content_type: self.content_type.take(),
+            blob,
+        })
+    }
+}
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            let blobs = self.blobs.clone();
+            tokio::spawn(async move {
+                if let Ok(Ok(staged)) = task.await {
+                    blobs.discard(&staged).await;
+                }
+            });
+        }
+    }
+}
+
+/// Streams one file part into the staging area, enforcing the size limit as bytes arrive;
+/// the upload is left for the caller to finish.
 async fn stream_file(
     state: &AppState,
     field: &mut multer::Field<'static>,
     max_file_bytes: u64,
-) -> AppResult<StagedBlob> {
+) -> AppResult<Upload> {
     let mut upload: Upload = state
         .blobs
         .begin_upload()
@@ -241,7 +325,7 @@ async fn stream_file(
     }
     .await;
     match outcome {
-        Ok(()) => upload.finish().await.map_err(AppError::internal),
+        Ok(()) => Ok(upload),
         Err(err) => {
             upload.abort().await;
             Err(err)

@@ -509,3 +509,57 @@ async fn malformed_multipart_requests_are_bad_input() {
     assert_eq!(app.count_rows("models").await, 0);
     assert!(app.blob_files().is_empty(), "{:?}", app.blob_files());
 }
+
+#[tokio::test]
+async fn a_request_of_several_files_cut_off_leaves_none_of_them() {
+    use std::io::Write as _;
+    use tokio::io::AsyncWriteExt;
+    const MIB: usize = 1024 * 1024;
+    let app = spawn_app().await;
+    let token = app.register("cut-many").await;
+    let boundary = "----modelhub-test-boundary";
+    let operations = json!({
+        "query": "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id } }",
+        "variables": {
+            "input": { "name": "cut", "framework": "x", "version": "1.0.0" },
+            "files": [{ "path": "a.bin", "file": null }, { "path": "b.bin", "file": null }]
+        }
+    });
+    let map = json!({ "0": ["variables.files.0.file"], "1": ["variables.files.1.file"] });
+    let mut body = Vec::new();
+    write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{map}\r\n").unwrap();
+    write!(
+        body,
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"a.bin\"\r\n\r\n"
+    )
+    .unwrap();
+    body.extend(std::iter::repeat_n(0u8, 4 * MIB));
+    write!(
+        body,
+        "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"1\"; filename=\"b.bin\"\r\n\r\n"
+    )
+    .unwrap();
+    let second_starts = body.len();
+    body.extend(std::iter::repeat_n(1u8, 32 * MIB));
+    write!(body, "\r\n--{boundary}--\r\n").unwrap();
+    let mut request = Vec::new();
+    write!(request, "POST /graphql HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n", app.addr, body.len()).unwrap();
+    request.extend_from_slice(&body[..second_starts + 16 * MIB]);
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    stream.flush().await.unwrap();
+    // Both files staged: the first whole, the second under way.
+    app.eventually("both files are staged", async || {
+        let sizes: Vec<u64> = staged_files(&app).iter().map(|(_, size)| *size).collect();
+        sizes.contains(&(4 * MIB as u64)) && sizes.iter().any(|s| *s >= 8 * MIB as u64)
+    })
+    .await;
+    drop(stream);
+    app.eventually("both staged files are removed", async || {
+        app.blob_files().is_empty()
+    })
+    .await;
+    app.assert_serving().await;
+    assert_eq!(app.count_rows("model_versions").await, 0);
+    assert_eq!(app.count_rows("blob_locks").await, 0);
+}
