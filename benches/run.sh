@@ -78,6 +78,11 @@ for SIZE_MIB in 64 1024; do
     LEFT=$((LEFT - CHUNK))
   done
   chmod 644 "$FILE"
+  if [ "$SIZE_MIB" = 1024 ]; then
+    # The same bytes in 8 parts, for the version of 8 files: written now, so that both uploads
+    # start from the same settled disk.
+    split -b 128M -d "$FILE" "$WORK/part-"
+  fi
   sync
   DD=$(dd if=/dev/zero of="$WORK/dd.bin" bs=1M count="$SIZE_MIB" conv=fsync 2>&1 | awk -F', ' '/copied/ {print $NF}')
   rm -f "$WORK/dd.bin"
@@ -105,8 +110,6 @@ import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d el
   echo "${SIZE_MIB} MiB download: $(mbps "$DOWN") / $(mbps "$DOWN2") MB/s vs nginx $(mbps "$NGINX") / $(mbps "$NGINX2") MB/s (ratio $(python3 -c "print(f'{($DOWN + $DOWN2) / ($NGINX + $NGINX2):.0%}')")), server RSS $((DOWN_BEFORE / 1024)) MiB before, peak $((DOWN_PEAK / 1024)) MiB"
   if [ "$SIZE_MIB" = 1024 ]; then
     # The same bytes as a version of 8 files, in one request, and back as one tar.
-    split -b 128M -d "$FILE" "$WORK/part-"
-    sync   # the parts are written out before the timed upload competes with their writeback
     PARTS=$(ls "$WORK"/part-*)
     FILES_JSON=$(python3 -c "import json,sys; print(json.dumps([{'path': f'shards/{p.rsplit(\"/\", 1)[1]}.bin', 'file': None} for p in sys.argv[1:]]))" $PARTS)
     MAP_JSON=$(python3 -c "import json; print(json.dumps({str(i): [f'variables.files.{i}.file'] for i in range($(echo "$PARTS" | wc -l))}))")
@@ -119,17 +122,19 @@ import re; d='$DD'; v=float(re.findall(r'[0-9.]+', d)[0]) * (1e9 if 'GB' in d el
     VERSION8=$(json 'd["data"]["createModel"]["currentVersion"]["id"]' <"$WORK/up8.json")
     TAR=$(curl -sf -o /dev/null -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$BASE/files/$VERSION8?format=tar&acceptRisk=true")
     echo "1024 MiB as 8 files, one request: upload $(mbps "$UP8") MB/s ($(python3 -c "print(f'{$UP8 / $UP:.0%}')") of the one-file upload); tar download $(mbps "$TAR") MB/s ($(python3 -c "print(f'{$TAR * 2 / ($DOWN + $DOWN2):.0%}')") of the one-file download)"
-    # The Hugging Face client, against curl of the same URL into a file on the same disk (the
-    # client writes its cache there), and a snapshot of the 8 files.
-    HF=(env HF_ENDPOINT="$BASE" HF_TOKEN="$TOKEN" HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_XET=1 "$(hf_python)" benches/hf_download.py)
+    # The Hugging Face client against curl of the same URL, both writing to memory (/dev/shm)
+    # so that the figures are the transfer's, not this disk's; and a snapshot of the 8 files.
+    SHM=$(mktemp -d /dev/shm/modelhub-bench.XXXXXX)
+    HF=(env HF_ENDPOINT="$BASE" MODELHUB_BENCH_CACHE="$SHM" HF_TOKEN="$TOKEN" HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_XET=1 "$(hf_python)" benches/hf_download.py)
     RESOLVE="$BASE/bench/big-1024/resolve/main/model-1024.bin"
-    CURL_HF=$(curl -sf -o "$ROOT/target/hf-curl.bin" -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
+    CURL_HF=$(curl -sf -o "$SHM/hf-curl.bin" -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
     HF_ONE=$("${HF[@]}" file bench/big-1024 model-1024.bin)
-    CURL_HF2=$(curl -sf -o "$ROOT/target/hf-curl.bin" -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
-    rm -f "$ROOT/target/hf-curl.bin"
+    CURL_HF2=$(curl -sf -o "$SHM/hf-curl.bin" -w '%{speed_download}' -H "authorization: Bearer $TOKEN" "$RESOLVE")
+    rm -f "$SHM/hf-curl.bin"
     HF_ONE2=$("${HF[@]}" file bench/big-1024 model-1024.bin)
     HF_SNAP=$("${HF[@]}" snapshot bench/big-8-files)
-    echo "1024 MiB through the Hugging Face client: hf_hub_download $(mbps "$HF_ONE") / $(mbps "$HF_ONE2") MB/s vs curl of the same URL to a file $(mbps "$CURL_HF") / $(mbps "$CURL_HF2") MB/s (ratio $(python3 -c "print(f'{($HF_ONE + $HF_ONE2) / ($CURL_HF + $CURL_HF2):.0%}')")); snapshot_download of the 8-file version $(mbps "$HF_SNAP") MB/s"
+    rm -rf "$SHM"
+    echo "1024 MiB through the Hugging Face client: hf_hub_download $(mbps "$HF_ONE") / $(mbps "$HF_ONE2") MB/s vs curl of the same URL $(mbps "$CURL_HF") / $(mbps "$CURL_HF2") MB/s (ratio $(python3 -c "print(f'{($HF_ONE + $HF_ONE2) / ($CURL_HF + $CURL_HF2):.0%}')")); snapshot_download of the 8-file version $(mbps "$HF_SNAP") MB/s"
     rm -f "$WORK"/part-*
   fi
   rm -f "$FILE"
