@@ -37,7 +37,7 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     /// The thread hashing an upload stopped before its end.
     #[error("the thread hashing the upload stopped")]
-    HashingStopped(#[source] Option<tokio::task::JoinError>),
+    HashingStopped(#[source] tokio::task::JoinError),
 }
 
 fn map_err(err: object_store::Error) -> StorageError {

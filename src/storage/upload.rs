@@ -1,16 +1,13 @@
 //! One upload in flight: bytes are counted and written to the staging area as they arrive
-//! while a thread of their own hashes them, so that receiving, hashing and writing overlap;
-//! memory stays bounded (see [`HASH_BUDGET`] and [`MAX_IN_FLIGHT`]).
+//! while blocking threads hash them, so that receiving, hashing and writing overlap; memory
+//! stays bounded (see [`HASH_BATCH`] and [`MAX_IN_FLIGHT`]).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
 use sha2::{Digest, Sha256};
-use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
-    task::JoinHandle,
-};
+use tokio::task::JoinHandle;
 
 use super::{StorageError, map_err};
 use crate::auth::api_token::hex;
@@ -23,57 +20,69 @@ pub(super) const LOCAL_PART_SIZE: usize = 1024 * 1024;
 const MAX_IN_FLIGHT: usize = 2;
 /// How many leading bytes are kept to recognise the file format.
 pub const HEAD_BYTES: usize = 64 * 1024;
-/// Bytes received but not yet hashed, at most: the receiver waits when the hasher is this far
-/// behind.
-const HASH_BUDGET: usize = 2 * 1024 * 1024;
+/// Bytes hashed together on a blocking thread: large enough that the hop is cheap, small
+/// enough that little waits in memory.
+const HASH_BATCH: usize = 1024 * 1024;
 
-/// SHA-256 on a blocking thread of its own, fed chunks through a channel whose bytes are
-/// bounded by [`HASH_BUDGET`].
+/// SHA-256 off the receiving task: chunks gather into batches of [`HASH_BATCH`] bytes, each
+/// hashed on a blocking thread while the next one gathers. A thread is held only while it
+/// hashes (a slow upload holds none), and at most two batches are in memory.
 struct Hasher {
-    chunks: mpsc::UnboundedSender<(Bytes, OwnedSemaphorePermit)>,
-    budget: Arc<Semaphore>,
-    digest: JoinHandle<String>,
+    batch: Vec<Bytes>,
+    batched: usize,
+    /// The hash of the batches so far: ready, or being computed.
+    state: HashState,
+}
+
+enum HashState {
+    Ready(Sha256),
+    Hashing(JoinHandle<Sha256>),
 }
 
 impl Hasher {
     fn start() -> Self {
-        let (chunks, mut received) = mpsc::unbounded_channel::<(Bytes, OwnedSemaphorePermit)>();
-        let digest = tokio::task::spawn_blocking(move || {
-            let mut hasher = Sha256::new();
-            // The permit goes with the chunk: its bytes count against the budget until hashed.
-            while let Some((chunk, _permit)) = received.blocking_recv() {
-                hasher.update(&chunk);
-            }
-            hex(&hasher.finalize())
-        });
         Self {
-            chunks,
-            budget: Arc::new(Semaphore::new(HASH_BUDGET)),
-            digest,
+            batch: Vec::new(),
+            batched: 0,
+            state: HashState::Ready(Sha256::new()),
         }
     }
 
-    /// Hands a chunk to the hashing thread, waiting while the budget is spent.
-    async fn update(&self, chunk: Bytes) -> Result<(), StorageError> {
-        // A chunk larger than the whole budget waits for all of it.
-        let cost = u32::try_from(chunk.len().min(HASH_BUDGET)).unwrap_or(u32::MAX);
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(cost)
-            .await
-            .map_err(|_| StorageError::HashingStopped(None))?;
-        self.chunks
-            .send((chunk, permit))
-            .map_err(|_| StorageError::HashingStopped(None))
+    /// Adds a chunk; when a batch is full, waits for the previous batch's hash and starts this
+    /// one's.
+    async fn update(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= HASH_BATCH {
+            let mut hasher = self.ready().await?;
+            let batch = std::mem::take(&mut self.batch);
+            self.batched = 0;
+            self.state = HashState::Hashing(tokio::task::spawn_blocking(move || {
+                for chunk in &batch {
+                    hasher.update(chunk);
+                }
+                hasher
+            }));
+        }
+        Ok(())
     }
 
-    /// The SHA-256 of everything sent, once the thread has hashed it.
-    async fn finish(self) -> Result<String, StorageError> {
-        drop(self.chunks);
-        self.digest
-            .await
-            .map_err(|e| StorageError::HashingStopped(Some(e)))
+    /// The hash so far, once the batch being hashed is done.
+    async fn ready(&mut self) -> Result<Sha256, StorageError> {
+        let state = std::mem::replace(&mut self.state, HashState::Ready(Sha256::new()));
+        match state {
+            HashState::Ready(hasher) => Ok(hasher),
+            HashState::Hashing(task) => task.await.map_err(StorageError::HashingStopped),
+        }
+    }
+
+    /// The SHA-256 of everything added.
+    async fn finish(mut self) -> Result<String, StorageError> {
+        let mut hasher = self.ready().await?;
+        for chunk in &self.batch {
+            hasher.update(chunk);
+        }
+        Ok(hex(&hasher.finalize()))
     }
 }
 
