@@ -79,6 +79,11 @@ class Downloads(unittest.TestCase):
             hf_hub_download(REPO, "config.json", revision="v9.9.9", token=False)
         with self.assertRaises(RepositoryNotFoundError):
             hf_hub_download("hf-owner/no-such-model", "config.json", token=False)
+        for repo_type in ("dataset", "space"):
+            with self.assertRaises(RepositoryNotFoundError):
+                hf_hub_download(REPO, "config.json", repo_type=repo_type, token=False)
+            with self.assertRaises(RepositoryNotFoundError):
+                HfApi().repo_info(REPO, repo_type=repo_type, token=False)
 
 
 class Metadata(unittest.TestCase):

@@ -2,7 +2,8 @@
 //! `hf` CLI) call with `HF_ENDPOINT` set to this server: file downloads by repository,
 //! revision and path, and repository metadata and listings. Errors take the protocol's form:
 //! `X-Error-Code` and `X-Error-Message` headers and a JSON `{"error": …}` body, with
-//! `X-Repo-Commit` once the revision is known.
+//! `X-Repo-Commit` once the revision is known. Datasets and spaces are not served: every
+//! path of theirs answers `RepoNotFound`.
 
 mod repo;
 mod resolve;
@@ -11,7 +12,7 @@ use axum::{
     Json, Router,
     http::{HeaderName, HeaderValue},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{any, get, post},
 };
 
 use super::HttpState;
@@ -48,6 +49,15 @@ pub fn routes() -> Router<HttpState> {
             get(repo::commits),
         )
         .route("/api/whoami-v2", get(repo::whoami))
+        .route("/api/datasets/{*rest}", any(not_a_model_repository))
+        .route("/api/spaces/{*rest}", any(not_a_model_repository))
+        .route("/datasets/{*rest}", any(not_a_model_repository))
+        .route("/spaces/{*rest}", any(not_a_model_repository))
+}
+
+/// Datasets and spaces: not served, so answered as repositories that do not exist.
+async fn not_a_model_repository() -> HubError {
+    HubError::from(AppError::NotFound(hub::REPOSITORY))
 }
 
 const X_REPO_COMMIT: HeaderName = HeaderName::from_static("x-repo-commit");
