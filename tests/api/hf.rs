@@ -94,6 +94,26 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
     )
     .await;
 
+    // A transformers folder (made by make_fixtures.py) for AutoConfig and AutoTokenizer.
+    let bert: Vec<(String, Vec<u8>)> = ["config.json", "tokenizer.json", "tokenizer_config.json"]
+        .iter()
+        .map(|name| ((*name).to_owned(), fixture(&format!("bert_tiny/{name}"))))
+        .collect();
+    let created = app
+        .upload_files(
+            Some(&owner),
+            CREATE,
+            json!({ "input": { "name": "bert-tiny", "framework": "transformers", "version": "1.0.0" } }),
+            &bert,
+        )
+        .await;
+    app.publish(
+        &owner,
+        &admin,
+        created.data()["createModel"]["id"].as_str().unwrap(),
+    )
+    .await;
+
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("big.bin"), &big).unwrap();
     let expected = dir.path().join("expected");

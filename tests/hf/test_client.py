@@ -3,7 +3,7 @@
 The server holds, stored through GraphQL: `hf-owner/Tiny-Folder` (public, 200 files, also
 written to MODELHUB_HF_EXPECTED), `hf-owner/secret` (private) and `hf-owner/held` (a pickle
 that runs a command, held by the inspection gate), and `hf-owner/big` (public, one 24 MiB
-file, also at MODELHUB_HF_BIG).
+file, also at MODELHUB_HF_BIG), `hf-owner/bert-tiny` (public, tests/fixtures/bert_tiny).
 """
 
 import os
@@ -122,12 +122,12 @@ class Metadata(unittest.TestCase):
 
     def test_models_are_listed_as_the_caller_may_see_them(self):
         public = {m.id for m in list_models(author="hf-owner", token=False)}
-        self.assertEqual(public, {REPO, "hf-owner/big"})
+        self.assertEqual(public, {REPO, "hf-owner/big", "hf-owner/bert-tiny"})
         mine = {m.id for m in list_models(author="hf-owner", token=OWNER)}
         self.assertEqual(mine, public | {"hf-owner/secret", "hf-owner/held"})
-        self.assertEqual([m.id for m in list_models(search="tiny", token=OWNER)], [REPO])
+        self.assertEqual([m.id for m in list_models(search="folder", token=OWNER)], [REPO])
         self.assertEqual(len(list(list_models(author="hf-owner", token=OWNER, limit=2))), 2)
-        found = next(m for m in list_models(search="Tiny", token=False))
+        found = next(m for m in list_models(search="Folder", token=False))
         self.assertEqual(found.sha, COMMIT)
 
     def test_versions_are_refs_and_commits_newest_first(self):
@@ -239,6 +239,17 @@ class Resume(unittest.TestCase):
         ranges = [r for r in proxy.requests if b"/resolve/main/big.bin" in r and b"range: bytes=" in r.lower()]
         self.assertTrue(ranges, f"the client asked for the rest with a Range: {proxy.requests}")
         self.assertIn(b"HTTP/1.1 206 Partial Content", proxy.statuses)
+
+
+class Transformers(unittest.TestCase):
+    def test_auto_config_and_auto_tokenizer_load_from_the_hub(self):
+        from transformers import AutoConfig, AutoTokenizer
+
+        cache = WORK / "transformers"
+        config = AutoConfig.from_pretrained("hf-owner/bert-tiny", cache_dir=cache)
+        self.assertEqual((config.model_type, config.vocab_size), ("bert", 6))
+        tokenizer = AutoTokenizer.from_pretrained("hf-owner/bert-tiny", cache_dir=cache)
+        self.assertEqual(tokenizer("hello model hub")["input_ids"], [2, 3, 4])
 
 
 class Cli(unittest.TestCase):
