@@ -158,20 +158,7 @@ pub async fn logins(
     state: &AppState,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> AppResult<HashMap<Uuid, String>> {
-    let ids: HashSet<Uuid> = ids.into_iter().collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .column(user::Column::Username)
-        .filter(user::Column::Id.is_in(ids))
-        .into_tuple::<(Uuid, String)>()
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .collect())
+    text_by_id::<user::Entity>(state, user::Column::Id, user::Column::Username, ids).await
 }
 
 /// The commit ids of these versions, in one statement.
@@ -179,15 +166,26 @@ pub async fn commit_ids(
     state: &AppState,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> AppResult<HashMap<Uuid, String>> {
+    let (id, commit) = (model_version::Column::Id, model_version::Column::CommitId);
+    text_by_id::<model_version::Entity>(state, id, commit, ids).await
+}
+
+/// One text column of the rows with these ids, by id.
+async fn text_by_id<E: EntityTrait>(
+    state: &AppState,
+    id: E::Column,
+    text: E::Column,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> AppResult<HashMap<Uuid, String>> {
     let ids: HashSet<Uuid> = ids.into_iter().collect();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    Ok(model_version::Entity::find()
+    Ok(E::find()
         .select_only()
-        .column(model_version::Column::Id)
-        .column(model_version::Column::CommitId)
-        .filter(model_version::Column::Id.is_in(ids))
+        .column(id)
+        .column(text)
+        .filter(id.is_in(ids))
         .into_tuple::<(Uuid, String)>()
         .all(&state.db)
         .await?

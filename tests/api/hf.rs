@@ -33,30 +33,29 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
     };
     let (owner_read, other_read) = (read_token(&owner).await, read_token(&other).await);
 
+    // The owner's models, each created through GraphQL; `publish` makes one public.
+    let create = async |name: &str, version: &str, files: &[(String, Vec<u8>)], publish: bool| {
+        let created = app
+            .upload_files(
+                Some(&owner),
+                CREATE,
+                json!({ "input": { "name": name, "framework": "transformers", "version": version } }),
+                files,
+            )
+            .await;
+        let model = created.data()["createModel"].clone();
+        if publish {
+            app.publish(&owner, &admin, model["id"].as_str().unwrap())
+                .await;
+        }
+        model
+    };
     let folder = transformers_folder(200);
-    let created = app
-        .upload_files(
-            Some(&owner),
-            CREATE,
-            json!({ "input": { "name": "Tiny Folder", "framework": "transformers", "version": "v1.0.0" } }),
-            &folder,
-        )
-        .await;
-    let public = created.data()["createModel"].clone();
+    let public = create("Tiny Folder", "v1.0.0", &folder, true).await;
     assert_eq!(public["slug"], "Tiny-Folder");
-    app.publish(&owner, &admin, public["id"].as_str().unwrap())
-        .await;
 
-    let secret = vec![("config.json".to_owned(), br#"{"secret": true}"#.to_vec())];
-    let created = app
-        .upload_files(
-            Some(&owner),
-            CREATE,
-            json!({ "input": { "name": "secret", "framework": "transformers", "version": "1.0.0" } }),
-            &secret,
-        )
-        .await;
-    let secret_id = created.data()["createModel"]["id"].clone();
+    let secret = [("config.json".to_owned(), br#"{"secret": true}"#.to_vec())];
+    let secret_id = create("secret", "1.0.0", &secret, false).await["id"].clone();
     let second = vec![("config.json".to_owned(), br#"{"secret": 2}"#.to_vec())];
     app.upload_files(
         Some(&owner),
@@ -66,53 +65,20 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
     )
     .await
     .data();
-    let held = vec![("model.pkl".to_owned(), fixture("evil_reduce.pkl"))];
-    app.upload_files(
-        Some(&owner),
-        CREATE,
-        json!({ "input": { "name": "held", "framework": "sklearn", "version": "1.0.0" } }),
-        &held,
-    )
-    .await
-    .data();
+    let held = [("model.pkl".to_owned(), fixture("evil_reduce.pkl"))];
+    create("held", "1.0.0", &held, false).await;
 
     // A file larger than the client's 10 MiB read size (it resumes only after a whole read),
     // inert data (it starts with no pickle opcode), for the resumed download.
     let big: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let created = app
-        .upload_files(
-            Some(&owner),
-            CREATE,
-            json!({ "input": { "name": "big", "framework": "x", "version": "1.0.0" } }),
-            &[("big.bin".to_owned(), big.clone())],
-        )
-        .await;
-    app.publish(
-        &owner,
-        &admin,
-        created.data()["createModel"]["id"].as_str().unwrap(),
-    )
-    .await;
+    create("big", "1.0.0", &[("big.bin".to_owned(), big.clone())], true).await;
 
     // A transformers folder (made by make_fixtures.py) for AutoConfig and AutoTokenizer.
     let bert: Vec<(String, Vec<u8>)> = ["config.json", "tokenizer.json", "tokenizer_config.json"]
         .iter()
         .map(|name| ((*name).to_owned(), fixture(&format!("bert_tiny/{name}"))))
         .collect();
-    let created = app
-        .upload_files(
-            Some(&owner),
-            CREATE,
-            json!({ "input": { "name": "bert-tiny", "framework": "transformers", "version": "1.0.0" } }),
-            &bert,
-        )
-        .await;
-    app.publish(
-        &owner,
-        &admin,
-        created.data()["createModel"]["id"].as_str().unwrap(),
-    )
-    .await;
+    create("bert-tiny", "1.0.0", &bert, true).await;
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("big.bin"), &big).unwrap();
