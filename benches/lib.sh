@@ -14,11 +14,12 @@ start_server() {
 # Prints a Python expression over the JSON document on stdin (`d`).
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-# The Python of the pinned huggingface_hub (the virtualenv .ci/run makes), made if missing.
+# The Python of the pinned Hugging Face client (tests/hf/requirements.txt, the virtualenv
+# .ci/run makes), made if missing.
 hf_python() {
   local venv="$ROOT/target/ci-hf"
-  if ! "$venv/bin/python" -c 'import huggingface_hub' 2>/dev/null; then
-    python3 -m venv "$venv" && "$venv/bin/pip" install --quiet 'huggingface_hub==2.4.0'
+  if ! "$venv/bin/python" -c 'import huggingface_hub, transformers' 2>/dev/null; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install --quiet -r "$ROOT/tests/hf/requirements.txt"
   fi
   echo "$venv/bin/python"
 }

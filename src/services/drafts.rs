@@ -526,6 +526,7 @@ async fn version_report(
     Ok(version_upload::version_report(&facts_of))
 }
 
+/// Writes the draft's version in `txn`, which holds the locks of the draft's blobs.
 async fn write_version(
     state: &AppState,
     txn: &DatabaseTransaction,
@@ -592,10 +593,6 @@ async fn write_version(
         return Err(AppError::Conflict(format!(
             "the inspection holds this version ({why}); a public or pending model cannot take it"
         )));
-    }
-    let hashes: BTreeSet<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
-    for sha256 in hashes {
-        blobs::lock(txn, sha256).await?;
     }
     let input = NewVersion {
         version: draft.version.clone(),

@@ -136,13 +136,12 @@ where
         QueryTrait,
         sea_query::{Asterisk, Query, UnionType},
     };
-    let wrapped = pages.into_iter().map(|page| {
+    let mut wrapped = pages.into_iter().map(|page| {
         Query::select()
             .column(Asterisk)
             .from_subquery(page.into_query(), "page")
             .to_owned()
     });
-    let mut wrapped = wrapped.peekable();
     let Some(mut union) = wrapped.next() else {
         return Ok(Vec::new());
     };

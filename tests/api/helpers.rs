@@ -385,7 +385,6 @@ impl TestApp {
         Gql { status, body }
     }
 
-    /// Registers a user and returns their access token.
     /// Makes a model public: its owner asks, an administrator approves.
     pub async fn publish(&self, owner: &str, admin: &str, model_id: &str) {
         self.gql(
@@ -404,6 +403,7 @@ impl TestApp {
         .data();
     }
 
+    /// Registers a user and returns their access token.
     pub async fn register(&self, username: &str) -> String {
         let answer = self
             .gql(
@@ -614,8 +614,6 @@ impl TestApp {
     }
 }
 
-/// The seed document's scikit-learn model: a RandomForestClassifier saved with joblib
-/// (made by `tests/fixtures/make_fixtures.py`).
 /// A transformers-like folder of `n` files (n ≥ 3), sub-folders included.
 pub fn transformers_folder(n: usize) -> Folder {
     let mut files = vec![
@@ -656,6 +654,8 @@ pub fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// The seed document's scikit-learn model: a RandomForestClassifier saved with joblib
+/// (made by `tests/fixtures/make_fixtures.py`).
 pub fn random_forest() -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/random_forest.joblib"))
         .unwrap()

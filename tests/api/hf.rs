@@ -156,3 +156,57 @@ async fn repository_names_are_unique_per_owner_and_kept_on_rename() {
         json!({ "name": "something else", "slug": "a-b" })
     );
 }
+
+#[tokio::test]
+async fn a_tree_longer_than_a_page_continues_at_its_next_link() {
+    let app = spawn_app().await;
+    let owner = app.register("tree-owner").await;
+    let files: Vec<(String, Vec<u8>)> = (0..1001)
+        .map(|i| (format!("f{i:04}.txt"), format!("{i}\n").into_bytes()))
+        .collect();
+    app.upload_files(
+        Some(&owner),
+        CREATE,
+        json!({ "input": { "name": "wide", "framework": "x", "version": "1.0.0" } }),
+        &files,
+    )
+    .await
+    .data();
+    let mut url = format!(
+        "{}/api/models/tree-owner/wide/tree/main?recursive=true",
+        app.base
+    );
+    let mut paths = Vec::new();
+    let mut pages = 0;
+    loop {
+        let response = app
+            .client
+            .get(&url)
+            .bearer_auth(&owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let next = response
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let page: Vec<serde_json::Value> = response.json().await.unwrap();
+        paths.extend(page.iter().map(|e| e["path"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match next {
+            Some(link) => {
+                url = link
+                    .trim_start_matches('<')
+                    .split_once('>')
+                    .unwrap()
+                    .0
+                    .to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    let expected: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(paths, expected);
+}

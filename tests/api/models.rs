@@ -492,7 +492,6 @@ async fn updates_change_metadata_and_tags() {
     assert_eq!(bad.extensions()["field"], "input.tags");
 }
 
-/// Publishes a model: its owner asks, the administrator approves.
 #[tokio::test]
 async fn nested_lists_of_owners_models_batch_and_show_only_what_the_viewer_may_see() {
     let app = spawn_app().await;

@@ -216,9 +216,12 @@ async fn tree_of(
     let mut response = Json(&entries[start..end]).into_response();
     if end < entries.len() {
         let mut next = state.app.config.public_url.clone();
-        next.set_path(&format!(
-            "/api/models/{owner}/{name}/tree/{revision}/{folder}"
-        ));
+        if let Ok(mut segments) = next.path_segments_mut() {
+            segments
+                .clear()
+                .extend(["api", "models", &owner, &name, "tree", &revision])
+                .extend(folder.split('/').filter(|s| !s.is_empty()));
+        }
         next.query_pairs_mut()
             .append_pair("recursive", if recursive { "true" } else { "false" })
             .append_pair("cursor", &end.to_string());
