@@ -127,12 +127,14 @@ async fn run(command: Command) -> Result<()> {
                 .await
                 .map_err(describe)?;
             println!(
-                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files and {} expired drafts",
+                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files, {} expired drafts, {} expired LFS objects and {} abandoned parts",
                 report.deleted,
                 report.freed_bytes,
                 report.kept_recent,
                 report.staging_removed,
-                report.drafts_expired
+                report.drafts_expired,
+                report.lfs_objects_expired,
+                report.parts_removed
             );
             Ok(())
         }

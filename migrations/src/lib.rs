@@ -15,6 +15,7 @@ mod m20261202_000009_version_files;
 mod m20261202_000010_version_drafts;
 mod m20261202_000011_version_readme;
 mod m20261202_000012_hub_names;
+mod m20261202_000013_lfs_objects;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_version_drafts::Migration),
             Box::new(m20261202_000011_version_readme::Migration),
             Box::new(m20261202_000012_hub_names::Migration),
+            Box::new(m20261202_000013_lfs_objects::Migration),
         ]
     }
 }

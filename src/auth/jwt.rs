@@ -1,4 +1,5 @@
-//! HS256 JSON Web Tokens: access tokens for sessions and short-lived signed download tokens.
+//! HS256 JSON Web Tokens: access tokens for sessions, short-lived signed download tokens, and
+//! the upload links of the Hugging Face protocol's LFS transfer.
 //! Validation is pinned to HS256, the issuer, and an audience per token kind.
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use crate::{
 const ISSUER: &str = "modelhub";
 const ACCESS_AUDIENCE: &str = "modelhub:api";
 const DOWNLOAD_AUDIENCE: &str = "modelhub:download";
+const LFS_AUDIENCE: &str = "modelhub:lfs-upload";
 
 /// The claims of an access token.
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,6 +50,36 @@ pub struct DownloadClaims {
     /// The one file of the version the link is for; none: the whole version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+}
+
+/// What an LFS upload link may do: send the whole object, one part of it, or complete it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LfsStep {
+    Whole,
+    Part(u32),
+    Complete,
+}
+
+/// The claims of an LFS upload link: who may send which object to which model.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LfsClaims {
+    /// The model id.
+    pub sub: Uuid,
+    /// The user the link was made for.
+    pub uid: Uuid,
+    /// The credential that made it: an API token's id, or a session's epoch.
+    #[serde(default)]
+    pub tid: Option<Uuid>,
+    #[serde(default)]
+    pub sep: Option<i32>,
+    /// The object's SHA-256 and size.
+    pub oid: String,
+    pub size: u64,
+    pub step: LfsStep,
     pub iss: String,
     pub aud: String,
     pub exp: i64,
@@ -151,6 +183,22 @@ impl JwtKeys {
         )
         .map(|data| data.claims)
         .map_err(token_error)
+    }
+}
+
+impl JwtKeys {
+    /// Signs an LFS upload link for `claims`' object (its issuer and audience are set here).
+    pub fn issue_lfs(&self, mut claims: LfsClaims) -> AppResult<String> {
+        claims.iss = ISSUER.into();
+        claims.aud = LFS_AUDIENCE.into();
+        self.sign(&claims)
+    }
+
+    /// Verifies an LFS upload link and returns its claims.
+    pub fn verify_lfs(&self, token: &str) -> AppResult<LfsClaims> {
+        jsonwebtoken::decode::<LfsClaims>(token, &self.decoding, &Self::validation(LFS_AUDIENCE))
+            .map(|data| data.claims)
+            .map_err(token_error)
     }
 }
 

@@ -44,6 +44,26 @@ impl Version {
         Ok(version)
     }
 
+    /// The version after this one when nobody names one: the release of a pre-release
+    /// (`1.2.0-rc.1` → `1.2.0`), else the next patch (`v1.2.0` → `v1.2.1`), with the same
+    /// leading `v` or none.
+    pub fn next_patch(&self) -> Self {
+        let mut semver =
+            semver::Version::new(self.semver.major, self.semver.minor, self.semver.patch);
+        if self.semver.pre.is_empty() {
+            semver.patch += 1;
+        }
+        let prefix = if self.label.starts_with(['v', 'V']) {
+            "v"
+        } else {
+            ""
+        };
+        Self {
+            label: format!("{prefix}{semver}"),
+            semver,
+        }
+    }
+
     /// The version as the user wrote it (trimmed).
     pub fn label(&self) -> &str {
         &self.label
@@ -108,6 +128,21 @@ mod tests {
         for pair in ordered.windows(2) {
             assert!(key(pair[0]) < key(pair[1]), "{} < {}", pair[0], pair[1]);
         }
+    }
+
+    #[test]
+    fn the_next_patch_follows_the_highest_version() {
+        let next = |raw: &str| {
+            Version::parse("version", raw)
+                .unwrap_or_else(|e| panic!("`{raw}` does not parse: {}", e.message()))
+                .next_patch()
+                .label()
+                .to_owned()
+        };
+        assert_eq!(next("v1.2.0"), "v1.2.1");
+        assert_eq!(next("1.9.9"), "1.9.10");
+        assert_eq!(next("2.0.0-rc.1"), "2.0.0");
+        assert_eq!(next("1.0.0+build.5"), "1.0.1");
     }
 
     #[test]

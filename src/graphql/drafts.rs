@@ -120,7 +120,7 @@ impl DraftMutation {
         let model_id = parse_id("modelId", &model_id)?;
         let target = edit(ctx, model_id).await?;
         Ok(VersionDraft(
-            drafts::create(ctx.state(), target, input.into()).await?,
+            drafts::create(ctx.state(), &target, input.into()).await?,
         ))
     }
 

@@ -294,6 +294,48 @@ pub async fn authenticate(state: &AppState, bearer: Option<&str>) -> AppResult<V
     Ok(viewer)
 }
 
+/// The caller a signed upload link acts for, read again now: its account enabled, and the
+/// credential that made the link still good (its API token not revoked or expired, with the
+/// scopes it has now; or its session not ended).
+pub async fn link_holder(
+    state: &AppState,
+    user_id: Uuid,
+    token_id: Option<Uuid>,
+    session_epoch: Option<i32>,
+) -> AppResult<Viewer> {
+    let invalid = || AppError::Unauthenticated(AuthFailure::InvalidToken);
+    let user = user::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(invalid)?;
+    let (scopes, credential) = match (token_id, session_epoch) {
+        (Some(id), _) => {
+            let token = crate::entities::api_token::Entity::find_by_id(id)
+                .one(&state.db)
+                .await?
+                .filter(|t| {
+                    t.user_id == user.id
+                        && t.revoked_at.is_none()
+                        && t.expires_at.is_none_or(|at| Utc::now() < at)
+                })
+                .ok_or_else(invalid)?;
+            (ScopeSet::from_db(&token.scopes), Credential::ApiToken(id))
+        }
+        (None, Some(epoch)) if epoch >= user.session_epoch => {
+            (ScopeSet::ALL, Credential::Session(epoch))
+        }
+        _ => return Err(AppError::Unauthenticated(AuthFailure::SessionEnded)),
+    };
+    if user.disabled {
+        return Err(AppError::Unauthenticated(AuthFailure::AccountDisabled));
+    }
+    Ok(Viewer::User(Box::new(Authenticated {
+        user,
+        scopes,
+        credential,
+    })))
+}
+
 /// Reads the account behind a bearer token; also returns when the token expires.
 async fn resolve(state: &AppState, token: &str) -> AppResult<(Viewer, Option<DateTime<Utc>>)> {
     let (user_id, scopes, credential, expires_at) = if token.starts_with(auth::api_token::PREFIX) {

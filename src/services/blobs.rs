@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use crate::{
-    entities::{blob_lock, draft_file, version_file},
+    entities::{blob_lock, draft_file, lfs_object, version_file},
     error::{AppError, AppResult},
     state::AppState,
     storage::StagedBlob,
@@ -53,7 +53,8 @@ pub async fn begin_with<'a>(
     Ok(txn)
 }
 
-/// Deletes the blob with this hash if no version uses it (best effort, logged).
+/// Deletes the blob with this hash if no version, draft or received LFS object uses it (best
+/// effort, logged).
 pub async fn release(state: &AppState, sha256: &str) {
     let outcome: AppResult<()> = async {
         let txn = state.db.begin().await?;
@@ -64,6 +65,10 @@ pub async fn release(state: &AppState, sha256: &str) {
             .await?
             + draft_file::Entity::find()
                 .filter(draft_file::Column::Sha256.eq(sha256))
+                .count(&txn)
+                .await?
+            + lfs_object::Entity::find()
+                .filter(lfs_object::Column::Sha256.eq(sha256))
                 .count(&txn)
                 .await?;
         if users == 0 {

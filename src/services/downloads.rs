@@ -5,11 +5,11 @@ use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::{access, gate, versions};
+use super::{access, accounts, gate, versions};
 use crate::{
     auth::Viewer,
     config::UnsafeUploads,
-    entities::{api_token, model, model_version, user, version_file},
+    entities::{model, model_version, version_file},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -121,27 +121,6 @@ fn ensure_accepted(
     Ok(())
 }
 
-/// Whether the credential a signed link was made with is still good: its API token not
-/// revoked or expired, or its session not ended.
-async fn link_credential_lives(
-    state: &AppState,
-    claims: &crate::auth::jwt::DownloadClaims,
-    user: &user::Model,
-) -> AppResult<bool> {
-    match (claims.tid, claims.sep) {
-        (Some(token_id), _) => Ok(api_token::Entity::find_by_id(token_id)
-            .one(&state.db)
-            .await?
-            .is_some_and(|t| {
-                t.user_id == user.id
-                    && t.revoked_at.is_none()
-                    && t.expires_at.is_none_or(|at| Utc::now() < at)
-            })),
-        (None, Some(epoch)) => Ok(epoch >= user.session_epoch),
-        (None, None) => Ok(false),
-    }
-}
-
 fn ensure_downloadable(version: &model_version::Model) -> AppResult<()> {
     if version.withdrawn_at.is_some() {
         return Err(AppError::Forbidden(format!(
@@ -190,10 +169,15 @@ pub async fn authorize_version(
             // an account disabled, or the credential that made the link revoked or its
             // session ended since, closes it.
             let holder = match claims.uid {
-                Some(uid) => match user::Entity::find_by_id(uid).one(&state.db).await? {
-                    Some(user) if link_credential_lives(state, &claims, &user).await? => Some(user),
-                    _ => return Err(AppError::NotFound("model version")),
-                },
+                Some(uid) => {
+                    match accounts::link_holder(state, uid, claims.tid, claims.sep).await {
+                        Ok(Viewer::User(holder)) => Some(holder.user),
+                        Ok(Viewer::Anonymous) | Err(AppError::Unauthenticated(_)) => {
+                            return Err(AppError::NotFound("model version"));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 None => None,
             };
             if !access::link_may_view(holder.as_ref(), &model) {

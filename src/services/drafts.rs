@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::Utc;
-use modelhub_inspect::Report;
+use modelhub_inspect::{Declared, Report};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     access::{self, ModelEdit},
     audit::{self, Subject},
-    blobs, gate,
+    blobs, gate, lfs,
     version_facts::{self, FactFile, Facts},
     version_upload::{self, Batch, Contents, Files, Inspected},
     versions::{self, NewVersion, is_listed_locked, refresh_current_version},
@@ -28,11 +28,13 @@ use crate::{
     auth::Viewer,
     domain::{
         file_path::{self, FilePath},
-        model as rules,
+        format, model as rules,
         version::Version,
     },
     entities::{
-        draft_file, enums::InspectionStatus, model, model_version, version_draft, version_file,
+        draft_file,
+        enums::{InspectionStatus, ModelFormat},
+        lfs_object, model, model_version, version_draft, version_file,
     },
     error::{AppError, AppResult},
     graphql::UploadedFile,
@@ -50,7 +52,7 @@ fn expiry(state: &AppState) -> AppResult<chrono::DateTime<Utc>> {
 /// Starts a draft of version `input.version` of the model (whose editor the caller is).
 pub async fn create(
     state: &AppState,
-    target: ModelEdit<'_>,
+    target: &ModelEdit<'_>,
     input: NewVersion,
 ) -> AppResult<version_draft::Model> {
     let model = target.model();
@@ -127,7 +129,7 @@ fn is_hash(sha256: &str) -> bool {
 
 /// The files the viewer may read with these hashes: files of versions it can see that are not
 /// withdrawn, which the inspection gate releases or whose model's private side it may read.
-async fn readable(
+pub(super) async fn readable(
     state: &AppState,
     viewer: &Viewer,
     hashes: &[String],
@@ -242,7 +244,7 @@ pub async fn add_files(
             .map(|(p, _)| p)
             .chain(reuse.iter().map(|r| &r.path)),
     )?;
-    let reused = reused_files(state, viewer, &reuse).await?;
+    let reused = reused_files(state, viewer, draft.model_id, &reuse).await?;
     // Files replaced at their paths, whose blobs may now be unused.
     let mut replaced = Vec::new();
     if !files.is_empty() {
@@ -279,33 +281,41 @@ pub async fn add_files(
     }
     if !reused.is_empty() {
         let txn = state.db.begin().await?;
-        let hashes: BTreeSet<&str> = reused.iter().map(|(_, f, _)| f.sha256.as_str()).collect();
+        let hashes: BTreeSet<&str> = reused.iter().map(|r| r.sha256.as_str()).collect();
         for sha256 in hashes {
             blobs::lock(&txn, sha256).await?;
-            // Under the lock: a blob still used by a version stays until this commits.
+            // Under the lock: a blob still used by a version (or waiting, received, for a
+            // commit to the model) stays until this commits.
             let used = version_file::Entity::find()
                 .filter(version_file::Column::Sha256.eq(sha256))
                 .one(&txn)
-                .await?;
-            if used.is_none() {
+                .await?
+                .is_some()
+                || lfs_object::Entity::find()
+                    .filter(lfs_object::Column::ModelId.eq(draft.model_id))
+                    .filter(lfs_object::Column::Sha256.eq(sha256))
+                    .one(&txn)
+                    .await?
+                    .is_some();
+            if !used {
                 return Err(AppError::bad_input(
                     "reuse",
                     format!("no version uses {sha256} any more; upload the file"),
                 ));
             }
         }
-        for (path, file, report) in &reused {
+        for file in &reused {
             replaced.extend(
                 put_file(
                     &txn,
                     draft.id,
                     DraftEntry {
-                        path,
+                        path: &file.path,
                         format: file.format,
-                        size: u64::try_from(file.size_bytes).map_err(AppError::internal)?,
+                        size: file.size,
                         sha256: &file.sha256,
-                        status: report.status().into(),
-                        report: report.to_json(),
+                        status: file.report.status().into(),
+                        report: file.report.to_json(),
                         rules: state.inspector.fingerprint(),
                     },
                 )
@@ -324,13 +334,61 @@ pub async fn add_files(
         .ok_or(AppError::NotFound("draft"))
 }
 
-/// The files `reuse` names, each found among those the caller may read, with its verdict for
-/// its new path.
+/// A stored file a draft takes by hash: a file of a version the caller may read, or an object
+/// received for the draft's model (see [`lfs`]).
+struct Source {
+    size: u64,
+    /// Its format where it is now (an object's: as its content shows).
+    format: ModelFormat,
+    /// How its report read it, and under which rules.
+    read_as: Declared,
+    inspection: Option<serde_json::Value>,
+    rules: Option<String>,
+    object: bool,
+}
+
+impl Source {
+    fn of_file(file: &version_file::Model) -> AppResult<Self> {
+        Ok(Self {
+            size: u64::try_from(file.size_bytes).map_err(AppError::internal)?,
+            format: file.format,
+            read_as: version_upload::declared(file.format, &file.path),
+            inspection: file.inspection.clone(),
+            rules: file.inspection_rules.clone(),
+            object: false,
+        })
+    }
+
+    fn of_object(object: &lfs_object::Model) -> AppResult<Self> {
+        Ok(Self {
+            size: u64::try_from(object.size_bytes).map_err(AppError::internal)?,
+            format: object.format,
+            read_as: version_upload::declared(object.format, ""),
+            inspection: object.inspection.clone(),
+            rules: object.inspection_rules.clone(),
+            object: true,
+        })
+    }
+}
+
+/// A file to put in a draft, found by hash.
+struct Reused {
+    path: FilePath,
+    sha256: String,
+    size: u64,
+    format: ModelFormat,
+    report: Report,
+}
+
+/// The files `reuse` names, each found among those the caller may read or the objects received
+/// for the model, with its format and verdict at its new path (inspected again when the path
+/// changes how it is read, or the rules changed).
 async fn reused_files(
     state: &AppState,
     viewer: &Viewer,
+    model_id: Uuid,
     reuse: &[Reuse],
-) -> AppResult<Vec<(FilePath, version_file::Model, Report)>> {
+) -> AppResult<Vec<Reused>> {
     if reuse.is_empty() {
         return Ok(Vec::new());
     }
@@ -338,14 +396,21 @@ async fn reused_files(
         .iter()
         .map(|r| r.sha256.trim().to_lowercase())
         .collect();
-    let known: HashMap<String, version_file::Model> = readable(state, viewer, &hashes)
-        .await?
-        .into_iter()
-        .map(|f| (f.sha256.clone(), f))
+    let mut known: HashMap<String, Source> = HashMap::new();
+    for file in readable(state, viewer, &hashes).await? {
+        known.insert(file.sha256.clone(), Source::of_file(&file)?);
+    }
+    let missing: Vec<String> = hashes
+        .iter()
+        .filter(|h| !known.contains_key(*h))
+        .cloned()
         .collect();
+    for object in lfs::received(state, model_id, &missing).await?.values() {
+        known.insert(object.sha256.clone(), Source::of_object(object)?);
+    }
     let mut found = Vec::with_capacity(reuse.len());
     for (entry, sha256) in reuse.iter().zip(&hashes) {
-        let Some(file) = known.get(sha256) else {
+        let Some(source) = known.get(sha256) else {
             return Err(AppError::bad_input(
                 "reuse",
                 format!(
@@ -354,30 +419,57 @@ async fn reused_files(
                 ),
             ));
         };
-        let declared = version_upload::declared(file.format, entry.path.as_str());
-        let same_reading = declared == version_upload::declared(file.format, &file.path)
-            && file.inspection_rules.as_deref() == Some(state.inspector.fingerprint());
-        let report = match gate::stored_report(file.inspection.as_ref()) {
+        // An object's format is told again with its name (`.keras`, `.onnx`, `.joblib`…).
+        let format = if source.object {
+            let head = head_of(state, sha256, source.size).await?;
+            format::detect(&head, source.size, Some(entry.path.file_name()))
+        } else {
+            source.format
+        };
+        let declared = version_upload::declared(format, entry.path.as_str());
+        let same_reading = declared == source.read_as
+            && source.rules.as_deref() == Some(state.inspector.fingerprint());
+        let report = match gate::stored_report(source.inspection.as_ref()) {
             Some(report) if same_reading => report,
             _ => {
                 let copy = state
                     .blobs
-                    .blob_copy(&file.sha256)
+                    .blob_copy(sha256)
                     .await
                     .map_err(AppError::internal)?;
-                let size = u64::try_from(file.size_bytes).map_err(AppError::internal)?;
-                state.inspector.inspect(copy, size, declared).await
+                state.inspector.inspect(copy, source.size, declared).await
             }
         };
-        found.push((entry.path.clone(), file.clone(), report));
+        found.push(Reused {
+            path: entry.path.clone(),
+            sha256: sha256.clone(),
+            size: source.size,
+            format,
+            report,
+        });
     }
     Ok(found)
+}
+
+/// The first bytes of a stored blob, for format detection.
+async fn head_of(state: &AppState, sha256: &str, size: u64) -> AppResult<Vec<u8>> {
+    let end = std::cmp::min(size, crate::storage::HEAD_BYTES as u64);
+    let mut bytes = state
+        .blobs
+        .read(sha256, Some(0..end))
+        .await
+        .map_err(AppError::internal)?;
+    let mut head = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut bytes).await {
+        head.extend_from_slice(&chunk.map_err(AppError::internal)?);
+    }
+    Ok(head)
 }
 
 /// One file to put in a draft.
 struct DraftEntry<'a> {
     path: &'a FilePath,
-    format: crate::entities::enums::ModelFormat,
+    format: ModelFormat,
     size: u64,
     sha256: &'a str,
     status: InspectionStatus,

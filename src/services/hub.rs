@@ -58,6 +58,16 @@ pub async fn repository(
     owner: &str,
     name: &str,
 ) -> AppResult<model::Model> {
+    Ok(repository_and_owner(state, viewer, owner, name).await?.0)
+}
+
+/// The same, with its owner's login.
+pub async fn repository_and_owner(
+    state: &AppState,
+    viewer: &Viewer,
+    owner: &str,
+    name: &str,
+) -> AppResult<(model::Model, String)> {
     let not_found = AppError::NotFound(REPOSITORY);
     let Some(owner) = user::Entity::find()
         .filter(user::Column::Username.eq(owner.to_ascii_lowercase()))
@@ -73,7 +83,8 @@ pub async fn repository(
         )
         .one(&state.db)
         .await?;
-    access::visible(viewer, model).map_err(|_| not_found)
+    let model = access::visible(viewer, model).map_err(|_| not_found)?;
+    Ok((model, owner.username))
 }
 
 /// The version a revision names: `main` is the current version, a commit id the version with

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sea_orm::{EntityTrait, QuerySelect};
 
 use crate::{
-    entities::{draft_file, version_file},
+    entities::{draft_file, lfs_object, version_file},
     error::AppError,
     state::AppState,
 };
@@ -25,6 +25,10 @@ pub struct GcReport {
     pub staging_removed: usize,
     /// Version drafts past their expiry that were removed.
     pub drafts_expired: u64,
+    /// LFS objects no commit took before their expiry, removed.
+    pub lfs_objects_expired: u64,
+    /// Parts of objects sent in parts whose sender gave up, removed.
+    pub parts_removed: usize,
 }
 
 /// One problem `verify` found.
@@ -42,7 +46,7 @@ pub enum Problem {
     Corrupt { sha256: String, actual: String },
 }
 
-/// The blobs versions and drafts use, with their sizes.
+/// The blobs versions, drafts and received LFS objects use, with their sizes.
 async fn referenced(state: &AppState) -> Result<Vec<(String, i64)>, AppError> {
     let mut used: Vec<(String, i64)> = version_file::Entity::find()
         .select_only()
@@ -62,6 +66,16 @@ async fn referenced(state: &AppState) -> Result<Vec<(String, i64)>, AppError> {
             .all(&state.db)
             .await?,
     );
+    used.extend(
+        lfs_object::Entity::find()
+            .select_only()
+            .column(lfs_object::Column::Sha256)
+            .column(lfs_object::Column::SizeBytes)
+            .distinct()
+            .into_tuple::<(String, i64)>()
+            .all(&state.db)
+            .await?,
+    );
     Ok(used)
 }
 
@@ -75,6 +89,12 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
             .await
             .map_err(AppError::internal)?,
         drafts_expired: super::drafts::expire(state).await?,
+        lfs_objects_expired: super::lfs::expire(state).await?,
+        parts_removed: state
+            .blobs
+            .sweep_parts(state.config.draft_ttl.max(grace))
+            .await
+            .map_err(AppError::internal)?,
         ..GcReport::default()
     };
     let used: std::collections::HashSet<String> = referenced(state)
@@ -102,6 +122,8 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
         freed_bytes = report.freed_bytes,
         staging_removed = report.staging_removed,
         drafts_expired = report.drafts_expired,
+        lfs_objects_expired = report.lfs_objects_expired,
+        parts_removed = report.parts_removed,
         "blob garbage collection"
     );
     Ok(report)

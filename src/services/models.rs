@@ -452,6 +452,7 @@ pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
         .await?;
     let mut hashes = versions::file_hashes(&txn, versions).await?;
     hashes.extend(super::drafts::file_hashes_of_model(&txn, id).await?);
+    hashes.extend(super::lfs::hashes_of_model(&txn, id).await?);
     hashes.sort();
     hashes.dedup();
     model::Entity::delete_by_id(id).exec(&txn).await?;

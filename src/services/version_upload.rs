@@ -28,6 +28,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::UploadedFile,
     state::AppState,
+    storage::StagedBlob,
 };
 
 /// How many files of one upload are inspected at once.
@@ -242,19 +243,26 @@ pub fn main_format(
 
 /// Inspects an uploaded file on the inspector's threads (see [`super::inspection`]).
 async fn inspect(state: &AppState, file: &Planned) -> AppResult<Report> {
+    inspect_staged(
+        state,
+        &file.upload.blob,
+        declared(file.format, file.path.as_str()),
+    )
+    .await
+}
+
+/// Inspects a staged upload read as `declared`.
+pub(super) async fn inspect_staged(
+    state: &AppState,
+    blob: &StagedBlob,
+    declared: Declared,
+) -> AppResult<Report> {
     let copy = state
         .blobs
-        .upload_copy(&file.upload.blob)
+        .upload_copy(blob)
         .await
         .map_err(AppError::internal)?;
-    let report = state
-        .inspector
-        .inspect(
-            copy,
-            file.upload.blob.size,
-            declared(file.format, file.path.as_str()),
-        )
-        .await;
+    let report = state.inspector.inspect(copy, blob.size, declared).await;
     metrics::counter!("modelhub_inspections_total", "status" => report.status().as_str())
         .increment(1);
     Ok(report)

@@ -193,6 +193,31 @@ pub(super) async fn is_listed_locked<C: ConnectionTrait>(
         .is_some_and(|m| is_listed(m.approval_status)))
 }
 
+/// A new model's row: private, a draft, with no versions, description, task, tags or license
+/// yet, and its slug left for the transaction that inserts it to choose.
+pub(super) fn model_row(owner_id: Uuid, name: &str, framework: String) -> model::ActiveModel {
+    let now = super::now();
+    model::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(owner_id),
+        name: Set(name.to_owned()),
+        slug: NotSet,
+        description: Set(None),
+        framework: Set(framework),
+        task_type: Set(None),
+        tags: Set(serde_json::json!([])),
+        license: Set(None),
+        visibility: Set(Visibility::Private),
+        approval_status: Set(ApprovalStatus::Draft),
+        review_note: Set(None),
+        current_version_id: Set(None),
+        downloads: Set(0),
+        submitted_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
 /// Creates a model and its first version from uploaded files (the caller needs WRITE).
 pub async fn create_model(
     state: &AppState,
@@ -203,35 +228,24 @@ pub async fn create_model(
     let caller = viewer.require(Scope::Write)?;
     let name = rules::name("input.name", &input.name)?;
     let tags = rules::tags("input.tags", &input.tags)?;
-    let now = super::now();
-    let mut row = model::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        owner_id: Set(caller.user.id),
-        name: Set(name.clone()),
-        slug: NotSet,
-        description: Set(rules::text(
-            "input.description",
-            input.description.as_deref(),
-        )?),
-        framework: Set(rules::keyword("input.framework", &input.framework)?),
-        task_type: Set(rules::optional_keyword(
-            "input.taskType",
-            input.task_type.as_deref(),
-        )?),
-        tags: Set(serde_json::json!(tags)),
-        license: Set(rules::optional_keyword(
-            "input.license",
-            input.license.as_deref(),
-        )?),
-        visibility: Set(Visibility::Private),
-        approval_status: Set(ApprovalStatus::Draft),
-        review_note: Set(None),
-        current_version_id: Set(None),
-        downloads: Set(0),
-        submitted_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
+    let mut row = model_row(
+        caller.user.id,
+        &name,
+        rules::keyword("input.framework", &input.framework)?,
+    );
+    row.description = Set(rules::text(
+        "input.description",
+        input.description.as_deref(),
+    )?);
+    row.task_type = Set(rules::optional_keyword(
+        "input.taskType",
+        input.task_type.as_deref(),
+    )?);
+    row.tags = Set(serde_json::json!(tags));
+    row.license = Set(rules::optional_keyword(
+        "input.license",
+        input.license.as_deref(),
+    )?);
     let model_id = *row.id.as_ref();
     let label = input.version.version.clone();
     let plan = version_upload::plan(state, input.version.format, files)?;

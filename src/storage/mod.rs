@@ -2,6 +2,7 @@
 //! or any S3-compatible service). Uploads stream into `staging/` while they are hashed, then
 //! move to `blobs/sha256/…` once complete and durable; nothing half-written is ever addressed.
 
+mod parts;
 mod staging;
 pub mod tar;
 mod upload;
@@ -16,7 +17,8 @@ use object_store::{
 };
 use std::io::{Read, Seek, SeekFrom};
 
-pub use upload::{StagedBlob, Upload};
+pub use parts::Part;
+pub use upload::{HEAD_BYTES, StagedBlob, Upload};
 
 use crate::config::StorageUrl;
 
@@ -242,11 +244,19 @@ impl BlobStore {
         sha256: &str,
         range: Option<Range<u64>>,
     ) -> Result<ByteStream, StorageError> {
+        self.read_at(&Self::blob_path(sha256), range).await
+    }
+
+    /// Streams `range` of the object at `location`.
+    async fn read_at(
+        &self,
+        location: &Path,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StorageError> {
         // A small file on local disk is read in place: the page cache answers at once, and a
         // hand-off to the blocking pool would cost more than the read.
         if let Some(root) = &self.local_root
-            && let Some(bytes) =
-                read_small(&root.join(Self::blob_path(sha256).as_ref()), range.clone())?
+            && let Some(bytes) = read_small(&root.join(location.as_ref()), range.clone())?
         {
             return Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed());
         }
@@ -256,7 +266,7 @@ impl BlobStore {
         };
         let result = self
             .store
-            .get_opts(&Self::blob_path(sha256), options)
+            .get_opts(location, options)
             .await
             .map_err(map_err)?;
         let range = result.range.clone();

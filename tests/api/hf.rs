@@ -4,7 +4,10 @@
 
 use serde_json::json;
 
-use crate::helpers::{fixture, spawn_app, test_hf_python, transformers_folder, write_folder};
+use crate::helpers::{
+    Options, TestApp, fixture, spawn_app, spawn_with, test_hf_python, transformers_folder,
+    write_folder,
+};
 
 const CREATE: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id slug currentVersion { commitId } } }";
 
@@ -18,20 +21,8 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
     let other = app.register("hf-other").await;
     let admin = app.admin("hf-admin").await;
     // The client is given API tokens that may only read, as a script's HF_TOKEN would be.
-    let read_token = async |session: &str| {
-        let created = app
-            .gql(
-                Some(session),
-                "mutation { createApiToken(input: { name: \"hf\", scopes: [READ] }) { token } }",
-                json!({}),
-            )
-            .await;
-        created.data()["createApiToken"]["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (owner_read, other_read) = (read_token(&owner).await, read_token(&other).await);
+    let owner_read = api_token(&app, &owner, "READ").await;
+    let other_read = api_token(&app, &other, "READ").await;
 
     // The owner's models, each created through GraphQL; `publish` makes one public.
     let create = async |name: &str, version: &str, files: &[(String, Vec<u8>)], publish: bool| {
@@ -84,25 +75,53 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
     std::fs::write(dir.path().join("big.bin"), &big).unwrap();
     let expected = dir.path().join("expected");
     write_folder(&expected, &folder);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf/test_client.py");
+    run_client_script(
+        &python,
+        "test_client.py",
+        &app.base,
+        dir.path(),
+        &[
+            ("MODELHUB_HF_OWNER_TOKEN", owner_read.as_str()),
+            ("MODELHUB_HF_OTHER_TOKEN", other_read.as_str()),
+            ("MODELHUB_HF_OWNER_SESSION", owner.as_str()),
+            (
+                "MODELHUB_HF_COMMIT",
+                public["currentVersion"]["commitId"].as_str().unwrap(),
+            ),
+            ("MODELHUB_HF_EXPECTED", expected.to_str().unwrap()),
+            (
+                "MODELHUB_HF_BIG",
+                dir.path().join("big.bin").to_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+}
+
+/// Runs one of `tests/hf/`'s unittest scripts with the client pointed at `base` (no Xet, no
+/// token of its own, its cache and work files under `work`) and fails with its report.
+async fn run_client_script(
+    python: &str,
+    script: &str,
+    base: &str,
+    work: &std::path::Path,
+    vars: &[(&str, &str)],
+) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/hf")
+        .join(script);
     let mut command = std::process::Command::new(python);
     command
         .arg(script)
-        .env("HF_ENDPOINT", &app.base)
-        .env("HF_HOME", dir.path().join("hf-home"))
+        .env("HF_ENDPOINT", base)
+        .env("HF_HOME", work.join("hf-home"))
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("HF_HUB_DISABLE_XET", "1")
         .env_remove("HF_TOKEN")
-        .env("MODELHUB_HF_OWNER_TOKEN", &owner_read)
-        .env("MODELHUB_HF_OTHER_TOKEN", &other_read)
-        .env("MODELHUB_HF_OWNER_SESSION", &owner)
-        .env(
-            "MODELHUB_HF_COMMIT",
-            public["currentVersion"]["commitId"].as_str().unwrap(),
-        )
-        .env("MODELHUB_HF_EXPECTED", &expected)
-        .env("MODELHUB_HF_BIG", dir.path().join("big.bin"))
-        .env("MODELHUB_HF_WORK", dir.path());
+        .env("MODELHUB_HF_WORK", work);
+    for (key, value) in vars {
+        command.env(key, value);
+    }
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -117,6 +136,55 @@ async fn the_hugging_face_client_reads_what_graphql_stored() {
         "the client tests failed:\n{report}"
     );
     assert!(report.contains("OK"), "{report}");
+}
+
+/// An API token of the session's account with these scopes.
+async fn api_token(app: &TestApp, session: &str, scopes: &str) -> String {
+    let created = app
+        .gql(
+            Some(session),
+            &format!("mutation {{ createApiToken(input: {{ name: \"hf\", scopes: [{scopes}] }}) {{ token }} }}"),
+            json!({}),
+        )
+        .await;
+    created.data()["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_hugging_face_client_publishes_versions() {
+    let Some(python) = test_hf_python("the_hugging_face_client_publishes_versions") else {
+        return;
+    };
+    // Room for the 100 MiB file sent in parts.
+    let app = spawn_with(Options {
+        max_upload_bytes: 256 * 1024 * 1024,
+        ..Options::default()
+    })
+    .await;
+    let writer = app.register("hf-writer").await;
+    let intruder = app.register("hf-intruder").await;
+    let write = api_token(&app, &writer, "READ, WRITE").await;
+    let read = api_token(&app, &writer, "READ").await;
+    let intruder = api_token(&app, &intruder, "READ, WRITE").await;
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    run_client_script(
+        &python,
+        "test_upload.py",
+        &app.base,
+        dir.path(),
+        &[
+            ("MODELHUB_HF_WRITE_TOKEN", write.as_str()),
+            ("MODELHUB_HF_READ_TOKEN", read.as_str()),
+            ("MODELHUB_HF_SESSION", writer.as_str()),
+            ("MODELHUB_HF_INTRUDER_TOKEN", intruder.as_str()),
+            ("MODELHUB_HF_FIXTURES", fixtures.to_str().unwrap()),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

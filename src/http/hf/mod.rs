@@ -1,22 +1,32 @@
 //! The Hugging Face Hub protocol, the part its clients (`huggingface_hub`, `transformers`, the
 //! `hf` CLI) call with `HF_ENDPOINT` set to this server: file downloads by repository,
-//! revision and path, and repository metadata and listings. Errors take the protocol's form:
+//! revision and path, repository metadata and listings, and uploads (repositories, commits and
+//! the Git LFS transfer; not Xet). Errors take the protocol's form:
 //! `X-Error-Code` and `X-Error-Message` headers and a JSON `{"error": …}` body, with
 //! `X-Repo-Commit` once the revision is known. Datasets and spaces are not served: every
 //! path of theirs answers `RepoNotFound`.
 
+mod lfs;
 mod repo;
 mod resolve;
+mod upload;
 
 use axum::{
     Json, Router,
     http::{HeaderName, HeaderValue},
     response::{IntoResponse, Response},
-    routing::{any, get, post},
+    routing::{any, get, post, put},
 };
 
 use super::HttpState;
-use crate::{error::AppError, services::hub};
+use crate::{
+    auth::Viewer,
+    error::AppError,
+    services::{
+        access::{self, ModelEdit},
+        hub,
+    },
+};
 
 /// The protocol's routes.
 pub fn routes() -> Router<HttpState> {
@@ -49,10 +59,49 @@ pub fn routes() -> Router<HttpState> {
             get(repo::commits),
         )
         .route("/api/whoami-v2", get(repo::whoami))
+        .route("/api/repos/create", post(upload::create_repo))
+        .route(
+            "/api/models/{owner}/{name}/preupload/{revision}",
+            post(upload::preupload),
+        )
+        .route(
+            "/api/models/{owner}/{name}/commit/{revision}",
+            post(upload::commit),
+        )
+        .route("/{owner}/{name}/info/lfs/objects/batch", post(lfs::batch))
+        .route(
+            "/{owner}/{name}/info/lfs/objects/{oid}",
+            put(lfs::put_whole).post(lfs::complete),
+        )
+        .route(
+            "/{owner}/{name}/info/lfs/objects/{oid}/{part}",
+            put(lfs::put_part),
+        )
+        .route("/{owner}/{name}/info/lfs/verify", post(lfs::verify))
         .route("/api/datasets/{*rest}", any(not_a_model_repository))
         .route("/api/spaces/{*rest}", any(not_a_model_repository))
         .route("/datasets/{*rest}", any(not_a_model_repository))
         .route("/spaces/{*rest}", any(not_a_model_repository))
+}
+
+/// The address of repository `login/slug`.
+fn repo_url(state: &HttpState, login: &str, slug: &str) -> String {
+    let mut url = state.app.config.public_url.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.clear().extend([login, slug]);
+    }
+    url.to_string()
+}
+
+/// The repository `owner/name` and the right to change it (with its owner's login).
+async fn repository_for_edit<'v>(
+    state: &HttpState,
+    viewer: &'v Viewer,
+    owner: &str,
+    name: &str,
+) -> Result<(ModelEdit<'v>, String), HubError> {
+    let (model, login) = hub::repository_and_owner(&state.app, viewer, owner, name).await?;
+    Ok((access::edit(viewer, Some(model))?, login))
 }
 
 /// Datasets and spaces: not served, so answered as repositories that do not exist.
