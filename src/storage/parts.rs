@@ -106,6 +106,15 @@ impl BlobStore {
         if let Err(e) = outcome {
             tracing::warn!(key, error = %e, "could not remove the parts of an object");
         }
+        // On local disk the object's folder (and its model's, once empty) stays behind.
+        if let Some(root) = &self.local_root {
+            let folder = root.join(folder(key).as_ref());
+            for dir in folder.ancestors().take(key.split('/').count()) {
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
+        }
     }
 
     /// Removes parts (kept or still arriving) older than `grace`: objects whose sender gave up.

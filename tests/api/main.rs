@@ -20,6 +20,7 @@ mod files;
 mod gate;
 mod hardening;
 mod hf;
+mod hf_uploads;
 mod inspection;
 mod models;
 mod playground;
