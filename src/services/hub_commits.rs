@@ -6,19 +6,23 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
+};
 use uuid::Uuid;
 
 use super::{
     access::{self, ModelEdit},
     approvals,
     drafts::{self, Reuse},
-    hub, lfs,
+    hub, lfs, models,
+    version_facts::Facts,
     versions::{self, NewVersion},
 };
 use crate::{
     auth::{Scope, Viewer},
-    domain::{file_path::FilePath, hub_name, version::Version},
+    domain::{file_path::FilePath, hub_name, model as rules, version::Version},
     entities::{enums::ApprovalStatus, model, model_version, version_file},
     error::{AppError, AppResult},
     graphql::UploadedFile,
@@ -110,6 +114,20 @@ fn ensure_main(revision: &str) -> AppResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Checks a commit before its body is read: it goes to `main`, and the caller has a unit of
+/// the upload rate limit left (a commit stores a version, as an upload does).
+pub async fn authorize(state: &AppState, target: &ModelEdit<'_>, revision: &str) -> AppResult<()> {
+    ensure_main(revision)?;
+    state
+        .limiter
+        .check_many(
+            super::rate_limit::Action::Upload,
+            &target.actor().to_string(),
+            1,
+        )
+        .await
 }
 
 /// How each of `files` (path, size) is to be sent in a commit to `main` of the model.
@@ -305,6 +323,9 @@ pub async fn commit(
         }
     };
     lfs::forget(state, model.id, received).await?;
+    if parent.is_none() {
+        adopt_card(state, model.id, &version).await?;
+    }
     let mut publication_requested = false;
     if commit.create_pr {
         let fresh = model::Entity::find_by_id(model.id).one(&state.db).await?;
@@ -322,6 +343,41 @@ pub async fn commit(
         version,
         publication_requested,
     })
+}
+
+/// Fills a model made by `create_repo` from the model card of its first version, as
+/// `createModel` does: its framework (the card's `library_name`), and its license, task and
+/// tags where it has none.
+async fn adopt_card(
+    state: &AppState,
+    model_id: Uuid,
+    version: &model_version::Model,
+) -> AppResult<()> {
+    let Some(card) = version.metadata.get("card") else {
+        return Ok(());
+    };
+    let facts = Facts {
+        card: Some(card.clone()),
+        ..Facts::default()
+    };
+    let txn = super::begin_write(state).await?;
+    let Some(model) = model::Entity::find_by_id(model_id).one(&txn).await? else {
+        return Ok(());
+    };
+    let tags: Vec<String> = serde_json::from_value(model.tags.clone()).unwrap_or_default();
+    let mut row = model.clone().into_active_model();
+    if model.framework == UNKNOWN_FRAMEWORK
+        && let Some(library) = facts.card_text("library_name")
+        && let Ok(framework) = rules::keyword("framework", &library)
+    {
+        row.framework = Set(framework);
+    }
+    let adopted = versions::card_defaults(&mut row, tags.clone(), &facts);
+    row.update(&txn).await?;
+    if adopted != tags {
+        models::write_tags(&txn, model_id, &adopted).await?;
+    }
+    super::commit_change(state, txn).await
 }
 
 /// How many versions the model has (the number of a commit's "pull request").

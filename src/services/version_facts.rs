@@ -124,6 +124,17 @@ fn front_matter(card: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// What is wrong with a model card's front matter, if anything: it must be a YAML mapping
+/// (a card without front matter is fine).
+pub fn card_problem(card: &str) -> Option<String> {
+    let yaml = front_matter(card)?;
+    match serde_saphyr::from_str::<Value>(yaml) {
+        Ok(Value::Object(_)) => None,
+        Ok(_) => Some("the front matter is not a mapping of keys to values".to_owned()),
+        Err(e) => Some(format!("the front matter is not YAML: {e}")),
+    }
+}
+
 /// The card fields kept.
 const CARD_KEYS: &[&str] = &[
     "license",

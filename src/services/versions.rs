@@ -276,7 +276,11 @@ pub async fn create_model(
 /// Fills a new model's license, task and tags, where its uploader gave none, from the model
 /// card of its first version (values that are not valid for those fields are left out).
 /// Returns the tags.
-fn card_defaults(row: &mut model::ActiveModel, tags: Vec<String>, facts: &Facts) -> Vec<String> {
+pub(super) fn card_defaults(
+    row: &mut model::ActiveModel,
+    tags: Vec<String>,
+    facts: &Facts,
+) -> Vec<String> {
     if row.license.as_ref().is_none()
         && let Some(license) = facts.card_text("license")
         && let Ok(license) = rules::optional_keyword("license", Some(&license))

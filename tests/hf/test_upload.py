@@ -88,9 +88,34 @@ def transformers_folder(target: Path) -> Path:
     (target / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
     )
+    (target / "README.md").write_text(
+        "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: fill-mask\ntags: [bert, tiny]\n---\n# bert-tiny\n"
+    )
     (target / "notes").mkdir(exist_ok=True)
     (target / "notes" / "empty.txt").write_bytes(b"")
     return target
+
+
+def tiny_gguf() -> bytes:
+    """A GGUF v3 file: a llama architecture, its context length, a chat template and one 4x2
+    f32 tensor."""
+    import struct
+
+    def string(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    kv = [
+        (string("general.architecture"), 8, string("llama")),
+        (string("llama.context_length"), 4, struct.pack("<I", 2048)),
+        (string("tokenizer.chat_template"), 8, string("{{ messages }}")),
+    ]
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, len(kv))
+    for key, kind, value in kv:
+        head += key + struct.pack("<I", kind) + value
+    head += string("tok.weight") + struct.pack("<IQQIQ", 2, 4, 2, 0, 0)
+    head += b"\0" * (-len(head) % 32)
+    return head + struct.pack("<8f", *range(8))
 
 
 class Publish(unittest.TestCase):
@@ -109,6 +134,13 @@ class Publish(unittest.TestCase):
         self.assertEqual(model["currentVersion"], {"version": "1.0.0", "commitId": commit.oid})
         self.assertEqual(files_of(model["versions"]["nodes"][0]), hashes(folder))
         self.assertEqual(model["versions"]["nodes"][0]["changelog"], "Upload folder using huggingface_hub")
+        # The model takes what its card says, as one created through GraphQL does.
+        card = graphql(
+            'query { modelByName(owner: "hf-writer", name: "bert-upload") { framework license taskType tags } }', {}
+        )["modelByName"]
+        self.assertEqual(
+            card, {"framework": "transformers", "license": "apache-2.0", "taskType": "fill-mask", "tags": ["bert", "tiny"]}
+        )
 
         info = api.model_info("hf-writer/bert-upload")
         self.assertEqual(info.sha, commit.oid)
@@ -216,6 +248,26 @@ class Publish(unittest.TestCase):
         )
         self.assertIsNotNone(commit.pr_url)
         self.assertEqual(versions("to-publish")["approvalStatus"], "PENDING")
+
+    def test_model_info_describes_a_gguf_model(self):
+        api.create_repo("hf-writer/tiny-gguf")
+        api.upload_file(repo_id="hf-writer/tiny-gguf", path_or_fileobj=tiny_gguf(), path_in_repo="tiny.Q8_0.gguf")
+        gguf = api.model_info("hf-writer/tiny-gguf").gguf
+        self.assertEqual(
+            gguf,
+            {"total": 8, "architecture": "llama", "context_length": 2048, "chat_template": "{{ messages }}"},
+        )
+
+    def test_a_card_whose_front_matter_is_not_yaml_is_refused_before_upload(self):
+        api.create_repo("hf-writer/bad-card")
+        folder = WORK / "bad-card"
+        folder.mkdir()
+        (folder / "README.md").write_text("---\nlicense: [unclosed\n---\n# card\n")
+        with self.assertRaises(ValueError) as refused:
+            api.upload_folder(repo_id="hf-writer/bad-card", folder_path=folder)
+        self.assertIn("Invalid metadata in README.md", str(refused.exception))
+        self.assertIn("not YAML", str(refused.exception))
+        self.assertIsNone(versions("bad-card")["currentVersion"])
 
     def test_a_held_file_is_stored_but_not_served(self):
         api.create_repo("hf-writer/held-upload")

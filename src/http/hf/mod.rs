@@ -60,6 +60,7 @@ pub fn routes() -> Router<HttpState> {
         )
         .route("/api/whoami-v2", get(repo::whoami))
         .route("/api/repos/create", post(upload::create_repo))
+        .route("/api/validate-yaml", post(upload::validate_card))
         .route(
             "/api/models/{owner}/{name}/preupload/{revision}",
             post(upload::preupload),

@@ -102,7 +102,35 @@ fn info_json(
             .map(|f| json!({ "rfilename": f.path, "size": f.size_bytes, "lfs": lfs(f) }))
             .collect::<Vec<_>>(),
         "safetensors": safetensors,
+        "gguf": gguf_json(files),
     })
+}
+
+/// What `model_info` shows of a GGUF model: its largest `.gguf` file's parameter count,
+/// architecture, context length and chat template, as its inspection read them.
+fn gguf_json(files: &[version_file::Model]) -> Option<Value> {
+    let file = files
+        .iter()
+        .filter(|f| f.path.ends_with(".gguf"))
+        .max_by_key(|f| f.size_bytes)?;
+    let report = file.inspection.as_ref()?;
+    let meta = report.get("metadata")?;
+    let mut gguf = json!({
+        "total": report.get("parameter_count").cloned().unwrap_or(Value::Null),
+        "architecture": meta.get("architecture").cloned().unwrap_or(Value::Null),
+        "context_length": meta.get("context_length").cloned().unwrap_or(Value::Null),
+    });
+    let kv = meta.get("kv");
+    for (key, name) in [
+        ("tokenizer.chat_template", "chat_template"),
+        ("tokenizer.ggml.bos_token_id", "bos_token_id"),
+        ("tokenizer.ggml.eos_token_id", "eos_token_id"),
+    ] {
+        if let Some(value) = kv.and_then(|kv| kv.get(key)) {
+            gguf[name] = value.clone();
+        }
+    }
+    Some(gguf)
 }
 
 async fn info_of(

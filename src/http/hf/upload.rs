@@ -26,6 +26,7 @@ use crate::{
     services::{
         accounts,
         hub_commits::{self, Commit, Content, Operation},
+        version_facts,
     },
 };
 
@@ -87,6 +88,31 @@ pub async fn create_repo(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CardText {
+    content: String,
+}
+
+/// `POST /api/validate-yaml` (`{content}`): whether a model card's front matter can be read,
+/// which the client asks before it uploads a `README.md`.
+pub async fn validate_card(body: axum::body::Bytes) -> Response {
+    let card: CardText = match serde_json::from_slice(&body) {
+        Ok(card) => card,
+        Err(e) => {
+            let error = AppError::bad_input("body", format!("not a model card: {e}"));
+            return HubError::from(error).into_response();
+        }
+    };
+    match version_facts::card_problem(&card.content) {
+        None => Json(json!({ "errors": [], "warnings": [] })).into_response(),
+        Some(problem) => (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({ "error": problem, "errors": [{ "message": problem }], "warnings": [] })),
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +349,7 @@ pub async fn commit(
     let result: Result<Response, HubError> = async {
         let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         let (target, login) = repository_for_edit(&state, &viewer, &owner, &name).await?;
+        hub_commits::authorize(&state.app, &target, &revision).await?;
         read_commit(&state, body, &mut received).await?;
         let (summary, description, parent) = received
             .header
