@@ -165,8 +165,9 @@ pub async fn upload_modes(
 pub enum Content {
     /// Bytes sent inline, already staged.
     Inline(UploadedFile),
-    /// An object sent through the LFS transfer, or one the hub holds where the caller may read.
-    Lfs { sha256: String },
+    /// An object sent through the LFS transfer, or one the hub holds where the caller may
+    /// read, with the size the client gave.
+    Lfs { sha256: String, size: Option<u64> },
 }
 
 /// One change of a commit.
@@ -225,6 +226,56 @@ enum Source {
     Lfs(String),
 }
 
+/// Refuses a commit naming an LFS object the hub does not hold for the caller and the model,
+/// or with another size than the one held.
+async fn ensure_objects_held(
+    state: &AppState,
+    viewer: &Viewer,
+    model_id: Uuid,
+    operations: &[Operation],
+) -> AppResult<()> {
+    let named: Vec<(&FilePath, lfs::Wanted, Option<u64>)> = operations
+        .iter()
+        .filter_map(|op| match op {
+            Operation::Add(path, Content::Lfs { sha256, size }) => Some((
+                path,
+                lfs::Wanted {
+                    oid: sha256.clone(),
+                    size: size.unwrap_or(0),
+                },
+                *size,
+            )),
+            _ => None,
+        })
+        .collect();
+    let wanted: Vec<lfs::Wanted> = named.iter().map(|(_, w, _)| w.clone()).collect();
+    let held = lfs::held(state, viewer, model_id, &wanted).await?;
+    for (path, wanted, claimed) in &named {
+        match (held.get(&wanted.oid), claimed) {
+            (None, _) => {
+                return Err(AppError::bad_input(
+                    "lfsFile",
+                    format!(
+                        "`{path}`: object {} was not uploaded; send it through LFS first",
+                        wanted.oid
+                    ),
+                ));
+            }
+            (Some(size), Some(claimed)) if size != claimed => {
+                return Err(AppError::bad_input(
+                    "lfsFile",
+                    format!(
+                        "`{path}`: object {} has {size} bytes, not {claimed}",
+                        wanted.oid
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Makes the commit a new version of the model (see the module's comment).
 pub async fn commit(
     state: &AppState,
@@ -243,6 +294,7 @@ pub async fn commit(
             "`main` has moved on since {expected}; fetch it and commit again"
         )));
     }
+    ensure_objects_held(state, viewer, model.id, &commit.operations).await?;
     let mut files: BTreeMap<String, (FilePath, Source)> = BTreeMap::new();
     for file in current {
         let path = FilePath::parse("files", &file.path)?;
@@ -253,7 +305,7 @@ pub async fn commit(
             Operation::Add(path, content) => {
                 let source = match content {
                     Content::Inline(upload) => Source::Inline(upload),
-                    Content::Lfs { sha256 } => Source::Lfs(sha256),
+                    Content::Lfs { sha256, .. } => Source::Lfs(sha256),
                 };
                 files.insert(path.case_key(), (path, source));
             }

@@ -35,10 +35,18 @@ use crate::{
     storage::{Part, StagedBlob, Upload},
 };
 
-/// The size of the parts an object larger than this is sent in.
+/// The size of the parts an object larger than this is sent in (larger for objects that
+/// would take more than [`MAX_PARTS`] parts).
 pub const PART_BYTES: u64 = 64 * 1024 * 1024;
-/// Most objects one batch question may name.
-pub const MAX_OBJECTS: usize = 1000;
+/// Most parts an object is sent in.
+const MAX_PARTS: u64 = 100;
+/// Most objects one batch question may name (the client asks about 256 at a time).
+pub const MAX_OBJECTS: usize = 256;
+
+/// The size of the parts an object of `size` bytes is sent in.
+fn part_bytes(size: u64) -> u64 {
+    PART_BYTES.max(size.div_ceil(MAX_PARTS))
+}
 
 /// An object the client wants to send.
 #[derive(Debug, Clone)]
@@ -99,7 +107,7 @@ pub(super) async fn received(
 
 /// The sizes of the wanted objects the hub holds where a commit by `viewer` to the model can
 /// take them from: files the viewer may read, and objects received for the model.
-async fn held(
+pub(super) async fn held(
     state: &AppState,
     viewer: &Viewer,
     model_id: Uuid,
@@ -198,8 +206,8 @@ pub async fn batch(
             if w.size <= PART_BYTES {
                 return Ok(Answer::Whole(link(w, LfsStep::Whole)?));
             }
-            let count = w.size.div_ceil(PART_BYTES);
-            let parts = (1..=count)
+            let chunk_size = part_bytes(w.size);
+            let parts = (1..=w.size.div_ceil(chunk_size))
                 .map(|n| {
                     link(
                         w,
@@ -208,7 +216,7 @@ pub async fn batch(
                 })
                 .collect::<AppResult<Vec<_>>>()?;
             Ok(Answer::Parts {
-                chunk_size: PART_BYTES,
+                chunk_size,
                 parts,
                 complete: link(w, LfsStep::Complete)?,
             })
@@ -236,7 +244,7 @@ impl Sending {
     pub fn limit(&self) -> u64 {
         match self.step {
             LfsStep::Whole => self.size,
-            LfsStep::Part(_) => PART_BYTES,
+            LfsStep::Part(_) => part_bytes(self.size),
             LfsStep::Complete => 0,
         }
     }
@@ -278,10 +286,11 @@ pub async fn keep_part(
     let LfsStep::Part(number) = sending.step else {
         return Err(AppError::internal("keep_part takes a part's link"));
     };
+    let chunk = part_bytes(sending.size);
     let expected = sending
         .size
-        .saturating_sub(u64::from(number - 1) * PART_BYTES)
-        .min(PART_BYTES);
+        .saturating_sub(u64::from(number.saturating_sub(1)) * chunk)
+        .min(chunk);
     if received.size != expected {
         state.blobs.discard(&received).await;
         return Err(AppError::bad_input(
@@ -307,7 +316,7 @@ pub async fn complete(
     sending: &Sending,
     claimed: &[(u32, String)],
 ) -> AppResult<lfs_object::Model> {
-    let count = sending.size.div_ceil(PART_BYTES);
+    let count = sending.size.div_ceil(part_bytes(sending.size));
     let numbers: Vec<u64> = claimed.iter().map(|(n, _)| u64::from(*n)).collect();
     if numbers != (1..=count).collect::<Vec<_>>() {
         return Err(AppError::bad_input(

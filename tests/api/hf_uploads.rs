@@ -320,3 +320,71 @@ async fn objects_no_commit_takes_expire_and_gc_frees_their_bytes() {
     assert_eq!(app.count_rows("lfs_objects").await, 0);
     assert!(app.blob_files().is_empty(), "{:?}", app.blob_files());
 }
+
+/// Posts a commit of these NDJSON lines to `repo`'s `main`.
+async fn commit(app: &TestApp, token: &str, repo: &str, lines: &[Value]) -> reqwest::Response {
+    let body: Vec<String> = lines.iter().map(Value::to_string).collect();
+    app.client
+        .post(format!("{}/api/models/{repo}/commit/main", app.base))
+        .bearer_auth(token)
+        .header("content-type", "application/x-ndjson")
+        .body(body.join("\n"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_commit_names_only_objects_the_hub_holds_for_the_caller() {
+    let app = spawn_app().await;
+    let owner = app.register("lfs-commit").await;
+    let (token, _) = write_token(&app, &owner).await;
+    create_repo(&app, &token, "named").await;
+    let bytes = b"weights".to_vec();
+    let oid = sha256(&bytes);
+    let header = json!({ "key": "header", "value": { "summary": "first" } });
+    let file = |oid: &str, size: usize| json!({ "key": "lfsFile", "value": { "path": "w.bin", "algo": "sha256", "oid": oid, "size": size } });
+    let refused = commit(
+        &app,
+        &token,
+        "lfs-commit/named",
+        &[header.clone(), file(&oid, 7)],
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("was not uploaded"));
+
+    let object = batch(&app, &token, "lfs-commit/named", &oid, bytes.len()).await;
+    let href = object["actions"]["upload"]["href"].as_str().unwrap();
+    assert_eq!(
+        app.client
+            .put(href)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let wrong = commit(
+        &app,
+        &token,
+        "lfs-commit/named",
+        &[header.clone(), file(&oid, 8)],
+    )
+    .await;
+    assert_eq!(wrong.status(), 400);
+    assert!(wrong.text().await.unwrap().contains("has 7 bytes, not 8"));
+    assert_eq!(app.count_rows("model_versions").await, 0);
+    assert_eq!(app.count_rows("version_drafts").await, 0);
+
+    let made = commit(&app, &token, "lfs-commit/named", &[header, file(&oid, 7)]).await;
+    assert_eq!(made.status(), 200);
+    let answer: Value = made.json().await.unwrap();
+    let oid_of_commit = answer["commitOid"].as_str().unwrap();
+    assert_eq!(oid_of_commit.len(), 40);
+    assert_eq!(
+        answer["commitUrl"],
+        format!("{}/lfs-commit/named/commit/{oid_of_commit}", app.base)
+    );
+}

@@ -199,6 +199,8 @@ enum Line {
         oid: String,
         #[serde(default)]
         algo: Option<String>,
+        #[serde(default)]
+        size: Option<u64>,
     },
     DeletedFile {
         path: String,
@@ -268,7 +270,12 @@ async fn take_line(state: &HttpState, line: &[u8], received: &mut Received) -> A
             received.staged.push(upload.blob.clone());
             Operation::Add(file, Content::Inline(upload))
         }
-        Line::LfsFile { path, oid, algo } => {
+        Line::LfsFile {
+            path,
+            oid,
+            algo,
+            size,
+        } => {
             if algo.as_deref().is_some_and(|a| a != "sha256") {
                 return Err(AppError::bad_input(
                     "algo",
@@ -279,6 +286,7 @@ async fn take_line(state: &HttpState, line: &[u8], received: &mut Received) -> A
                 FilePath::parse("path", &path)?,
                 Content::Lfs {
                     sha256: oid.to_lowercase(),
+                    size,
                 },
             )
         }
