@@ -602,7 +602,7 @@ fn a_draft_killed_mid_upload_shows_nothing_and_gc_frees_it_once_expired() {
         .unwrap();
     let printed = String::from_utf8_lossy(&gc.stdout);
     assert!(gc.status.success(), "{printed}");
-    assert!(printed.contains("and 1 expired drafts"), "{printed}");
+    assert!(printed.contains(", 1 expired drafts,"), "{printed}");
     assert_eq!(
         files_under(&blobs_dir).len(),
         1,
