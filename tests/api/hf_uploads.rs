@@ -54,6 +54,20 @@ async fn batch(app: &TestApp, token: &str, repo: &str, oid: &str, size: usize) -
     answer["objects"][0].clone()
 }
 
+/// Sends `bytes` to `repo` as one LFS object, in one `PUT` to the link the batch gives.
+async fn send_whole(app: &TestApp, token: &str, repo: &str, bytes: &[u8]) {
+    let object = batch(app, token, repo, &sha256(bytes), bytes.len()).await;
+    let href = object["actions"]["upload"]["href"].as_str().unwrap();
+    let sent = app
+        .client
+        .put(href)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+}
+
 /// Sends the head of a `PUT` declaring `declared` bytes to `path_and_query`, then only its
 /// first MiB, and reads the answer without sending more: its status line and body.
 async fn put_head(app: &TestApp, path_and_query: &str, declared: usize) -> (u16, String) {
@@ -278,25 +292,7 @@ async fn objects_no_commit_takes_expire_and_gc_frees_their_bytes() {
     let (token, _) = write_token(&app, &owner).await;
     create_repo(&app, &token, "forgotten").await;
     let bytes = b"nobody commits me".to_vec();
-    let object = batch(
-        &app,
-        &token,
-        "lfs-expiry/forgotten",
-        &sha256(&bytes),
-        bytes.len(),
-    )
-    .await;
-    let href = object["actions"]["upload"]["href"].as_str().unwrap();
-    assert_eq!(
-        app.client
-            .put(href)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    send_whole(&app, &token, "lfs-expiry/forgotten", &bytes).await;
 
     let gc = modelhub::services::maintenance::gc(&app.state, Duration::ZERO)
         .await
@@ -354,18 +350,7 @@ async fn a_commit_names_only_objects_the_hub_holds_for_the_caller() {
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("was not uploaded"));
 
-    let object = batch(&app, &token, "lfs-commit/named", &oid, bytes.len()).await;
-    let href = object["actions"]["upload"]["href"].as_str().unwrap();
-    assert_eq!(
-        app.client
-            .put(href)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    send_whole(&app, &token, "lfs-commit/named", &bytes).await;
     let wrong = commit(
         &app,
         &token,
