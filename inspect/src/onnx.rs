@@ -2,6 +2,12 @@
 //! the fields read here (producer, opsets, graph inputs and outputs, initializer shapes, where
 //! weights stored outside the file are); prost skips the rest, weights included, without
 //! keeping them.
+//!
+//! Every tensor a runtime may load is searched for external data: initializers (dense and
+//! sparse) of the main graph and of every subgraph, tensors in node attributes (a `Constant`'s
+//! value, say) wherever the node is — subgraphs of `If`/`Loop`/`Scan`, model-local functions and
+//! their default attributes, training graphs. onnx's own loader follows several of these, so a
+//! location that leaves the folder is as dangerous in an attribute as in an initializer.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +36,27 @@ struct ModelProto {
     opset_import: Vec<OperatorSetIdProto>,
     #[prost(message, repeated, tag = "14")]
     metadata_props: Vec<StringStringEntryProto>,
+    #[prost(message, repeated, tag = "20")]
+    training_info: Vec<TrainingInfoProto>,
+    #[prost(message, repeated, tag = "25")]
+    functions: Vec<FunctionProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TrainingInfoProto {
+    #[prost(message, optional, tag = "1")]
+    initialization: Option<GraphProto>,
+    #[prost(message, optional, tag = "2")]
+    algorithm: Option<GraphProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct FunctionProto {
+    #[prost(message, repeated, tag = "7")]
+    node: Vec<NodeProto>,
+    /// Default values of the function's attributes.
+    #[prost(message, repeated, tag = "11")]
+    attribute_proto: Vec<AttributeProto>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -56,6 +83,8 @@ struct GraphProto {
     name: Option<String>,
     #[prost(message, repeated, tag = "5")]
     initializer: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "15")]
+    sparse_initializer: Vec<SparseTensorProto>,
     #[prost(message, repeated, tag = "11")]
     input: Vec<ValueInfoProto>,
     #[prost(message, repeated, tag = "12")]
@@ -66,6 +95,33 @@ struct GraphProto {
 struct NodeProto {
     #[prost(string, optional, tag = "4")]
     op_type: Option<String>,
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<AttributeProto>,
+}
+
+/// The attribute fields that hold tensors or graphs (read whatever the declared type).
+#[derive(Clone, PartialEq, prost::Message)]
+struct AttributeProto {
+    #[prost(message, optional, tag = "5")]
+    t: Option<TensorProto>,
+    #[prost(message, optional, tag = "6")]
+    g: Option<GraphProto>,
+    #[prost(message, repeated, tag = "10")]
+    tensors: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "11")]
+    graphs: Vec<GraphProto>,
+    #[prost(message, optional, tag = "22")]
+    sparse_tensor: Option<SparseTensorProto>,
+    #[prost(message, repeated, tag = "23")]
+    sparse_tensors: Vec<SparseTensorProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SparseTensorProto {
+    #[prost(message, optional, tag = "1")]
+    values: Option<TensorProto>,
+    #[prost(message, optional, tag = "2")]
+    indices: Option<TensorProto>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -279,12 +335,78 @@ fn spec(value: &ValueInfoProto) -> TensorSpec {
     }
 }
 
+/// How many elements a tensor's dimensions make, if they are valid and do not overflow.
+fn element_count(tensor: &TensorProto) -> Option<u64> {
+    tensor.dims.iter().try_fold(1u64, |acc, d| {
+        u64::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
+    })
+}
+
+/// Every tensor a runtime may load from a model: see the module's documentation.
+fn model_tensors(model: &ModelProto) -> Vec<&TensorProto> {
+    let mut tensors = Vec::new();
+    if let Some(graph) = &model.graph {
+        graph_tensors(graph, &mut tensors);
+    }
+    for function in &model.functions {
+        attribute_tensors(&function.attribute_proto, &mut tensors);
+        for node in &function.node {
+            attribute_tensors(&node.attribute, &mut tensors);
+        }
+    }
+    for training in &model.training_info {
+        for graph in training.initialization.iter().chain(&training.algorithm) {
+            graph_tensors(graph, &mut tensors);
+        }
+    }
+    tensors
+}
+
+/// A graph's initializers, dense and sparse, and its nodes' attribute tensors, subgraphs
+/// included (as deep as the decoder's recursion limit lets a model nest them).
+fn graph_tensors<'a>(graph: &'a GraphProto, tensors: &mut Vec<&'a TensorProto>) {
+    tensors.extend(&graph.initializer);
+    sparse_parts(&graph.sparse_initializer, tensors);
+    for node in &graph.node {
+        attribute_tensors(&node.attribute, tensors);
+    }
+}
+
+fn attribute_tensors<'a>(attributes: &'a [AttributeProto], tensors: &mut Vec<&'a TensorProto>) {
+    for attribute in attributes {
+        tensors.extend(&attribute.t);
+        tensors.extend(&attribute.tensors);
+        sparse_parts(
+            attribute
+                .sparse_tensor
+                .iter()
+                .chain(&attribute.sparse_tensors),
+            tensors,
+        );
+        for graph in attribute.g.iter().chain(&attribute.graphs) {
+            graph_tensors(graph, tensors);
+        }
+    }
+}
+
+/// A sparse tensor's values and indices, each a tensor of its own.
+fn sparse_parts<'a>(
+    sparse: impl IntoIterator<Item = &'a SparseTensorProto>,
+    tensors: &mut Vec<&'a TensorProto>,
+) {
+    for sparse in sparse {
+        tensors.extend(&sparse.values);
+        tensors.extend(&sparse.indices);
+    }
+}
+
 /// Decodes an ONNX model.
 pub fn read(bytes: &[u8]) -> Result<OnnxInfo, InspectError> {
     let model = <ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| InspectError::Malformed(format!("not an ONNX protobuf: {e}")))?;
     let graph = model
         .graph
+        .as_ref()
         .ok_or_else(|| InspectError::Malformed("the ONNX model has no graph".into()))?;
     let initializers: Vec<&str> = graph
         .initializer
@@ -293,14 +415,17 @@ pub fn read(bytes: &[u8]) -> Result<OnnxInfo, InspectError> {
         .collect();
     let mut dtypes: Vec<String> = Vec::new();
     let mut parameter_count = 0u64;
+    for tensor in &graph.initializer {
+        parameter_count = parameter_count.saturating_add(element_count(tensor).unwrap_or(0));
+        let dtype = element_type(tensor.data_type.unwrap_or(0));
+        if !dtypes.contains(&dtype) {
+            dtypes.push(dtype);
+        }
+    }
     // By location: the end of the furthest tensor, and how many tensors.
     let mut external: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for tensor in &graph.initializer {
-        let count = tensor.dims.iter().try_fold(1u64, |acc, d| {
-            u64::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
-        });
-        parameter_count = parameter_count.saturating_add(count.unwrap_or(0));
-        if let Some((location, end)) = external_extent(tensor, count)? {
+    for tensor in model_tensors(&model) {
+        if let Some((location, end)) = external_extent(tensor, element_count(tensor))? {
             if external.len() == MAX_EXTERNAL_FILES && !external.contains_key(&location) {
                 return Err(InspectError::TooComplex(format!(
                     "the model names more than {MAX_EXTERNAL_FILES} external data files"
@@ -309,10 +434,6 @@ pub fn read(bytes: &[u8]) -> Result<OnnxInfo, InspectError> {
             let file = external.entry(location).or_default();
             file.0 = file.0.max(end);
             file.1 += 1;
-        }
-        let dtype = element_type(tensor.data_type.unwrap_or(0));
-        if !dtypes.contains(&dtype) {
-            dtypes.push(dtype);
         }
     }
     dtypes.sort();
@@ -430,6 +551,90 @@ mod tests {
             ]
         );
         assert_eq!(info.parameter_count, 11);
+    }
+
+    #[test]
+    fn external_data_is_found_wherever_a_runtime_may_load_a_tensor() {
+        let at = |location: &str| external(location, 1, vec![1], &[("location", location)]);
+        let constant = |tensor| NodeProto {
+            op_type: Some("Constant".into()),
+            attribute: vec![AttributeProto {
+                t: Some(tensor),
+                ..AttributeProto::default()
+            }],
+        };
+        let sparse = |values, indices| SparseTensorProto {
+            values: Some(values),
+            indices: Some(indices),
+        };
+        let graph = |initializer, node| GraphProto {
+            initializer,
+            node,
+            ..GraphProto::default()
+        };
+        let branch = AttributeProto {
+            g: Some(graph(
+                vec![at("if/init")],
+                vec![constant(at("if/constant"))],
+            )),
+            graphs: vec![graph(vec![], vec![constant(at("scan/constant"))])],
+            tensors: vec![at("attr/tensors")],
+            sparse_tensor: Some(sparse(at("attr/sparse-v"), at("attr/sparse-i"))),
+            sparse_tensors: vec![sparse(at("attr/sparses-v"), at("attr/sparses-i"))],
+            ..AttributeProto::default()
+        };
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                sparse_initializer: vec![sparse(at("sparse/values"), at("sparse/indices"))],
+                node: vec![
+                    constant(at("constant")),
+                    NodeProto {
+                        op_type: Some("If".into()),
+                        attribute: vec![branch],
+                    },
+                ],
+                ..GraphProto::default()
+            }),
+            functions: vec![FunctionProto {
+                node: vec![constant(at("function/constant"))],
+                attribute_proto: vec![AttributeProto {
+                    t: Some(at("function/default")),
+                    ..AttributeProto::default()
+                }],
+            }],
+            training_info: vec![TrainingInfoProto {
+                initialization: Some(graph(vec![at("training/init")], vec![])),
+                algorithm: Some(graph(vec![], vec![constant(at("training/step"))])),
+            }],
+            ..ModelProto::default()
+        };
+        let info = read(&model.encode_to_vec()).unwrap();
+        let found: Vec<&str> = info
+            .external_data
+            .iter()
+            .map(|e| e.location.as_str())
+            .collect();
+        let mut expected = vec![
+            "if/init",
+            "if/constant",
+            "scan/constant",
+            "attr/tensors",
+            "attr/sparse-v",
+            "attr/sparse-i",
+            "attr/sparses-v",
+            "attr/sparses-i",
+            "sparse/values",
+            "sparse/indices",
+            "constant",
+            "function/constant",
+            "function/default",
+            "training/init",
+            "training/step",
+        ];
+        expected.sort_unstable();
+        assert_eq!(found, expected);
+        // Only the main graph's dense initializers are the model's parameters.
+        assert_eq!((info.parameter_count, info.node_count), (0, 2));
     }
 
     #[test]

@@ -764,7 +764,7 @@ async fn an_onnx_model_needs_its_external_data_in_the_version() {
                 "escape.onnx".to_owned(),
                 fixture("onnx_external/escape.onnx"),
             ),
-            ("weights.bin".to_owned(), weights),
+            ("weights.bin".to_owned(), weights.clone()),
         ],
     )
     .await;
@@ -772,5 +772,22 @@ async fn an_onnx_model_needs_its_external_data_in_the_version() {
     assert_eq!(
         escape["inspection"]["findings"],
         json!([{ "name": "../../../../etc/passwd", "severity": "DANGEROUS" }])
+    );
+    // So is one that hides the escape in a Constant node inside an If node's branch.
+    let nested = upload(
+        "nested",
+        vec![
+            (
+                "nested.onnx".to_owned(),
+                fixture("onnx_external/escape_nested.onnx"),
+            ),
+            ("weights.bin".to_owned(), weights),
+        ],
+    )
+    .await;
+    assert_eq!(nested["inspection"]["status"], "UNSAFE", "{nested}");
+    assert_eq!(
+        nested["inspection"]["findings"],
+        json!([{ "name": "../../../../etc/hostname", "severity": "DANGEROUS" }])
     );
 }
