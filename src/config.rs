@@ -55,6 +55,17 @@ impl FromStr for StorageUrl {
     }
 }
 
+/// How an S3 store is used beyond reading and writing objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Options {
+    /// `MODELHUB_S3_MAX_COPY_BYTES`: the largest object moved by one CopyObject (S3 allows
+    /// 5 GiB); larger ones are copied in parts of at most this size.
+    pub max_single_copy: u64,
+    /// `MODELHUB_S3_PRESIGNED_DOWNLOADS`: answer downloads with a redirect to a short-lived
+    /// presigned GET, so the bytes go from S3 to the client without passing the hub.
+    pub presigned_downloads: bool,
+}
+
 /// What happens to an upload whose inspection finds code that runs on load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnsafeUploads {
@@ -88,6 +99,8 @@ pub struct Config {
     pub database_url: SecretString,
     /// `MODELHUB_STORAGE_URL`: where blobs go.
     pub storage: StorageUrl,
+    /// How an S3 store is used (ignored for local disk).
+    pub s3: S3Options,
     /// `MODELHUB_JWT_SECRET`: the HS256 key; generated once into `{data_dir}/jwt-secret` if unset.
     pub jwt_secret: SecretString,
     /// `MODELHUB_MAX_UPLOAD_BYTES`: the largest model file accepted.
@@ -270,6 +283,20 @@ impl Config {
             ),
             database_url: database_url.into(),
             storage,
+            s3: S3Options {
+                max_single_copy: match vars
+                    .parse_var("MODELHUB_S3_MAX_COPY_BYTES", 5 * 1024 * 1024 * 1024)?
+                {
+                    bytes if bytes >= 5 * 1024 * 1024 => bytes,
+                    _ => {
+                        return Err(ConfigError {
+                            var: "MODELHUB_S3_MAX_COPY_BYTES",
+                            message: "at least 5 MiB (S3's smallest part)".into(),
+                        });
+                    }
+                },
+                presigned_downloads: vars.parse_var("MODELHUB_S3_PRESIGNED_DOWNLOADS", false)?,
+            },
             jwt_secret: jwt_secret.into(),
             max_upload_bytes: vars
                 .parse_var("MODELHUB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024 * 1024)?,
@@ -502,6 +529,8 @@ mod tests {
             ("MODELHUB_STORAGE_URL", "ftp://files/hub"),
             ("MODELHUB_STORAGE_URL", "file://"),
             ("MODELHUB_STORAGE_URL", "s3:///prefix"),
+            ("MODELHUB_S3_MAX_COPY_BYTES", "1048576"),
+            ("MODELHUB_S3_PRESIGNED_DOWNLOADS", "yes"),
             ("MODELHUB_PUBLIC_URL", "not a url"),
             ("MODELHUB_JWT_SECRET", "too-short"),
             ("MODELHUB_MAX_UPLOAD_BYTES", "20GB"),

@@ -63,7 +63,7 @@ pub async fn open_state(config: Config) -> Result<AppState, StartupError> {
         .await
         .map_err(StartupError::Database)?;
     db::migrate(&db).await.map_err(StartupError::Migration)?;
-    let blobs = BlobStore::open(&config.storage).map_err(StartupError::Storage)?;
+    let blobs = BlobStore::open(&config.storage, &config.s3).map_err(StartupError::Storage)?;
     let limiter = match &config.redis_url {
         Some(url) => {
             RateLimiter::redis(config.rate_limits.clone(), url.expose_secret(), "modelhub")

@@ -1,6 +1,9 @@
 //! `GET /files/{versionId}`, `GET /files/{versionId}/{path}` and
 //! `GET /api/v1/models/{modelId}/download`: a version's file (or one file of a version of
-//! several), streamed from the blob store, with `ETag`, `Range` and `If-None-Match`.
+//! several), streamed from the blob store, with `ETag`, `Range` and `If-None-Match`. With
+//! `MODELHUB_S3_PRESIGNED_DOWNLOADS`, a `GET` of one file is answered by a redirect to a
+//! short-lived presigned URL of its object instead (after the same checks, and counted the
+//! same way); a `HEAD` is still answered here, and a tar is always built here.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -39,6 +42,10 @@ pub struct DownloadParams {
     /// `tar`: the whole version as one archive.
     format: Option<String>,
 }
+
+/// How long a presigned download link is valid: long enough to start the transfer (a client
+/// that resumes later asks the hub again and gets a new link).
+const PRESIGNED_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn parse_uuid(raw: &str, what: &'static str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound(what))
@@ -344,6 +351,28 @@ pub(super) async fn serve(
             return Ok(response);
         }
     };
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    if method != Method::HEAD
+        && let Source::Blob(sha256) = &served.source
+        && let Some(location) = state
+            .app
+            .blobs
+            .presigned_get(sha256, PRESIGNED_TTL, &disposition)
+            .await
+            .map_err(AppError::internal)?
+    {
+        if start == 0 {
+            state.app.downloads.note(grant, client);
+        }
+        tracing::info!(version_id = %version.id, start, end, "download redirected to the store");
+        let mut response = StatusCode::FOUND.into_response();
+        let headers_out = response.headers_mut();
+        for (name, value) in &common {
+            headers_out.insert(name, header_value(value)?);
+        }
+        headers_out.insert(header::LOCATION, header_value(location.as_str())?);
+        return Ok(response);
+    }
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
@@ -384,10 +413,7 @@ pub(super) async fn serve(
         header::CONTENT_LENGTH,
         header_value(&(end - start).to_string())?,
     );
-    headers_out.insert(
-        header::CONTENT_DISPOSITION,
-        header_value(&format!("attachment; filename=\"{filename}\""))?,
-    );
+    headers_out.insert(header::CONTENT_DISPOSITION, header_value(&disposition)?);
     if status == StatusCode::PARTIAL_CONTENT {
         headers_out.insert(
             header::CONTENT_RANGE,

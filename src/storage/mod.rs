@@ -3,6 +3,7 @@
 //! move to `blobs/sha256/…` once complete and durable; nothing half-written is ever addressed.
 
 mod parts;
+mod s3;
 mod staging;
 pub mod tar;
 mod upload;
@@ -20,7 +21,7 @@ use std::io::{Read, Seek, SeekFrom};
 pub use parts::Part;
 pub use upload::{HEAD_BYTES, StagedBlob, Upload};
 
-use crate::config::StorageUrl;
+use crate::config::{S3Options, StorageUrl};
 
 /// Read buffer for local files: 1 MiB reads serve at disk/loopback speed, 8 KiB ones do not.
 const READ_CHUNK: usize = 1024 * 1024;
@@ -40,6 +41,9 @@ pub enum StorageError {
     /// The thread hashing an upload stopped before its end.
     #[error("the thread hashing the upload stopped")]
     HashingStopped(#[source] tokio::task::JoinError),
+    /// S3 did not copy a part of a large object.
+    #[error("S3 could not copy a part: {0}")]
+    PartCopy(String),
 }
 
 fn map_err(err: object_store::Error) -> StorageError {
@@ -134,33 +138,38 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     /// The directory of a local store; `None` for S3.
     local_root: Option<PathBuf>,
+    /// The bucket of an S3 store, for large copies and presigned downloads.
+    s3: Option<s3::S3>,
     /// This process's staging directory, claimed at its first upload.
     lease: Arc<tokio::sync::OnceCell<staging::Lease>>,
 }
 
 impl BlobStore {
     /// Opens the configured store; a local directory is created if missing.
-    pub fn open(url: &StorageUrl) -> Result<Self, StorageError> {
-        let (store, local_root): (Arc<dyn ObjectStore>, _) = match url {
+    pub fn open(url: &StorageUrl, options: &S3Options) -> Result<Self, StorageError> {
+        let (store, local_root, s3): (Arc<dyn ObjectStore>, _, _) = match url {
             StorageUrl::Local(dir) => {
                 std::fs::create_dir_all(dir)?;
                 let store = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
-                (Arc::new(store), Some(dir.clone()))
+                (Arc::new(store), Some(dir.clone()), None)
             }
             StorageUrl::S3 { bucket, prefix } => {
-                let s3 = AmazonS3Builder::from_env()
+                let client = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .build()?;
-                if prefix.is_empty() {
-                    (Arc::new(s3), None)
+                let s3 = s3::S3::new(client.clone(), bucket, prefix, options);
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(client)
                 } else {
-                    (Arc::new(PrefixStore::new(s3, prefix.as_str())), None)
-                }
+                    Arc::new(PrefixStore::new(client, prefix.as_str()))
+                };
+                (store, None, Some(s3))
             }
         };
         Ok(Self {
             store,
             local_root,
+            s3,
             lease: Arc::default(),
         })
     }
@@ -185,17 +194,17 @@ impl BlobStore {
     }
 
     /// Copies a completed upload to its content address ahead of [`Self::ensure_stored`] where
-    /// moving is slow (S3 renames by copying the whole object), so that the move under the
+    /// moving is slow (S3 moves by copying the whole object), so that the move under the
     /// blob's lock has nothing left to do; the staged copy stays. A no-op on local disk.
     pub async fn prepare(&self, staged: &StagedBlob) -> Result<(), StorageError> {
-        if self.local_root.is_some() || self.blob_size(&staged.sha256).await?.is_some() {
+        let Some(s3) = &self.s3 else {
+            return Ok(());
+        };
+        if self.blob_size(&staged.sha256).await?.is_some() {
             return Ok(());
         }
         let target = Self::blob_path(&staged.sha256);
-        self.store
-            .copy(&staged.staging_path, &target)
-            .await
-            .map_err(map_err)
+        s3.copy(&staged.staging_path, &target, staged.size).await
     }
 
     /// Makes sure a completed upload's content is at its content address: moves the staged
@@ -206,10 +215,37 @@ impl BlobStore {
             return Ok(());
         }
         let target = Self::blob_path(&staged.sha256);
-        self.store
-            .rename(&staged.staging_path, &target)
-            .await
-            .map_err(map_err)
+        match &self.s3 {
+            // object_store's rename on S3 is a CopyObject, limited to 5 GiB.
+            Some(s3) => {
+                s3.copy(&staged.staging_path, &target, staged.size).await?;
+                self.discard(staged).await;
+                Ok(())
+            }
+            None => self
+                .store
+                .rename(&staged.staging_path, &target)
+                .await
+                .map_err(map_err),
+        }
+    }
+
+    /// A short-lived presigned GET of the blob on S3, whose answer carries
+    /// `content_disposition`, when presigned downloads are configured; else `None` (the hub
+    /// serves the bytes itself).
+    pub async fn presigned_get(
+        &self,
+        sha256: &str,
+        ttl: std::time::Duration,
+        content_disposition: &str,
+    ) -> Result<Option<url::Url>, StorageError> {
+        match &self.s3 {
+            Some(s3) => {
+                s3.presigned_get(&Self::blob_path(sha256), ttl, content_disposition)
+                    .await
+            }
+            None => Ok(None),
+        }
     }
 
     /// Deletes a staged upload that will not be committed (best effort, logged).

@@ -12,7 +12,7 @@ use std::{
 
 use modelhub::{
     App,
-    config::{Config, StorageUrl, UnsafeUploads},
+    config::{Config, S3Options, StorageUrl, UnsafeUploads},
     services::rate_limit::{RateLimiter, Rule, Rules},
     state::AppState,
     storage::BlobStore,
@@ -95,6 +95,8 @@ pub struct Options {
     /// Store blobs in the S3 bucket `MODELHUB_TEST_S3_BUCKET` (under a prefix of the test's
     /// own) instead of a local directory.
     pub s3: bool,
+    /// `MODELHUB_S3_MAX_COPY_BYTES` and `MODELHUB_S3_PRESIGNED_DOWNLOADS`.
+    pub s3_options: S3Options,
     /// `MODELHUB_PICKLE_ALLOW`.
     pub pickle_allow: Vec<String>,
     /// `MODELHUB_INSPECTION_TIMEOUT_SECS`.
@@ -123,6 +125,10 @@ impl Default for Options {
             redis_prefix: None,
             trusted_proxies: Vec::new(),
             s3: false,
+            s3_options: S3Options {
+                max_single_copy: 5 * 1024 * 1024 * 1024,
+                presigned_downloads: false,
+            },
             response_cache_secs: 2,
             pickle_allow: Vec::new(),
             inspection_secs: 30,
@@ -257,6 +263,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
             },
             _ => StorageUrl::Local(blob_dir.clone()),
         },
+        s3: options.s3_options.clone(),
         jwt_secret: format!("test-secret-{}", uuid::Uuid::new_v4()).into(),
         max_upload_bytes: options.max_upload_bytes,
         max_files_per_version: options.max_files_per_version,
@@ -286,7 +293,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         counter.fetch_add(1, Ordering::SeqCst);
     });
     modelhub::db::migrate(&db).await.unwrap();
-    let blobs = BlobStore::open(&config.storage).unwrap();
+    let blobs = BlobStore::open(&config.storage, &config.s3).unwrap();
     let limiter = match (
         &options.redis_prefix,
         options

@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use crate::helpers::{
-    Options, TestApp, fixture, spawn_app, spawn_with, test_hf_python, transformers_folder,
-    write_folder,
+    Options, TestApp, fixture, safetensors, sha256_hex, spawn_app, spawn_with, test_hf_python,
+    test_s3_bucket, transformers_folder, write_folder,
 };
 
 const CREATE: &str = "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { id slug currentVersion { commitId } } }";
@@ -182,6 +182,47 @@ async fn the_hugging_face_client_publishes_versions() {
             ("MODELHUB_HF_SESSION", writer.as_str()),
             ("MODELHUB_HF_INTRUDER_TOKEN", intruder.as_str()),
             ("MODELHUB_HF_FIXTURES", fixtures.to_str().unwrap()),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_hugging_face_client_downloads_from_the_store_by_presigned_redirects() {
+    let test = "the_hugging_face_client_downloads_from_the_store_by_presigned_redirects";
+    let (Some(python), Some(_)) = (test_hf_python(test), test_s3_bucket(test)) else {
+        return;
+    };
+    let app = spawn_with(Options {
+        s3: true,
+        s3_options: modelhub::config::S3Options {
+            max_single_copy: 5 * 1024 * 1024 * 1024,
+            presigned_downloads: true,
+        },
+        ..Options::default()
+    })
+    .await;
+    let owner = app.register("hf-far").await;
+    let weights = safetensors(256 * 1024);
+    app.create_model(
+        &owner,
+        json!({ "name": "far", "version": "1.0.0", "framework": "PYTORCH" }),
+        "w.safetensors",
+        weights.clone(),
+    )
+    .await
+    .data();
+    let read = api_token(&app, &owner, "READ").await;
+    let dir = tempfile::tempdir().unwrap();
+    run_client_script(
+        &python,
+        "test_presigned.py",
+        &app.base,
+        dir.path(),
+        &[
+            ("MODELHUB_HF_TOKEN", read.as_str()),
+            ("MODELHUB_HF_REPO", "hf-far/far"),
+            ("MODELHUB_HF_SHA256", sha256_hex(&weights).as_str()),
         ],
     )
     .await;

@@ -103,3 +103,207 @@ async fn models_round_trip_through_s3() {
         0
     );
 }
+
+/// The store's entity tag of the blob with this hash, read from the bucket directly.
+async fn blob_etag(app: &crate::helpers::TestApp, sha256: &str) -> String {
+    use object_store::ObjectStoreExt;
+    let modelhub::config::StorageUrl::S3 { bucket, prefix } = &app.state.config.storage else {
+        panic!("the app stores blobs on S3");
+    };
+    let bucket = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .unwrap();
+    let key = format!(
+        "{prefix}/{}",
+        modelhub::storage::BlobStore::blob_path(sha256)
+    );
+    bucket
+        .head(&object_store::path::Path::from(key))
+        .await
+        .unwrap()
+        .e_tag
+        .unwrap()
+}
+
+#[tokio::test]
+async fn objects_over_the_copy_limit_are_placed_by_copying_parts() {
+    if test_s3_bucket("objects_over_the_copy_limit_are_placed_by_copying_parts").is_none() {
+        return;
+    }
+    // CopyObject's limit lowered from 5 GiB to S3's smallest part, 5 MiB.
+    let app = spawn_with(Options {
+        s3: true,
+        s3_options: modelhub::config::S3Options {
+            max_single_copy: 5 * 1024 * 1024,
+            presigned_downloads: false,
+        },
+        ..Options::default()
+    })
+    .await;
+    let token = app.register("s3-copier").await;
+    // 12 MiB: parts of 5, 5 and 2 MiB; and 4 MiB, under the limit.
+    let big = safetensors(3 * 1024 * 1024);
+    let small = safetensors(1024 * 1024);
+    for (name, bytes) in [("big", &big), ("small", &small)] {
+        let created = app
+            .create_model(
+                &token,
+                json!({ "name": name, "version": "1.0.0", "framework": "PYTORCH" }),
+                "w.safetensors",
+                bytes.clone(),
+            )
+            .await;
+        let version = &created.data()["createModel"]["currentVersion"];
+        let download = app
+            .client
+            .get(format!(
+                "{}/files/{}",
+                app.base,
+                version["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(download.status(), 200);
+        assert!(download.bytes().await.unwrap() == *bytes);
+    }
+    // A multipart object's entity tag ends with its part count; a copied one's does not.
+    assert!(
+        blob_etag(&app, &sha256_hex(&big)).await.ends_with("-3\""),
+        "{}",
+        blob_etag(&app, &sha256_hex(&big)).await
+    );
+    assert!(!blob_etag(&app, &sha256_hex(&small)).await.contains('-'));
+    assert_eq!(
+        app.state.blobs.sweep_staging(Duration::ZERO).await.unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn downloads_are_sent_to_the_store_by_a_presigned_redirect() {
+    if test_s3_bucket("downloads_are_sent_to_the_store_by_a_presigned_redirect").is_none() {
+        return;
+    }
+    let app = spawn_with(Options {
+        s3: true,
+        s3_options: modelhub::config::S3Options {
+            max_single_copy: 5 * 1024 * 1024 * 1024,
+            presigned_downloads: true,
+        },
+        ..Options::default()
+    })
+    .await;
+    let token = app.register("s3-reader").await;
+    let big = safetensors(3 * 1024 * 1024);
+    let created = app
+        .create_model(
+            &token,
+            json!({ "name": "far-away", "version": "1.0.0", "framework": "PYTORCH" }),
+            "w.safetensors",
+            big.clone(),
+        )
+        .await;
+    let id = created.data()["createModel"]["currentVersion"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/files/{id}", app.base);
+
+    // The hub answers with a redirect and no body: the bytes come from the store.
+    let not_following = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = not_following
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(
+        redirect.headers()["etag"],
+        format!("\"{}\"", sha256_hex(&big)).as_str()
+    );
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&std::env::var("AWS_ENDPOINT").unwrap()),
+        "{location}"
+    );
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert_eq!(redirect.bytes().await.unwrap().len(), 0);
+    // The link works without the hub's credentials, and names the file as the hub would.
+    let direct = not_following.get(&location).send().await.unwrap();
+    assert_eq!(direct.status(), 200);
+    assert_eq!(
+        direct.headers()["content-disposition"],
+        "attachment; filename=\"far-away-1.0.0.safetensors\""
+    );
+    assert!(direct.bytes().await.unwrap() == big);
+
+    // A client that follows redirects gets the bytes, a range included.
+    let whole = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert!(whole.bytes().await.unwrap() == big);
+    let part = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .header("range", "bytes=8000000-8000009")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), big[8_000_000..8_000_010]);
+    // A HEAD is answered by the hub; a stranger is refused before any link is made (the model
+    // is private until approved); an
+    // unchanged copy is confirmed without one.
+    let head = app
+        .client
+        .head(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        big.len().to_string().as_str()
+    );
+    let stranger = app.register("s3-stranger").await;
+    let refused = not_following
+        .get(&url)
+        .bearer_auth(&stranger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    let unchanged = not_following
+        .get(&url)
+        .bearer_auth(&token)
+        .header("if-none-match", format!("\"{}\"", sha256_hex(&big)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+
+    // A redirected download counts as one the hub sends itself (once per viewer and day).
+    app.flush_downloads().await;
+    let counts = app
+        .gql(
+            Some(&token),
+            "query($id: ID!) { modelVersion(id: $id) { downloads } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(counts.data()["modelVersion"]["downloads"], 1);
+}
