@@ -136,9 +136,11 @@ pub struct Config {
     /// `MODELHUB_PICKLE_ALLOW`: this deployment's own globals that pickles may import
     /// (`pkg.module.Name` or `pkg.module.*`, comma separated), beside the built-in allowlist.
     pub pickle_rules: modelhub_inspect::Rules,
-    /// `MODELHUB_REDIS_URL`: where rate-limit buckets are shared between replicas; in memory
-    /// when unset.
+    /// `MODELHUB_REDIS_URL`: where replicas share rate-limit buckets and announce changes to
+    /// each other; in memory (one replica) when unset.
     pub redis_url: Option<SecretString>,
+    /// `MODELHUB_REDIS_PREFIX`: the prefix of this hub's keys and channel in Redis.
+    pub redis_prefix: String,
     /// `MODELHUB_LIMIT_LOGIN`, `MODELHUB_LIMIT_REGISTER`, `MODELHUB_LIMIT_UPLOAD`,
     /// `MODELHUB_LIMIT_API_TOKEN`: `COUNT/SECONDS` for each rate limit.
     pub rate_limits: Rules,
@@ -340,6 +342,9 @@ impl Config {
                 message,
             })?,
             redis_url: vars.var("MODELHUB_REDIS_URL").map(Into::into),
+            redis_prefix: vars
+                .var("MODELHUB_REDIS_PREFIX")
+                .unwrap_or_else(|| "modelhub".into()),
             rate_limits: {
                 let defaults = Rules::default();
                 Rules {

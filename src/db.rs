@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -55,7 +56,23 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration, in one transaction holding a lock only one process gets at
+/// a time (PostgreSQL: an advisory lock; SQLite: the write lock of an immediate transaction),
+/// so replicas starting together apply them once: the others wait, then find nothing pending.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+    }
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
+
+/// The PostgreSQL advisory lock key migrations hold (any constant the hub uses for nothing else).
+const MIGRATION_LOCK: i64 = 0x6d6f_6465_6c68_7562;

@@ -65,11 +65,13 @@ pub async fn open_state(config: Config) -> Result<AppState, StartupError> {
     db::migrate(&db).await.map_err(StartupError::Migration)?;
     let blobs = BlobStore::open(&config.storage, &config.s3).map_err(StartupError::Storage)?;
     let limiter = match &config.redis_url {
-        Some(url) => {
-            RateLimiter::redis(config.rate_limits.clone(), url.expose_secret(), "modelhub")
-                .await
-                .map_err(StartupError::Redis)?
-        }
+        Some(url) => RateLimiter::redis(
+            config.rate_limits.clone(),
+            url.expose_secret(),
+            &config.redis_prefix,
+        )
+        .await
+        .map_err(StartupError::Redis)?,
         None => RateLimiter::in_memory(config.rate_limits.clone()),
     };
     AppState::new(config, db, blobs, limiter).map_err(StartupError::JwtKey)
@@ -110,6 +112,11 @@ pub async fn serve(
     let counts = tokio::spawn(services::download_counts::DownloadCounter::run(
         state.clone(),
     ));
+    let feed = state
+        .config
+        .redis_url
+        .is_some()
+        .then(|| tokio::spawn(services::change_feed::run(state.clone())));
     let served = axum::serve(
         listener,
         app.router
@@ -118,6 +125,9 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     counts.abort();
+    if let Some(feed) = feed {
+        feed.abort();
+    }
     flush_downloads(&state).await;
     served
 }

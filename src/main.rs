@@ -11,7 +11,7 @@ use modelhub::{
     config::Config,
     services::{
         accounts::{self, Registration},
-        inspection, maintenance,
+        inspection, leases, maintenance,
     },
 };
 use tokio::net::TcpListener;
@@ -71,6 +71,8 @@ enum Command {
 /// How old an unused blob must be before the background collection removes it, and how often
 /// that collection runs.
 const GC_GRACE: Duration = Duration::from_secs(3600);
+/// How long a replica may re-inspect before another may start over.
+const REINSPECT_LEASE: Duration = Duration::from_secs(3600);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -182,9 +184,18 @@ async fn serve(config: Config) -> Result<()> {
         Ok(files) => tracing::info!(files, "removed uploads cut short by a crash"),
         Err(e) => tracing::warn!(error = %e, "could not clean the staging area; gc will retry"),
     }
-    // Versions inspected under other rules than today's get a new verdict, in the background.
+    // Versions inspected under other rules than today's get a new verdict, in the background,
+    // by one replica.
     let state = app.state.clone();
     tokio::spawn(async move {
+        match leases::take(&state, "reinspect", REINSPECT_LEASE).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %describe(e), "cannot take the re-inspection lease; `modelhub reinspect` will do");
+                return;
+            }
+        }
         match inspection::reinspect(&state, false).await {
             Ok(report) if report.inspected > 0 => tracing::info!(
                 inspected = report.inspected,
@@ -196,15 +207,26 @@ async fn serve(config: Config) -> Result<()> {
                 tracing::warn!(error = %describe(e), "re-inspection failed; `modelhub reinspect` will retry")
             }
         }
+        if let Err(e) = leases::release(&state, "reinspect").await {
+            tracing::warn!(error = %describe(e), "the re-inspection lease will lapse by itself");
+        }
     });
-    // Blobs no version uses, collected in the background now and every GC_GRACE.
+    // Blobs no version uses and expired drafts, collected in the background now and every
+    // GC_GRACE, by the replica holding the lease (renewed at each run; another replica takes
+    // it over once it lapses).
     let state = app.state.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(GC_GRACE);
         loop {
             every.tick().await;
-            if let Err(e) = maintenance::gc(&state, GC_GRACE).await {
-                tracing::warn!(error = %describe(e), "background garbage collection failed");
+            match leases::take(&state, "gc", GC_GRACE + GC_GRACE / 2).await {
+                Ok(true) => {
+                    if let Err(e) = maintenance::gc(&state, GC_GRACE).await {
+                        tracing::warn!(error = %describe(e), "background garbage collection failed");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %describe(e), "cannot take the gc lease"),
             }
         }
     });

@@ -62,23 +62,41 @@ pub struct Inner {
     pub versions: Option<ChangeCache<Uuid, FoundVersion>>,
     /// Recently counted list totals, by their SQL statement.
     pub totals: Option<ChangeCache<String, u64>>,
+    /// This process's name among the replicas (for leases and change announcements).
+    pub replica: String,
 }
 
-/// A count of changes (mutations, downloads) made through this process. Caches tag what they
-/// compute with the count read before computing it, and use it only while the count is the
-/// same.
+/// A count of changes (mutations, downloads) made through this process, and of those other
+/// replicas announced (see [`crate::services::change_feed`]). Caches tag what they compute
+/// with the count read before computing it, and use it only while the count is the same.
 #[derive(Debug, Default)]
-pub struct ChangeCounter(AtomicU64);
+pub struct ChangeCounter {
+    count: AtomicU64,
+    /// Woken by local changes, for the announcer.
+    local: tokio::sync::Notify,
+}
 
 impl ChangeCounter {
     /// The current count.
     pub fn current(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire)
     }
 
-    /// Records a change: everything cached before is stale.
+    /// Records a change made here: everything cached before is stale, here and (once
+    /// announced) on the other replicas.
     pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.count.fetch_add(1, Ordering::AcqRel);
+        self.local.notify_one();
+    }
+
+    /// Records a change another replica announced: everything cached before is stale.
+    pub fn remote_change(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Waits for a change made here since the previous wait (changes meanwhile are one).
+    pub async fn local_change(&self) {
+        self.local.notified().await;
     }
 }
 
@@ -105,6 +123,7 @@ impl AppState {
             limiter,
             changes: ChangeCounter::default(),
             credentials: ChangeCache::new(ttl, CACHED_CREDENTIALS),
+            replica: Uuid::new_v4().simple().to_string(),
         })))
     }
 }

@@ -16,6 +16,7 @@ mod m20261202_000010_version_drafts;
 mod m20261202_000011_version_readme;
 mod m20261202_000012_hub_names;
 mod m20261202_000013_lfs_objects;
+mod m20261202_000014_leases;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_version_readme::Migration),
             Box::new(m20261202_000012_hub_names::Migration),
             Box::new(m20261202_000013_lfs_objects::Migration),
+            Box::new(m20261202_000014_leases::Migration),
         ]
     }
 }

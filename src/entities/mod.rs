@@ -7,6 +7,7 @@ pub mod blob_lock;
 pub mod download_event;
 pub mod draft_file;
 pub mod enums;
+pub mod lease;
 pub mod lfs_object;
 pub mod model;
 pub mod model_tag;

@@ -18,6 +18,7 @@ use modelhub::{
     storage::BlobStore,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -280,7 +281,15 @@ pub async fn spawn_with(options: Options) -> TestApp {
         inspection_threads: 2,
         inspection_memory: modelhub_inspect::DEFAULT_MEMORY,
         pickle_rules: modelhub_inspect::Rules::new(&options.pickle_allow).unwrap(),
-        redis_url: None,
+        redis_url: options
+            .redis_prefix
+            .as_ref()
+            .and_then(|_| test_redis_url("spawn_with"))
+            .map(Into::into),
+        redis_prefix: options
+            .redis_prefix
+            .clone()
+            .unwrap_or_else(|| "modelhub".into()),
         rate_limits: options.rate_limits.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
         response_cache_ttl: Duration::from_secs(options.response_cache_secs),
@@ -294,17 +303,15 @@ pub async fn spawn_with(options: Options) -> TestApp {
     });
     modelhub::db::migrate(&db).await.unwrap();
     let blobs = BlobStore::open(&config.storage, &config.s3).unwrap();
-    let limiter = match (
-        &options.redis_prefix,
-        options
-            .redis_prefix
-            .as_ref()
-            .and_then(|_| test_redis_url("spawn_with")),
-    ) {
-        (Some(prefix), Some(url)) => RateLimiter::redis(options.rate_limits.clone(), &url, prefix)
-            .await
-            .expect("connect to MODELHUB_TEST_REDIS_URL"),
-        _ => RateLimiter::in_memory(options.rate_limits.clone()),
+    let limiter = match &config.redis_url {
+        Some(url) => RateLimiter::redis(
+            options.rate_limits.clone(),
+            url.expose_secret(),
+            &config.redis_prefix,
+        )
+        .await
+        .expect("connect to MODELHUB_TEST_REDIS_URL"),
+        None => RateLimiter::in_memory(options.rate_limits.clone()),
     };
     let state = AppState::new(config, db, blobs, limiter).unwrap();
     let app: App = modelhub::app_from_state(state.clone());
@@ -322,6 +329,37 @@ pub async fn spawn_with(options: Options) -> TestApp {
         statements,
         _postgres: postgres,
         _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// A second server on the same database, blob store, signing key and Redis prefix: a
+    /// replica of this one, behind its own port.
+    pub async fn replica(&self) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.state.config.clone();
+        config.bind = addr;
+        config.public_url = url::Url::parse(&format!("http://{addr}")).unwrap();
+        config.data_dir = dir.path().to_path_buf();
+        let state = modelhub::open_state(config).await.unwrap();
+        let app = modelhub::app_from_state(state.clone());
+        tokio::spawn(async move {
+            modelhub::serve(listener, app, std::future::pending())
+                .await
+                .unwrap();
+        });
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            state,
+            blob_dir: self.blob_dir.clone(),
+            statements: Arc::default(),
+            _postgres: None,
+            _dir: dir,
+        }
     }
 }
 

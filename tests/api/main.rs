@@ -25,6 +25,7 @@ mod inspection;
 mod models;
 mod playground;
 mod rate_limits;
+mod replicas;
 mod s3;
 mod schema;
 mod server;

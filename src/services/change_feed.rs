@@ -1,0 +1,98 @@
+//! Replicas that agree at once. With `MODELHUB_REDIS_URL`, every change committed through this
+//! replica is announced on the Redis channel `{prefix}:changes`, and a change announced by
+//! another replica makes this one's cached answers and credentials stale (it moves the
+//! [`ChangeCounter`](crate::state::ChangeCounter) they are tagged with), so a disabled account
+//! or a new version shows on every replica within a Redis round trip.
+//!
+//! When Redis cannot be reached, announcements are dropped and the caches' time to live
+//! (`MODELHUB_RESPONSE_CACHE_SECS`, 2 s) bounds how long another replica's change may go
+//! unseen; once the subscription is back, everything cached is made stale, since changes may
+//! have been missed meanwhile.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use secrecy::ExposeSecret;
+
+use crate::state::AppState;
+
+/// How long to wait before connecting to Redis again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The channel the replicas of one hub (sharing `prefix`) announce changes on.
+fn channel(prefix: &str) -> String {
+    format!("{prefix}:changes")
+}
+
+/// Announces this replica's changes and hears the others' until the task is dropped (at once
+/// when no Redis is configured).
+pub async fn run(state: AppState) {
+    let Some(url) = &state.config.redis_url else {
+        return;
+    };
+    let client = match redis::Client::open(url.expose_secret()) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "MODELHUB_REDIS_URL cannot be used for change announcements");
+            return;
+        }
+    };
+    let channel = channel(&state.config.redis_prefix);
+    tokio::join!(
+        announce(&state, client.clone(), &channel),
+        listen(&state, &client, &channel)
+    );
+}
+
+/// Publishes one announcement per burst of local changes (several changes that come while one
+/// is being published go out as one).
+async fn announce(state: &AppState, client: redis::Client, channel: &str) {
+    let mut connection: Option<ConnectionManager> = None;
+    loop {
+        state.changes.local_change().await;
+        if connection.is_none() {
+            connection = ConnectionManager::new(client.clone())
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot announce changes on Redis"))
+                .ok();
+        }
+        let Some(redis) = connection.as_mut() else {
+            continue;
+        };
+        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(&state.replica)
+            .query_async(redis)
+            .await;
+        if let Err(e) = published {
+            tracing::warn!(error = %e, "a change was not announced on Redis");
+        }
+    }
+}
+
+/// Subscribes to the channel, reconnecting when the subscription drops, and makes the caches
+/// stale on every other replica's announcement.
+async fn listen(state: &AppState, client: &redis::Client, channel: &str) {
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(channel).await {
+                Ok(()) => {
+                    // Changes announced while not subscribed were missed.
+                    state.changes.remote_change();
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let from: String = message.get_payload().unwrap_or_default();
+                        if from != state.replica {
+                            state.changes.remote_change();
+                        }
+                    }
+                    tracing::warn!("the Redis subscription to changes ended; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot subscribe to changes on Redis"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot reach Redis for changes"),
+        }
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
