@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 use crate::helpers::{files_under, fresh_database, safetensors, sha256_hex};
 
 /// The server binary, run as an operator would.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     /// Log lines at level ERROR.
-    errors: Arc<Mutex<Vec<String>>>,
+    pub(crate) errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -52,7 +52,7 @@ impl Server {
     }
 
     /// Starts `command serve` and waits for the line that says it is listening.
-    fn spawn(mut command: Command) -> Self {
+    pub(crate) fn spawn(mut command: Command) -> Self {
         let mut child = command
             .arg("serve")
             .stdout(Stdio::piped())
@@ -87,7 +87,7 @@ impl Server {
         }
     }
 
-    fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+    pub(crate) fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut request = reqwest::blocking::Client::new()
             .post(format!("{}/graphql", self.base))
             .json(&json!({ "query": query, "variables": variables }));
@@ -99,25 +99,30 @@ impl Server {
         body["data"].clone()
     }
 
-    fn upload(&self, token: &str, operations: Value, file: Vec<u8>) -> Value {
-        let form = reqwest::blocking::multipart::Form::new()
-            .text("operations", operations.to_string())
-            .text("map", json!({ "0": ["variables.file"] }).to_string())
-            .part(
-                "0",
-                reqwest::blocking::multipart::Part::bytes(file).file_name("w.safetensors"),
-            );
-        let body: Value = reqwest::blocking::Client::new()
-            .post(format!("{}/graphql", self.base))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        assert!(body.get("errors").is_none(), "{body}");
-        body["data"].clone()
+    pub(crate) fn upload(&self, token: &str, operations: Value, file: Vec<u8>) -> Value {
+        upload_to(&self.base, token, operations, file)
     }
+}
+
+/// A one-file upload mutation sent to `base`: its data, after checking there was no error.
+pub(crate) fn upload_to(base: &str, token: &str, operations: Value, file: Vec<u8>) -> Value {
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({ "0": ["variables.file"] }).to_string())
+        .part(
+            "0",
+            reqwest::blocking::multipart::Part::bytes(file).file_name("w.safetensors"),
+        );
+    let body: Value = reqwest::blocking::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
 }
 
 /// The bytes of the files under `dir` (staging locks aside).
@@ -137,10 +142,10 @@ fn verify(dir: &Path, database_url: &str) -> String {
     report
 }
 
-const CREATE_VERSION: &str = "mutation($id: ID!, $input: CreateVersionInput!, $file: Upload!) { createModelVersion(modelId: $id, input: $input, file: $file) { id } }";
+pub(crate) const CREATE_VERSION: &str = "mutation($id: ID!, $input: CreateVersionInput!, $file: Upload!) { createModelVersion(modelId: $id, input: $input, file: $file) { id } }";
 
 /// An upload of version `version` sent by hand, `sent` bytes of its file so far.
-struct RawUpload {
+pub(crate) struct RawUpload {
     stream: std::net::TcpStream,
     remaining: usize,
     tail: String,
@@ -151,7 +156,7 @@ const CHUNK: usize = 1024 * 1024;
 
 impl RawUpload {
     /// Sends the head of a `size`-byte upload of version `version` and its first `sent` bytes.
-    fn start(
+    pub(crate) fn start(
         base: &str,
         token: &str,
         model_id: &str,
@@ -203,7 +208,7 @@ impl RawUpload {
     }
 
     /// Sends the rest and reads the answer.
-    fn finish(mut self) -> (u16, Value) {
+    pub(crate) fn finish(mut self) -> (u16, Value) {
         self.send(self.remaining);
         self.stream.write_all(self.tail.as_bytes()).unwrap();
         let mut answer = String::new();
@@ -215,7 +220,7 @@ impl RawUpload {
 }
 
 /// Waits (bounded) until `check` holds.
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..3000 {
         if check() {
             return;

@@ -141,7 +141,7 @@ impl Default for Options {
 
 /// A test service's setting, if configured. Where `MODELHUB_TEST_REQUIRE_SERVICES=1` (as in
 /// CI), a missing one fails the test instead of skipping it.
-fn service_setting(var: &str, test: &str) -> Option<String> {
+pub fn service_setting(var: &str, test: &str) -> Option<String> {
     let value = std::env::var(var).ok().filter(|v| !v.is_empty());
     if value.is_none() {
         assert!(

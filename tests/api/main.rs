@@ -29,5 +29,6 @@ mod replicas;
 mod s3;
 mod schema;
 mod server;
+mod topology;
 mod upload_policy;
 mod uploads;
