@@ -303,8 +303,13 @@ pub struct Loaders {
 /// SQLite allows at most 500 of them in one statement.
 const MAX_BATCH: usize = 400;
 
+/// A loader that fetches as soon as the resolvers polled with the first key have added theirs:
+/// they all register in the same pass over sibling fields and list items, before the fetch
+/// task runs, so batches stay whole without the default 1 ms wait on every level of a query.
 fn cached<T>(loader: T) -> Cached<T> {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).max_batch_size(MAX_BATCH)
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+        .max_batch_size(MAX_BATCH)
+        .delay(std::time::Duration::ZERO)
 }
 
 impl Loaders {

@@ -41,8 +41,11 @@ pub enum StorageError {
     /// The thread hashing an upload stopped before its end.
     #[error("the thread hashing the upload stopped")]
     HashingStopped(#[source] tokio::task::JoinError),
-    /// S3 did not copy a part of a large object.
-    #[error("S3 could not copy a part: {0}")]
+    /// The request to copy a part of a large object did not reach S3 or its answer was lost.
+    #[error("S3 part copy request failed")]
+    PartCopyRequest(#[source] reqwest::Error),
+    /// S3 answered a part copy without copying it.
+    #[error("S3 did not copy a part: {0}")]
     PartCopy(String),
 }
 

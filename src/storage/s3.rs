@@ -126,12 +126,12 @@ impl S3 {
             .header("x-amz-copy-source-range", source_range)
             .send()
             .await
-            .map_err(|e| StorageError::PartCopy(e.to_string()))?;
+            .map_err(StorageError::PartCopyRequest)?;
         let status = response.status();
         let body = response
             .text()
             .await
-            .map_err(|e| StorageError::PartCopy(e.to_string()))?;
+            .map_err(StorageError::PartCopyRequest)?;
         // S3 may answer 200 with an error in the body: only an ETag means the part was copied.
         match element(&body, "ETag") {
             Some(etag) if status.is_success() => Ok(PartId {
