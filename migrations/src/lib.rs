@@ -17,6 +17,7 @@ mod m20261202_000011_version_readme;
 mod m20261202_000012_hub_names;
 mod m20261202_000013_lfs_objects;
 mod m20261202_000014_leases;
+mod m20261202_000015_slug_case;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_hub_names::Migration),
             Box::new(m20261202_000013_lfs_objects::Migration),
             Box::new(m20261202_000014_leases::Migration),
+            Box::new(m20261202_000015_slug_case::Migration),
         ]
     }
 }

@@ -264,6 +264,21 @@ async fn repository_names_are_unique_per_owner_and_kept_on_rename() {
         renamed.data()["updateModel"],
         json!({ "name": "something else", "slug": "a-b" })
     );
+    // The database itself refuses two of an owner's slugs that differ only in case (two
+    // uploads racing past the check above would otherwise make `alice/a-b` ambiguous).
+    use sea_orm::ConnectionTrait;
+    let clash = app
+        .state
+        .db
+        .execute_unprepared("UPDATE models SET slug = 'a-B' WHERE slug = 'a.b'")
+        .await;
+    assert!(
+        matches!(
+            clash.as_ref().map_err(sea_orm::DbErr::sql_err),
+            Err(Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+        ),
+        "{clash:?}"
+    );
 }
 
 #[tokio::test]
