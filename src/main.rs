@@ -129,14 +129,15 @@ async fn run(command: Command) -> Result<()> {
                 .await
                 .map_err(describe)?;
             println!(
-                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files, {} expired drafts, {} expired LFS objects and {} abandoned parts",
+                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files, {} expired drafts, {} expired LFS objects, {} abandoned parts and {} expired resumable uploads",
                 report.deleted,
                 report.freed_bytes,
                 report.kept_recent,
                 report.staging_removed,
                 report.drafts_expired,
                 report.lfs_objects_expired,
-                report.parts_removed
+                report.parts_removed,
+                report.resumable_expired
             );
             Ok(())
         }

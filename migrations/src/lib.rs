@@ -18,6 +18,7 @@ mod m20261202_000012_hub_names;
 mod m20261202_000013_lfs_objects;
 mod m20261202_000014_leases;
 mod m20261202_000015_slug_case;
+mod m20261202_000016_resumable_uploads;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_lfs_objects::Migration),
             Box::new(m20261202_000014_leases::Migration),
             Box::new(m20261202_000015_slug_case::Migration),
+            Box::new(m20261202_000016_resumable_uploads::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod lfs_object;
 pub mod model;
 pub mod model_tag;
 pub mod model_version;
+pub mod resumable_upload;
 pub mod user;
 pub mod version_draft;
 pub mod version_file;

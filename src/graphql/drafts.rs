@@ -8,7 +8,7 @@ use super::{
     RequestContext,
     models::{CreateVersionInput, Model, ModelVersion, edit},
     scalars::{BigInt, parse_id},
-    upload::{FileUpload, at_paths},
+    upload::{FileUpload, at_paths, forget},
 };
 use crate::{
     domain::file_path::FilePath,
@@ -134,7 +134,7 @@ impl DraftMutation {
         #[graphql(default)] reuse: Vec<ReuseFile>,
     ) -> Result<VersionDraft> {
         let draft_id = parse_id("draftId", &draft_id)?;
-        let uploaded = at_paths(ctx, files.unwrap_or_default())?;
+        let (uploaded, resumable) = at_paths(ctx, files.unwrap_or_default()).await?;
         let reuse = reuse
             .into_iter()
             .enumerate()
@@ -145,9 +145,9 @@ impl DraftMutation {
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
-        Ok(VersionDraft(
-            drafts::add_files(ctx.state(), ctx.viewer(), draft_id, uploaded, reuse).await?,
-        ))
+        let draft = drafts::add_files(ctx.state(), ctx.viewer(), draft_id, uploaded, reuse).await?;
+        forget(ctx, &resumable).await;
+        Ok(VersionDraft(draft))
     }
 
     /// Makes the draft a version: all its files appear at once, and the draft is gone.

@@ -17,7 +17,7 @@ use super::{
     context::loaders,
     loaders::{FilePage, Loaders},
     scalars::{BigInt, parse_id},
-    upload::{FileUpload, Upload, files_of},
+    upload::{FileUpload, Upload, files_of, forget},
 };
 use crate::{
     entities::{
@@ -830,7 +830,7 @@ impl ModelMutation {
         file: Option<Upload>,
         files: Option<Vec<FileUpload>>,
     ) -> Result<Model> {
-        let files = files_of(ctx, file, files)?;
+        let (files, resumable) = files_of(ctx, file, files).await?;
         let new = NewModel {
             name: input.name,
             description: input.description,
@@ -846,9 +846,9 @@ impl ModelMutation {
                 input.performance_metrics,
             ),
         };
-        Ok(Model(
-            versions::create_model(ctx.state(), ctx.viewer(), new, files).await?,
-        ))
+        let created = versions::create_model(ctx.state(), ctx.viewer(), new, files).await?;
+        forget(ctx, &resumable).await;
+        Ok(Model(created))
     }
 
     /// Uploads a new version of a model (owner or administrator; multipart request): one
@@ -862,11 +862,12 @@ impl ModelMutation {
         files: Option<Vec<FileUpload>>,
     ) -> Result<ModelVersion> {
         let model_id = parse_id("modelId", &model_id)?;
-        let files = files_of(ctx, file, files)?;
-        Ok(ModelVersion(
+        let (files, resumable) = files_of(ctx, file, files).await?;
+        let created =
             versions::create_version(ctx.state(), edit(ctx, model_id).await?, input.into(), files)
-                .await?,
-        ))
+                .await?;
+        forget(ctx, &resumable).await;
+        Ok(ModelVersion(created))
     }
 
     /// Changes a model's metadata (owner or administrator).

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, Value,
+    Context, ID, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, Value,
 };
+use uuid::Uuid;
 
+use super::context::RequestContext;
 use crate::{
     domain::file_path::FilePath,
     error::{AppError, AppResult},
-    services::version_upload::Files,
+    services::{resumable, version_upload::Files},
     storage::{BlobStore, StagedBlob},
 };
 
@@ -95,35 +97,60 @@ impl Upload {
 pub struct FileUpload {
     /// The relative path in the version, `/`-separated (`tokenizer/vocab.json`).
     path: String,
-    /// The file part.
-    file: Upload,
+    /// The file part (multipart request); or give `uploadId`.
+    file: Option<Upload>,
+    /// A finished resumable upload of the caller's (tus, at `/uploads/`), instead of a file
+    /// part: the id at the end of its `Location`. Taken once the mutation succeeds.
+    upload_id: Option<ID>,
 }
 
+/// The files a mutation names, and the resumable uploads among them (to forget once it has
+/// succeeded: see [`forget`]).
+pub type Named<T> = (T, Vec<Uuid>);
+
 /// Files sent at paths, each path checked (`files[i].path` names one in an error).
-pub fn at_paths(
+pub async fn at_paths(
     ctx: &Context<'_>,
     files: Vec<FileUpload>,
-) -> AppResult<Vec<(FilePath, UploadedFile)>> {
-    files
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let path = FilePath::parse(&format!("files[{i}].path"), &f.path)?;
-            Ok((path, f.file.file(ctx)?))
-        })
-        .collect()
+) -> AppResult<Named<Vec<(FilePath, UploadedFile)>>> {
+    let mut named = Vec::with_capacity(files.len());
+    let mut resumable = Vec::new();
+    for (i, f) in files.into_iter().enumerate() {
+        let path = FilePath::parse(&format!("files[{i}].path"), &f.path)?;
+        let file = match (f.file, f.upload_id) {
+            (Some(file), None) => file.file(ctx)?,
+            (None, Some(id)) => {
+                let field = format!("files[{i}].uploadId");
+                let id = Uuid::parse_str(&id)
+                    .map_err(|_| AppError::bad_input(&field, "not an upload id"))?;
+                resumable.push(id);
+                resumable::take(ctx.state(), ctx.viewer(), &field, id).await?
+            }
+            _ => {
+                return Err(AppError::bad_input(
+                    format!("files[{i}]"),
+                    "give either `file` or `uploadId`",
+                ));
+            }
+        };
+        named.push((path, file));
+    }
+    Ok((named, resumable))
 }
 
 /// The files a mutation was sent: `file` (one file, named after the upload) or `files` (any
 /// number, at their paths), not both.
-pub fn files_of(
+pub async fn files_of(
     ctx: &Context<'_>,
     file: Option<Upload>,
     files: Option<Vec<FileUpload>>,
-) -> AppResult<Files> {
+) -> AppResult<Named<Files>> {
     match (file, files) {
-        (Some(file), None) => Ok(Files::One(file.file(ctx)?)),
-        (None, Some(files)) => at_paths(ctx, files).map(Files::Many),
+        (Some(file), None) => Ok((Files::One(file.file(ctx)?), Vec::new())),
+        (None, Some(files)) => {
+            let (files, resumable) = at_paths(ctx, files).await?;
+            Ok((Files::Many(files), resumable))
+        }
         (Some(_), Some(_)) => Err(AppError::bad_input(
             "files",
             "send either `file` or `files`, not both",
@@ -132,5 +159,13 @@ pub fn files_of(
             "file",
             "send the version's file as `file`, or its files as `files`",
         )),
+    }
+}
+
+/// Forgets the resumable uploads a mutation took, once it has succeeded (what is left of them
+/// otherwise goes when they expire).
+pub async fn forget(ctx: &Context<'_>, resumable: &[Uuid]) {
+    if let Err(e) = resumable::consumed(ctx.state(), resumable).await {
+        tracing::warn!(error = %e.cause().unwrap_or_else(|| e.message()), "taken uploads will go when they expire");
     }
 }

@@ -12,6 +12,7 @@ mod multipart;
 mod playground;
 mod response_cache;
 mod root_fields;
+mod tus;
 mod upload_plan;
 
 use std::{sync::Arc, time::Duration};
@@ -49,6 +50,7 @@ pub struct HttpState {
 /// Builds the router with every route and middleware.
 pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
+    let max_upload = app.config.max_upload_bytes;
     metrics::handle();
     let cache = ResponseCache::new(app.config.response_cache_ttl).map(Arc::new);
     let state = HttpState {
@@ -69,9 +71,14 @@ pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Rou
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))
         .merge(hf::routes())
+        .merge(tus::routes())
         .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(
+            max_upload,
+            tus::capabilities,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -125,30 +132,45 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 /// or the configured list.
 fn cors_layer(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::RANGE,
-            header::IF_NONE_MATCH,
-            HeaderName::from_static("apollo-require-preflight"),
-            HeaderName::from_static("x-apollo-operation-name"),
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
         ])
-        .expose_headers([
-            header::CONTENT_DISPOSITION,
-            header::CONTENT_LENGTH,
-            header::CONTENT_RANGE,
-            header::ETAG,
-            header::RETRY_AFTER,
-            header::LINK,
-            HeaderName::from_static("x-request-id"),
-            // The Hugging Face protocol's.
-            HeaderName::from_static("x-repo-commit"),
-            HeaderName::from_static("x-linked-etag"),
-            HeaderName::from_static("x-linked-size"),
-            HeaderName::from_static("x-error-code"),
-            HeaderName::from_static("x-error-message"),
-        ])
+        .allow_headers(tower_http::cors::AllowHeaders::list(
+            [
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::RANGE,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static("apollo-require-preflight"),
+                HeaderName::from_static("x-apollo-operation-name"),
+            ]
+            .into_iter()
+            .chain(tus::REQUEST_HEADERS),
+        ))
+        .expose_headers(tower_http::cors::ExposeHeaders::list(
+            [
+                header::CONTENT_DISPOSITION,
+                header::CONTENT_LENGTH,
+                header::CONTENT_RANGE,
+                header::ETAG,
+                header::RETRY_AFTER,
+                header::LINK,
+                HeaderName::from_static("x-request-id"),
+                // The Hugging Face protocol's.
+                HeaderName::from_static("x-repo-commit"),
+                HeaderName::from_static("x-linked-etag"),
+                HeaderName::from_static("x-linked-size"),
+                HeaderName::from_static("x-error-code"),
+                HeaderName::from_static("x-error-message"),
+            ]
+            .into_iter()
+            .chain(tus::ANSWER_HEADERS),
+        ))
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(Any)

@@ -80,6 +80,18 @@ pub fn ensure_may_call(viewer: &Viewer, mutation: &str) -> AppResult<()> {
     }
 }
 
+/// The account that may send a resumable upload: one signed in with the WRITE scope, as for
+/// every upload mutation.
+pub fn ensure_may_upload(viewer: &Viewer) -> AppResult<Uuid> {
+    Ok(viewer.require(Scope::Write)?.user.id)
+}
+
+/// Whether account `caller` may continue, read or attach a resumable upload of `owner`: only
+/// its own (an administrator has no use for another's half-sent bytes).
+pub fn holds_upload(caller: Uuid, owner: Uuid) -> bool {
+    caller == owner
+}
+
 /// Whether `viewer` may see `model`.
 pub fn can_view(viewer: &Viewer, model: &model::Model) -> bool {
     is_public(model) || viewer.is_admin() || viewer.user_id() == Some(model.owner_id)

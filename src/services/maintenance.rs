@@ -29,6 +29,8 @@ pub struct GcReport {
     pub lfs_objects_expired: u64,
     /// Parts of objects sent in parts whose sender gave up, removed.
     pub parts_removed: usize,
+    /// Resumable uploads past their expiry (unfinished, or finished and never taken), removed.
+    pub resumable_expired: u64,
 }
 
 /// One problem `verify` found.
@@ -90,6 +92,7 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
             .map_err(AppError::internal)?,
         drafts_expired: super::drafts::expire(state).await?,
         lfs_objects_expired: super::lfs::expire(state).await?,
+        resumable_expired: super::resumable::expire(state).await?,
         parts_removed: state
             .blobs
             .sweep_parts(state.config.draft_ttl.max(grace))
@@ -124,6 +127,7 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
         drafts_expired = report.drafts_expired,
         lfs_objects_expired = report.lfs_objects_expired,
         parts_removed = report.parts_removed,
+        resumable_expired = report.resumable_expired,
         "blob garbage collection"
     );
     Ok(report)

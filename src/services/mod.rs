@@ -23,6 +23,7 @@ pub mod maintenance;
 pub mod models;
 pub mod pagination;
 pub mod rate_limit;
+pub mod resumable;
 pub mod version_facts;
 pub mod version_upload;
 pub mod versions;

@@ -188,12 +188,59 @@ impl BlobStore {
             .lease
             .get_or_try_init(|| async { staging::Lease::take(self.local_root.as_deref()) })
             .await?;
-        let part_size = if self.local_root.is_some() {
+        Upload::begin(self.store.clone(), lease.new_path(), self.part_size()).await
+    }
+
+    fn part_size(&self) -> usize {
+        if self.local_root.is_some() {
             upload::LOCAL_PART_SIZE
         } else {
             upload::REMOTE_PART_SIZE
+        }
+    }
+
+    /// Where segment `name` of resumable upload `id` lives: outside the staging area, which
+    /// belongs to one process, since any replica may continue the upload.
+    pub fn resumable_path(id: uuid::Uuid, name: &str) -> Path {
+        Path::from(format!("resumable/{id}/{name}"))
+    }
+
+    /// Starts streaming a segment of a resumable upload to `path` (see
+    /// [`Self::resumable_path`]).
+    pub async fn begin_upload_at(&self, path: Path) -> Result<Upload, StorageError> {
+        Upload::begin(self.store.clone(), path, self.part_size()).await
+    }
+
+    /// Streams `range` of the object at `path` (a resumable upload's segment).
+    pub async fn read_object(
+        &self,
+        path: &Path,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StorageError> {
+        self.read_at(path, range).await
+    }
+
+    /// Deletes the objects under resumable upload `id` (best effort, logged).
+    pub async fn delete_resumable(&self, id: uuid::Uuid) {
+        let prefix = Path::from(format!("resumable/{id}"));
+        let paths: Vec<_> = match self.store.list(Some(&prefix)).try_collect::<Vec<_>>().await {
+            Ok(objects) => objects.into_iter().map(|o| o.location).collect(),
+            Err(e) => {
+                tracing::warn!(upload = %id, error = %e, "could not list a resumable upload's segments");
+                return;
+            }
         };
-        Upload::begin(self.store.clone(), lease.new_path(), part_size).await
+        for path in paths {
+            if let Err(e) = self.store.delete(&path).await
+                && !matches!(e, object_store::Error::NotFound { .. })
+            {
+                tracing::warn!(path = %path, error = %e, "could not delete a resumable upload's segment");
+            }
+        }
+        if let Some(root) = &self.local_root {
+            // The folder is empty now; one that is not stays.
+            let _ = std::fs::remove_dir(root.join(prefix.as_ref()));
+        }
     }
 
     /// Copies a completed upload to its content address ahead of [`Self::ensure_stored`] where

@@ -26,6 +26,7 @@ mod models;
 mod playground;
 mod rate_limits;
 mod replicas;
+mod resumable;
 mod s3;
 mod schema;
 mod server;

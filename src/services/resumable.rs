@@ -1,0 +1,360 @@
+//! Resumable uploads (the tus 1.0 protocol, at `/uploads/`): for a large file over a flaky
+//! link. The upload announces its length; each `PATCH` streams bytes from the offset reached
+//! into a segment object of its own (in the blob store, outside any one process's staging
+//! area), and the row records the segments, so a cut connection, a restart or another replica
+//! continues where the bytes stopped. A segment's SHA-256 answers the `Upload-Checksum` of its
+//! request. When the last byte arrives, the segments are joined into one object (a single
+//! segment already is one) whose SHA-256 is the file's. A finished upload waits, owned by its
+//! uploader, for a version or draft to take it by `uploadId`, or until it expires
+//! (`MODELHUB_DRAFT_TTL_HOURS` after its last byte; `gc` removes it).
+
+use futures_util::{Stream, StreamExt};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::Expr};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{access, rate_limit::Action};
+use crate::{
+    auth::Viewer,
+    entities::resumable_upload,
+    error::{AppError, AppResult},
+    graphql::UploadedFile,
+    state::AppState,
+    storage::{BlobStore, HEAD_BYTES, StagedBlob},
+};
+
+/// What the resumable uploads are called in errors.
+const WHAT: &str = "upload";
+
+/// Where some of an upload's bytes are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Segment {
+    key: String,
+    size: u64,
+    sha256: String,
+}
+
+fn segments_of(row: &resumable_upload::Model) -> AppResult<Vec<Segment>> {
+    serde_json::from_value(row.segments.clone()).map_err(AppError::internal)
+}
+
+fn expiry(state: &AppState) -> chrono::DateTime<chrono::Utc> {
+    super::now()
+        + chrono::Duration::from_std(state.config.draft_ttl).unwrap_or(chrono::Duration::MAX)
+}
+
+/// What a `PATCH` came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// The bytes were kept: the upload is now at this offset.
+    At(u64),
+    /// The bytes did not have the SHA-256 the request named: dropped.
+    ChecksumMismatch,
+}
+
+/// Starts an upload of `length` bytes for the caller (who may upload: a unit of the upload rate
+/// limit is taken now).
+pub async fn create(
+    state: &AppState,
+    viewer: &Viewer,
+    length: u64,
+    filename: Option<String>,
+) -> AppResult<resumable_upload::Model> {
+    let owner = access::ensure_may_upload(viewer)?;
+    if length > state.config.max_upload_bytes {
+        return Err(AppError::PayloadTooLarge {
+            limit: state.config.max_upload_bytes,
+        });
+    }
+    state
+        .limiter
+        .check(Action::Upload, &owner.to_string())
+        .await?;
+    let now = super::now();
+    let row = resumable_upload::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(owner),
+        length: Set(i64::try_from(length).map_err(AppError::internal)?),
+        offset: Set(0),
+        segments: Set(serde_json::json!([])),
+        filename: Set(filename.filter(|f| !f.is_empty())),
+        sha256: Set(None),
+        created_at: Set(now),
+        expires_at: Set(expiry(state)),
+    }
+    .insert(&state.db)
+    .await?;
+    if length == 0 {
+        // Nothing to send: the empty file is complete at once.
+        let upload = state
+            .blobs
+            .begin_upload_at(BlobStore::resumable_path(row.id, "whole"))
+            .await
+            .map_err(AppError::internal)?;
+        let staged = upload.finish().await.map_err(AppError::internal)?;
+        return finished(state, &row, &staged).await;
+    }
+    Ok(row)
+}
+
+/// The caller's upload `id`, unexpired (`NOT_FOUND` for anyone else's).
+pub async fn find(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<resumable_upload::Model> {
+    let owner = access::ensure_may_upload(viewer)?;
+    resumable_upload::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|row| access::holds_upload(owner, row.owner_id))
+        .filter(|row| row.expires_at > chrono::Utc::now())
+        .ok_or(AppError::NotFound(WHAT))
+}
+
+/// Appends `body` at `offset` (which must be where the upload is). Bytes that arrive before the
+/// connection is cut are kept, unless the request named a `checksum` they cannot be checked
+/// against. The last byte completes the upload.
+pub async fn append<E>(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+    offset: u64,
+    checksum: Option<String>,
+    mut body: impl Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+) -> AppResult<Appended> {
+    let row = find(state, viewer, id).await?;
+    let at = u64::try_from(row.offset).map_err(AppError::internal)?;
+    let length = u64::try_from(row.length).map_err(AppError::internal)?;
+    if offset != at || row.sha256.is_some() {
+        return Err(AppError::Conflict(format!(
+            "the upload is at byte {at} of {length}, not {offset}"
+        )));
+    }
+    let key = BlobStore::resumable_path(id, &format!("{offset:020}-{}", Uuid::new_v4().simple()));
+    let mut upload = state
+        .blobs
+        .begin_upload_at(key)
+        .await
+        .map_err(AppError::internal)?;
+    let room = length - offset;
+    let mut cut = false;
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            cut = true;
+            break;
+        };
+        if upload.size() + chunk.len() as u64 > room {
+            upload.abort().await;
+            return Err(AppError::bad_input(
+                "body",
+                format!("more bytes than the {room} left of the upload's length"),
+            ));
+        }
+        if let Err(e) = upload.write(chunk).await {
+            upload.abort().await;
+            return Err(AppError::internal(e));
+        }
+    }
+    let staged = upload.finish().await.map_err(AppError::internal)?;
+    if staged.size == 0 || (cut && checksum.is_some()) {
+        state.blobs.discard(&staged).await;
+        return Ok(Appended::At(offset));
+    }
+    if checksum.is_some_and(|sum| sum != staged.sha256) {
+        state.blobs.discard(&staged).await;
+        return Ok(Appended::ChecksumMismatch);
+    }
+    let mut segments = segments_of(&row)?;
+    segments.push(Segment {
+        key: staged.staging_path.to_string(),
+        size: staged.size,
+        sha256: staged.sha256.clone(),
+    });
+    let reached = offset + staged.size;
+    // Kept only if no other request moved the upload on meanwhile.
+    let moved = resumable_upload::Entity::update_many()
+        .col_expr(
+            resumable_upload::Column::Offset,
+            Expr::value(reached as i64),
+        )
+        .col_expr(
+            resumable_upload::Column::Segments,
+            Expr::value(serde_json::to_value(&segments).map_err(AppError::internal)?),
+        )
+        .col_expr(
+            resumable_upload::Column::ExpiresAt,
+            Expr::value(expiry(state)),
+        )
+        .filter(resumable_upload::Column::Id.eq(id))
+        .filter(resumable_upload::Column::Offset.eq(row.offset))
+        .exec(&state.db)
+        .await?;
+    if moved.rows_affected == 0 {
+        state.blobs.discard(&staged).await;
+        return Err(AppError::Conflict(
+            "another request appended to the upload meanwhile".into(),
+        ));
+    }
+    if reached == length {
+        let row = resumable_upload::Model {
+            offset: reached as i64,
+            segments: serde_json::to_value(&segments).map_err(AppError::internal)?,
+            ..row
+        };
+        complete(state, &row).await?;
+    }
+    Ok(Appended::At(reached))
+}
+
+/// Joins a fully received upload's segments into one object and records its SHA-256.
+async fn complete(
+    state: &AppState,
+    row: &resumable_upload::Model,
+) -> AppResult<resumable_upload::Model> {
+    let segments = segments_of(row)?;
+    if let [only] = segments.as_slice() {
+        let staged = StagedBlob {
+            staging_path: only.key.as_str().into(),
+            sha256: only.sha256.clone(),
+            size: only.size,
+            head: Vec::new(),
+        };
+        return finished(state, row, &staged).await;
+    }
+    let mut whole = state
+        .blobs
+        .begin_upload_at(BlobStore::resumable_path(row.id, "whole"))
+        .await
+        .map_err(AppError::internal)?;
+    for segment in &segments {
+        let mut bytes = state
+            .blobs
+            .read_object(&segment.key.as_str().into(), None)
+            .await
+            .map_err(AppError::internal)?;
+        while let Some(chunk) = bytes.next().await {
+            whole
+                .write(chunk.map_err(AppError::internal)?)
+                .await
+                .map_err(AppError::internal)?;
+        }
+    }
+    let staged = whole.finish().await.map_err(AppError::internal)?;
+    let row = finished(state, row, &staged).await?;
+    for segment in segments {
+        state
+            .blobs
+            .discard(&StagedBlob {
+                staging_path: segment.key.as_str().into(),
+                sha256: segment.sha256,
+                size: segment.size,
+                head: Vec::new(),
+            })
+            .await;
+    }
+    Ok(row)
+}
+
+/// Records that the upload's bytes are all in `whole`.
+async fn finished(
+    state: &AppState,
+    row: &resumable_upload::Model,
+    whole: &StagedBlob,
+) -> AppResult<resumable_upload::Model> {
+    let segment = Segment {
+        key: whole.staging_path.to_string(),
+        size: whole.size,
+        sha256: whole.sha256.clone(),
+    };
+    let mut active: resumable_upload::ActiveModel = row.clone().into();
+    active.offset = Set(row.length);
+    active.segments = Set(serde_json::to_value([segment]).map_err(AppError::internal)?);
+    active.sha256 = Set(Some(whole.sha256.clone()));
+    active.expires_at = Set(expiry(state));
+    Ok(active.update(&state.db).await?)
+}
+
+/// The caller's finished upload `id` as a file for a version or draft (`field` names it in
+/// errors): still where it was received, to be moved to its content address with the rest.
+pub async fn take(
+    state: &AppState,
+    viewer: &Viewer,
+    field: &str,
+    id: Uuid,
+) -> AppResult<UploadedFile> {
+    let mut row = find(state, viewer, id)
+        .await
+        .map_err(|_| AppError::bad_input(field, format!("no finished upload {id} of yours")))?;
+    if row.offset < row.length {
+        return Err(AppError::bad_input(
+            field,
+            format!("upload {id} has {} of its {} bytes", row.offset, row.length),
+        ));
+    }
+    if row.sha256.is_none() {
+        // Its last byte arrived but the join did not finish: finish it now.
+        row = complete(state, &row).await?;
+    }
+    let [segment] = segments_of(&row)?
+        .try_into()
+        .map_err(|_| AppError::internal(format!("finished upload {id} is not one object")))?;
+    let key: object_store::path::Path = segment.key.as_str().into();
+    let head_end = std::cmp::min(segment.size, HEAD_BYTES as u64);
+    let mut head = Vec::new();
+    if head_end > 0 {
+        let mut bytes = state
+            .blobs
+            .read_object(&key, Some(0..head_end))
+            .await
+            .map_err(AppError::internal)?;
+        while let Some(chunk) = bytes.next().await {
+            head.extend_from_slice(&chunk.map_err(AppError::internal)?);
+        }
+    }
+    Ok(UploadedFile {
+        filename: row.filename,
+        content_type: None,
+        blob: StagedBlob {
+            staging_path: key,
+            sha256: segment.sha256,
+            size: segment.size,
+            head,
+        },
+    })
+}
+
+/// Forgets uploads a version or draft has taken (their bytes moved to their content address,
+/// or were already there: what is left goes).
+pub async fn consumed(state: &AppState, ids: &[Uuid]) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    resumable_upload::Entity::delete_many()
+        .filter(resumable_upload::Column::Id.is_in(ids.iter().copied()))
+        .exec(&state.db)
+        .await?;
+    for id in ids {
+        state.blobs.delete_resumable(*id).await;
+    }
+    Ok(())
+}
+
+/// Ends the caller's upload `id` and removes its bytes (tus termination).
+pub async fn terminate(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()> {
+    let row = find(state, viewer, id).await?;
+    consumed(state, &[row.id]).await
+}
+
+/// Removes the uploads past their expiry, with their bytes; how many.
+pub async fn expire(state: &AppState) -> AppResult<u64> {
+    let expired: Vec<Uuid> = resumable_upload::Entity::find()
+        .filter(resumable_upload::Column::ExpiresAt.lte(chrono::Utc::now()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    consumed(state, &expired).await?;
+    Ok(expired.len() as u64)
+}
