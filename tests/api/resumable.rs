@@ -331,3 +331,43 @@ async fn requests_are_refused_before_their_bytes_and_termination_removes_them() 
         early.body
     );
 }
+
+#[tokio::test]
+async fn tuspy_resumes_on_the_other_replica_what_it_began_on_one() {
+    let Some(python) = crate::helpers::service_setting(
+        "MODELHUB_TEST_TUS_PYTHON",
+        "tuspy_resumes_on_the_other_replica_what_it_began_on_one",
+    ) else {
+        return;
+    };
+    let app = spawn_with(Options::default()).await;
+    let replica = app.replica().await;
+    let token = app.register("tus-python").await;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = safetensors(1_500_000);
+    let file = dir.path().join("w.safetensors");
+    std::fs::write(&file, &weights).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tus/test_tuspy.py");
+    let mut command = std::process::Command::new(python);
+    command
+        .arg(script)
+        .env("MODELHUB_TUS_A", &app.base)
+        .env("MODELHUB_TUS_B", &replica.base)
+        .env("MODELHUB_TUS_TOKEN", &token)
+        .env("MODELHUB_TUS_FILE", &file);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "tuspy failed:\n{report}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        sha256_hex(&weights),
+        "{report}"
+    );
+}
