@@ -326,9 +326,7 @@ pub(super) async fn serve(
     ];
     if etag_matches(headers.get(header::IF_NONE_MATCH), &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
-        for (name, value) in &common {
-            response.headers_mut().insert(name, header_value(value)?);
-        }
+        insert_all(response.headers_mut(), &common)?;
         return Ok(response);
     }
     // A Range applies only if an If-Range (when sent) still names this content.
@@ -367,9 +365,7 @@ pub(super) async fn serve(
         tracing::info!(version_id = %version.id, start, end, "download redirected to the store");
         let mut response = StatusCode::FOUND.into_response();
         let headers_out = response.headers_mut();
-        for (name, value) in &common {
-            headers_out.insert(name, header_value(value)?);
-        }
+        insert_all(headers_out, &common)?;
         headers_out.insert(header::LOCATION, header_value(location.as_str())?);
         return Ok(response);
     }
@@ -402,9 +398,7 @@ pub(super) async fn serve(
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers_out = response.headers_mut();
-    for (name, value) in &common {
-        headers_out.insert(name, header_value(value)?);
-    }
+    insert_all(headers_out, &common)?;
     headers_out.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(served.content_type),
@@ -422,6 +416,14 @@ pub(super) async fn serve(
     }
     tracing::info!(version_id = %version.id, start, end, "download");
     Ok(response)
+}
+
+/// Sets every `(name, value)` of `headers` on an answer.
+fn insert_all(out: &mut HeaderMap, headers: &[(header::HeaderName, String)]) -> AppResult<()> {
+    for (name, value) in headers {
+        out.insert(name, header_value(value)?);
+    }
+    Ok(())
 }
 
 fn header_value(value: &str) -> AppResult<HeaderValue> {

@@ -34,6 +34,18 @@ struct Segment {
     sha256: String,
 }
 
+impl Segment {
+    /// The segment as a staged blob (its first bytes not read).
+    fn blob(&self) -> StagedBlob {
+        StagedBlob {
+            staging_path: self.key.as_str().into(),
+            sha256: self.sha256.clone(),
+            size: self.size,
+            head: Vec::new(),
+        }
+    }
+}
+
 fn segments_of(row: &resumable_upload::Model) -> AppResult<Vec<Segment>> {
     serde_json::from_value(row.segments.clone()).map_err(AppError::internal)
 }
@@ -214,13 +226,7 @@ async fn complete(
 ) -> AppResult<resumable_upload::Model> {
     let segments = segments_of(row)?;
     if let [only] = segments.as_slice() {
-        let staged = StagedBlob {
-            staging_path: only.key.as_str().into(),
-            sha256: only.sha256.clone(),
-            size: only.size,
-            head: Vec::new(),
-        };
-        return finished(state, row, &staged).await;
+        return finished(state, row, &only.blob()).await;
     }
     let mut whole = state
         .blobs
@@ -242,16 +248,8 @@ async fn complete(
     }
     let staged = whole.finish().await.map_err(AppError::internal)?;
     let row = finished(state, row, &staged).await?;
-    for segment in segments {
-        state
-            .blobs
-            .discard(&StagedBlob {
-                staging_path: segment.key.as_str().into(),
-                sha256: segment.sha256,
-                size: segment.size,
-                head: Vec::new(),
-            })
-            .await;
+    for segment in &segments {
+        state.blobs.discard(&segment.blob()).await;
     }
     Ok(row)
 }
@@ -299,28 +297,23 @@ pub async fn take(
     let [segment] = segments_of(&row)?
         .try_into()
         .map_err(|_| AppError::internal(format!("finished upload {id} is not one object")))?;
-    let key: object_store::path::Path = segment.key.as_str().into();
-    let head_end = std::cmp::min(segment.size, HEAD_BYTES as u64);
-    let mut head = Vec::new();
+    let mut blob = segment.blob();
+    let head_end = std::cmp::min(blob.size, HEAD_BYTES as u64);
     if head_end > 0 {
         let mut bytes = state
             .blobs
-            .read_object(&key, Some(0..head_end))
+            .read_object(&blob.staging_path, Some(0..head_end))
             .await
             .map_err(AppError::internal)?;
         while let Some(chunk) = bytes.next().await {
-            head.extend_from_slice(&chunk.map_err(AppError::internal)?);
+            blob.head
+                .extend_from_slice(&chunk.map_err(AppError::internal)?);
         }
     }
     Ok(UploadedFile {
         filename: row.filename,
         content_type: None,
-        blob: StagedBlob {
-            staging_path: key,
-            sha256: segment.sha256,
-            size: segment.size,
-            head,
-        },
+        blob,
     })
 }
 
