@@ -1,6 +1,8 @@
 //! Resumable uploads over tus 1.0 at `/uploads/`, on the wire: creation, offsets, a cut
 //! connection resumed (on another replica too), checksums, termination, who may touch an
-//! upload, and a finished upload taken into a version by `uploadId`.
+//! upload, and a finished upload taken into a version by `uploadId`; then the real clients,
+//! tuspy (tests/tus) and tus-js-client (tests/js), each resuming on one replica what it began on
+//! the other.
 
 use std::io::Write;
 
@@ -19,7 +21,7 @@ fn tus(app: &TestApp, method: reqwest::Method, url: &str, token: &str) -> reqwes
 }
 
 /// Starts an upload of `length` bytes; its URL.
-async fn create(app: &TestApp, token: &str, length: usize) -> String {
+pub(crate) async fn create(app: &TestApp, token: &str, length: usize) -> String {
     let created = tus(
         app,
         reqwest::Method::POST,
@@ -42,7 +44,8 @@ async fn create(app: &TestApp, token: &str, length: usize) -> String {
     created.headers()["location"].to_str().unwrap().to_owned()
 }
 
-async fn patch(
+/// Sends `bytes` from `offset`.
+pub(crate) async fn patch(
     app: &TestApp,
     token: &str,
     url: &str,
@@ -332,25 +335,20 @@ async fn requests_are_refused_before_their_bytes_and_termination_removes_them() 
     );
 }
 
-#[tokio::test]
-async fn tuspy_resumes_on_the_other_replica_what_it_began_on_one() {
-    let Some(python) = crate::helpers::service_setting(
-        "MODELHUB_TEST_TUS_PYTHON",
-        "tuspy_resumes_on_the_other_replica_what_it_began_on_one",
-    ) else {
-        return;
-    };
+/// Runs a real tus client's script (`program script`) against two replicas of one hub: it begins
+/// an upload on one, resumes it on the other and takes it into a model, printing the version's
+/// SHA-256, which must be the file's.
+async fn client_resumes_on_the_other_replica(client: &str, program: String, script: &str) {
     let app = spawn_with(Options::default()).await;
     let replica = app.replica().await;
-    let token = app.register("tus-python").await;
+    let token = app.register("tus-client").await;
     let dir = tempfile::tempdir().unwrap();
     let weights = safetensors(1_500_000);
     let file = dir.path().join("w.safetensors");
     std::fs::write(&file, &weights).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tus/test_tuspy.py");
-    let mut command = std::process::Command::new(python);
+    let mut command = std::process::Command::new(program);
     command
-        .arg(script)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
         .env("MODELHUB_TUS_A", &app.base)
         .env("MODELHUB_TUS_B", &replica.base)
         .env("MODELHUB_TUS_TOKEN", &token)
@@ -364,10 +362,101 @@ async fn tuspy_resumes_on_the_other_replica_what_it_began_on_one() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "tuspy failed:\n{report}");
+    assert!(output.status.success(), "{client} failed:\n{report}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
         sha256_hex(&weights),
         "{report}"
+    );
+}
+
+#[tokio::test]
+async fn tuspy_resumes_on_the_other_replica_what_it_began_on_one() {
+    let Some(python) = crate::helpers::service_setting(
+        "MODELHUB_TEST_TUS_PYTHON",
+        "tuspy_resumes_on_the_other_replica_what_it_began_on_one",
+    ) else {
+        return;
+    };
+    client_resumes_on_the_other_replica("tuspy", python, "tests/tus/test_tuspy.py").await;
+}
+
+#[tokio::test]
+async fn tus_js_client_resumes_on_the_other_replica_what_it_began_on_one() {
+    let Some(node) = crate::helpers::service_setting(
+        "MODELHUB_TEST_NODE",
+        "tus_js_client_resumes_on_the_other_replica_what_it_began_on_one",
+    ) else {
+        return;
+    };
+    let modules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/node_modules");
+    assert!(
+        modules.join("tus-js-client").is_dir(),
+        "tests/js has no node_modules: run `npm ci --prefix tests/js`"
+    );
+    client_resumes_on_the_other_replica("tus-js-client", node, "tests/js/tus.mjs").await;
+}
+
+#[tokio::test]
+async fn each_byte_is_hashed_once_and_a_lost_hash_state_is_rebuilt() {
+    use modelhub::entities::resumable_upload;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = spawn_app().await;
+    let token = app.register("tus-hash-state").await;
+    let weights = safetensors(400_000);
+    let url = create(&app, &token, weights.len()).await;
+    let id: uuid::Uuid = url.rsplit('/').next().unwrap().parse().unwrap();
+    let row = || async {
+        resumable_upload::Entity::find_by_id(id)
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let quarter = weights.len() / 4;
+    for (i, lost) in [None, Some("not a hash state")].into_iter().enumerate() {
+        let (from, to) = (i * quarter, (i + 1) * quarter);
+        assert_eq!(
+            patch(&app, &token, &url, from, &weights[from..to])
+                .await
+                .status(),
+            204
+        );
+        // The upload keeps its file's hash after these bytes, for the next request to go on.
+        let kept = row().await;
+        let state = kept.hash_state.clone().expect("the hash's state is kept");
+        let mut hash = modelhub::storage::PartialSha256::from_text(&state).unwrap();
+        hash.update(&weights[to..]);
+        assert_eq!(hash.finish(), sha256_hex(&weights));
+        // An upload whose state is missing (begun before states were kept) or unreadable is
+        // hashed again from its bytes.
+        let mut active: resumable_upload::ActiveModel = kept.into();
+        active.hash_state = Set(lost.map(str::to_owned));
+        active.update(&app.state.db).await.unwrap();
+    }
+    let rest = 2 * quarter;
+    assert_eq!(
+        patch(&app, &token, &url, rest, &weights[rest..])
+            .await
+            .status(),
+        204
+    );
+    let finished = row().await;
+    assert_eq!(
+        finished.sha256.as_deref(),
+        Some(sha256_hex(&weights).as_str())
+    );
+    assert_eq!(finished.hash_state, None);
+    let created = app
+        .gql(
+            Some(&token),
+            CREATE,
+            json!({ "input": { "name": "hashed-once", "framework": "PYTORCH", "version": "1.0.0" },
+                    "files": [{ "path": "w.safetensors", "uploadId": id.to_string() }] }),
+        )
+        .await;
+    assert_eq!(
+        created.data()["createModel"]["currentVersion"]["sha256"],
+        sha256_hex(&weights)
     );
 }

@@ -1,8 +1,9 @@
 //! The production topology, whole: two `modelhub` processes on one PostgreSQL database, one S3
 //! bucket and one Redis, behind nginx balancing round-robin. Uploads through the balancer
 //! read back on each replica; a change on one is seen on the other at once; concurrent
-//! versions, rate limits and download counts agree; a replica killed mid-upload leaves the
-//! other serving and the balancer retrying reads there.
+//! versions, rate limits and download counts agree; a resumable upload begun on one is finished
+//! on the other; a replica killed mid-upload leaves the other serving and the balancer retrying
+//! reads there.
 //!
 //! Runs in the PostgreSQL pass of `.ci/run` (which starts the S3 test server and Redis and
 //! installs nginx); needs MODELHUB_TEST_DATABASE_URL, MODELHUB_TEST_S3_BUCKET (with the `AWS_*`
@@ -331,6 +332,69 @@ fn two_replicas_behind_a_balancer_agree() {
     // The owner's two downloads at the start, on A and on B, count once; the admin's once.
     wait_until("both replicas wrote their counts", || count() == 2);
 
+    // A resumable upload begun on A and finished on B becomes a version through the balancer.
+    let tus = |method: reqwest::Method, url: &str| {
+        reqwest::blocking::Client::new()
+            .request(method, url)
+            .bearer_auth(&owner)
+            .header("tus-resumable", "1.0.0")
+    };
+    let sent = safetensors(2 * 1024 * 1024);
+    let half = sent.len() / 2;
+    let created = tus(reqwest::Method::POST, &format!("{}/uploads", a.base))
+        .header("upload-length", sent.len().to_string())
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let upload_id = created.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let send_part = |base: &str, from: usize, to: usize| {
+        tus(
+            reqwest::Method::PATCH,
+            &format!("{base}/uploads/{upload_id}"),
+        )
+        .header("upload-offset", from.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(sent[from..to].to_vec())
+        .send()
+        .unwrap()
+    };
+    assert_eq!(send_part(&a.base, 0, half).status(), 204);
+    let offset = tus(
+        reqwest::Method::HEAD,
+        &format!("{}/uploads/{upload_id}", b.base),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(offset.headers()["upload-offset"], half.to_string().as_str());
+    assert_eq!(send_part(&b.base, half, sent.len()).status(), 204);
+    let taken = gql(
+        lb,
+        Some(&owner),
+        "mutation($id: ID!, $files: [FileUpload!]) { createModelVersion(modelId: $id, input: { version: \"1.1.0\" }, files: $files) { id sha256 } }",
+        json!({ "id": model_id, "files": [{ "path": "model.safetensors", "uploadId": upload_id }] }),
+    );
+    assert_eq!(code(&taken), "OK", "{taken}");
+    assert_eq!(
+        taken["data"]["createModelVersion"]["sha256"],
+        sha256_hex(&sent)
+    );
+    let resumed_id = taken["data"]["createModelVersion"]["id"].as_str().unwrap();
+    for replica in [&a, &b] {
+        let (status, bytes) = download(&replica.base, &owner, resumed_id);
+        assert_eq!(status, 200);
+        assert!(
+            bytes == sent,
+            "the resumed upload differs on {}",
+            replica.base
+        );
+    }
+
     // A killed mid-upload: B keeps serving, and the balancer sends reads there.
     let mut a = a;
     let cut = RawUpload::start(&a.base, &owner, &model_id, "3.0.0", 64 << 20, 16 << 20);
@@ -354,7 +418,7 @@ fn two_replicas_behind_a_balancer_agree() {
         .iter()
         .map(|e| e["node"]["version"].as_str().unwrap())
         .collect();
-    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(versions.len(), 3, "{versions:?}");
     assert!(!versions.contains(&"3.0.0"));
     assert!(
         b.errors.lock().unwrap().is_empty(),
