@@ -19,6 +19,7 @@ mod m20261202_000013_lfs_objects;
 mod m20261202_000014_leases;
 mod m20261202_000015_slug_case;
 mod m20261202_000016_resumable_uploads;
+mod m20261203_000017_resumable_hash_state;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_leases::Migration),
             Box::new(m20261202_000015_slug_case::Migration),
             Box::new(m20261202_000016_resumable_uploads::Migration),
+            Box::new(m20261203_000017_resumable_hash_state::Migration),
         ]
     }
 }

@@ -7,8 +7,8 @@
 use axum::{
     Router,
     body::Body,
-    extract::{Path, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    extract::{FromRequestParts, Path, State},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{head, post},
 };
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{HttpState, graphql::bearer_token};
 use crate::{
-    entities::resumable_upload,
+    auth::Viewer,
     error::{AppError, AppResult},
     services::{
         accounts,
@@ -82,14 +82,30 @@ fn failed(error: AppError) -> Response {
     response
 }
 
-/// The refusal of a request for another protocol version (412, naming ours), if it is one.
-fn version_refusal(headers: &HeaderMap) -> Option<Response> {
-    (headers.get(&TUS_RESUMABLE).and_then(|v| v.to_str().ok()) != Some(VERSION)).then(|| {
-        answer(
-            StatusCode::PRECONDITION_FAILED,
-            &[(HeaderName::from_static("tus-version"), VERSION.into())],
-        )
-    })
+/// The caller of a tus request: refused with 412 (naming our version) for another protocol
+/// version, then authenticated by its bearer token.
+struct Caller(Viewer);
+
+impl FromRequestParts<HttpState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Response> {
+        if parts
+            .headers
+            .get(&TUS_RESUMABLE)
+            .and_then(|v| v.to_str().ok())
+            != Some(VERSION)
+        {
+            return Err(answer(
+                StatusCode::PRECONDITION_FAILED,
+                &[(HeaderName::from_static("tus-version"), VERSION.into())],
+            ));
+        }
+        accounts::authenticate(&state.app, bearer_token(&parts.headers))
+            .await
+            .map(Caller)
+            .map_err(failed)
+    }
 }
 
 /// A number header, required.
@@ -104,12 +120,10 @@ fn number(headers: &HeaderMap, name: &HeaderName) -> AppResult<u64> {
 }
 
 /// `Upload-Expires`, as an HTTP date.
-fn expires(row: &resumable_upload::Model) -> (HeaderName, String) {
+fn expires(at: chrono::DateTime<chrono::Utc>) -> (HeaderName, String) {
     (
         UPLOAD_EXPIRES,
-        row.expires_at
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string(),
+        at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
     )
 }
 
@@ -170,12 +184,12 @@ fn filename(headers: &HeaderMap) -> Option<String> {
 
 /// `POST /uploads`: a new upload of `Upload-Length` bytes (`Upload-Defer-Length` is not
 /// offered); answered `201` with its `Location`.
-async fn create(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = version_refusal(&headers) {
-        return refused;
-    }
+async fn create(
+    State(state): State<HttpState>,
+    Caller(viewer): Caller,
+    headers: HeaderMap,
+) -> Response {
     let result: AppResult<Response> = async {
-        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         let length = number(&headers, &UPLOAD_LENGTH)?;
         let row = resumable::create(&state.app, &viewer, length, filename(&headers)).await?;
         let location = state
@@ -189,7 +203,7 @@ async fn create(State(state): State<HttpState>, headers: HeaderMap) -> Response 
             &[
                 (header::LOCATION, location.to_string()),
                 (UPLOAD_OFFSET, row.offset.to_string()),
-                expires(&row),
+                expires(row.expires_at),
             ],
         ))
     }
@@ -200,14 +214,10 @@ async fn create(State(state): State<HttpState>, headers: HeaderMap) -> Response 
 /// `HEAD /uploads/{id}`: how far the upload has come.
 async fn offset(
     State(state): State<HttpState>,
+    Caller(viewer): Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = version_refusal(&headers) {
-        return refused;
-    }
     let result: AppResult<Response> = async {
-        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         let row = resumable::find(&state.app, &viewer, upload_id(&id)?).await?;
         Ok(answer(
             StatusCode::OK,
@@ -215,7 +225,7 @@ async fn offset(
                 (UPLOAD_OFFSET, row.offset.to_string()),
                 (UPLOAD_LENGTH, row.length.to_string()),
                 (header::CACHE_CONTROL, "no-store".into()),
-                expires(&row),
+                expires(row.expires_at),
             ],
         ))
     }
@@ -252,15 +262,12 @@ fn checksum(headers: &HeaderMap) -> AppResult<Option<String>> {
 /// caller, the upload and the offset are checked before a byte of the body is read.
 async fn append(
     State(state): State<HttpState>,
+    Caller(viewer): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Some(refused) = version_refusal(&headers) {
-        return refused;
-    }
     let result: AppResult<Response> = async {
-        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         if headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -280,15 +287,14 @@ async fn append(
             body.into_data_stream(),
         )
         .await?;
-        let row = resumable::find(&state.app, &viewer, id).await?;
         Ok(match appended {
-            Appended::At(reached) => answer(
+            Appended::At { offset, expires_at } => answer(
                 StatusCode::NO_CONTENT,
-                &[(UPLOAD_OFFSET, reached.to_string()), expires(&row)],
+                &[(UPLOAD_OFFSET, offset.to_string()), expires(expires_at)],
             ),
-            Appended::ChecksumMismatch => answer(
+            Appended::ChecksumMismatch { offset } => answer(
                 StatusCode::from_u16(CHECKSUM_MISMATCH).map_err(AppError::internal)?,
-                &[(UPLOAD_OFFSET, row.offset.to_string())],
+                &[(UPLOAD_OFFSET, offset.to_string())],
             ),
         })
     }
@@ -299,14 +305,10 @@ async fn append(
 /// `DELETE /uploads/{id}`: the upload ends and its bytes go.
 async fn terminate(
     State(state): State<HttpState>,
+    Caller(viewer): Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = version_refusal(&headers) {
-        return refused;
-    }
     let result: AppResult<Response> = async {
-        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
         resumable::terminate(&state.app, &viewer, upload_id(&id)?).await?;
         Ok(answer(StatusCode::NO_CONTENT, &[]))
     }

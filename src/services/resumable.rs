@@ -1,12 +1,14 @@
 //! Resumable uploads (the tus 1.0 protocol, at `/uploads/`): for a large file over a flaky
 //! link. The upload announces its length; each `PATCH` streams bytes from the offset reached
 //! into a segment object of its own (in the blob store, outside any one process's staging
-//! area), and the row records the segments, so a cut connection, a restart or another replica
-//! continues where the bytes stopped. A segment's SHA-256 answers the `Upload-Checksum` of its
-//! request. When the last byte arrives, the segments are joined into one object (a single
-//! segment already is one) whose SHA-256 is the file's. A finished upload waits, owned by its
-//! uploader, for a version or draft to take it by `uploadId`, or until it expires
-//! (`MODELHUB_DRAFT_TTL_HOURS` after its last byte; `gc` removes it).
+//! area), and the row records the segments and the file's SHA-256 so far (its internal state),
+//! so a cut connection, a restart or another replica continues where the bytes stopped, and
+//! every byte is hashed once, as it arrives. A segment is hashed on its own as well only to
+//! answer an `Upload-Checksum`. When the last byte arrives, the file's SHA-256 is known and the
+//! segments are joined into one object (a single segment already is one; on S3, S3 copies
+//! them). A finished upload waits, owned by its uploader, for a version or draft to take it by
+//! `uploadId`, or until it expires (`MODELHUB_DRAFT_TTL_HOURS` after its last byte; `gc`
+//! removes it).
 
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::Expr};
@@ -20,7 +22,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::UploadedFile,
     state::AppState,
-    storage::{BlobStore, HEAD_BYTES, StagedBlob},
+    storage::{BlobStore, HEAD_BYTES, PartialSha256, StagedBlob},
 };
 
 /// What the resumable uploads are called in errors.
@@ -31,23 +33,44 @@ const WHAT: &str = "upload";
 struct Segment {
     key: String,
     size: u64,
-    sha256: String,
 }
 
 impl Segment {
-    /// The segment as a staged blob (its first bytes not read).
-    fn blob(&self) -> StagedBlob {
-        StagedBlob {
-            staging_path: self.key.as_str().into(),
-            sha256: self.sha256.clone(),
-            size: self.size,
-            head: Vec::new(),
-        }
+    fn path(&self) -> object_store::path::Path {
+        self.key.as_str().into()
     }
 }
 
 fn segments_of(row: &resumable_upload::Model) -> AppResult<Vec<Segment>> {
     serde_json::from_value(row.segments.clone()).map_err(AppError::internal)
+}
+
+fn segments_value(segments: &[Segment]) -> AppResult<serde_json::Value> {
+    serde_json::to_value(segments).map_err(AppError::internal)
+}
+
+/// The SHA-256 of the bytes received so far, to be continued: as the row keeps it, or, for an
+/// upload whose state is missing or unreadable (begun before states were kept, or by another
+/// version of the hash), hashed again from its segments.
+async fn received_hash(
+    state: &AppState,
+    row: &resumable_upload::Model,
+) -> AppResult<PartialSha256> {
+    if let Some(hash) = row.hash_state.as_deref().and_then(PartialSha256::from_text) {
+        return Ok(hash);
+    }
+    let mut hash = PartialSha256::default();
+    for segment in segments_of(row)? {
+        let mut bytes = state
+            .blobs
+            .read_object(&segment.path(), None)
+            .await
+            .map_err(AppError::internal)?;
+        while let Some(chunk) = bytes.next().await {
+            hash.update(&chunk.map_err(AppError::internal)?);
+        }
+    }
+    Ok(hash)
 }
 
 fn expiry(state: &AppState) -> chrono::DateTime<chrono::Utc> {
@@ -58,10 +81,14 @@ fn expiry(state: &AppState) -> chrono::DateTime<chrono::Utc> {
 /// What a `PATCH` came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Appended {
-    /// The bytes were kept: the upload is now at this offset.
-    At(u64),
-    /// The bytes did not have the SHA-256 the request named: dropped.
-    ChecksumMismatch,
+    /// The bytes were kept: the upload is now at `offset`, and expires at `expires_at`.
+    At {
+        offset: u64,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The bytes did not have the SHA-256 the request named: dropped; the upload stays at
+    /// `offset`.
+    ChecksumMismatch { offset: u64 },
 }
 
 /// Starts an upload of `length` bytes for the caller (who may upload: a unit of the upload rate
@@ -89,6 +116,7 @@ pub async fn create(
         length: Set(i64::try_from(length).map_err(AppError::internal)?),
         offset: Set(0),
         segments: Set(serde_json::json!([])),
+        hash_state: Set(None),
         filename: Set(filename.filter(|f| !f.is_empty())),
         sha256: Set(None),
         created_at: Set(now),
@@ -98,13 +126,20 @@ pub async fn create(
     .await?;
     if length == 0 {
         // Nothing to send: the empty file is complete at once.
+        let whole = BlobStore::resumable_path(row.id, "whole");
         let upload = state
             .blobs
-            .begin_upload_at(BlobStore::resumable_path(row.id, "whole"))
+            .begin_segment(whole.clone(), PartialSha256::default(), false)
             .await
             .map_err(AppError::internal)?;
-        let staged = upload.finish().await.map_err(AppError::internal)?;
-        return finished(state, &row, &staged).await;
+        let staged = upload.finish_segment().await.map_err(AppError::internal)?;
+        let mut active: resumable_upload::ActiveModel = row.into();
+        active.segments = Set(segments_value(&[Segment {
+            key: whole.to_string(),
+            size: 0,
+        }])?);
+        active.sha256 = Set(Some(staged.file.finish()));
+        return Ok(active.update(&state.db).await?);
     }
     Ok(row)
 }
@@ -146,7 +181,7 @@ pub async fn append<E>(
     let key = BlobStore::resumable_path(id, &format!("{offset:020}-{}", Uuid::new_v4().simple()));
     let mut upload = state
         .blobs
-        .begin_upload_at(key)
+        .begin_segment(key, received_hash(state, &row).await?, checksum.is_some())
         .await
         .map_err(AppError::internal)?;
     let room = length - offset;
@@ -168,22 +203,32 @@ pub async fn append<E>(
             return Err(AppError::internal(e));
         }
     }
-    let staged = upload.finish().await.map_err(AppError::internal)?;
+    let staged = upload.finish_segment().await.map_err(AppError::internal)?;
     if staged.size == 0 || (cut && checksum.is_some()) {
-        state.blobs.discard(&staged).await;
-        return Ok(Appended::At(offset));
+        state.blobs.delete_object(&staged.path).await;
+        return Ok(Appended::At {
+            offset,
+            expires_at: row.expires_at,
+        });
     }
-    if checksum.is_some_and(|sum| sum != staged.sha256) {
-        state.blobs.discard(&staged).await;
-        return Ok(Appended::ChecksumMismatch);
+    if checksum.is_some_and(|sum| staged.sha256.as_ref() != Some(&sum)) {
+        state.blobs.delete_object(&staged.path).await;
+        return Ok(Appended::ChecksumMismatch { offset });
     }
     let mut segments = segments_of(&row)?;
     segments.push(Segment {
-        key: staged.staging_path.to_string(),
+        key: staged.path.to_string(),
         size: staged.size,
-        sha256: staged.sha256.clone(),
     });
     let reached = offset + staged.size;
+    // The last byte completes the file's hash; until then its state is kept.
+    let (hash_state, sha256) = if reached == length {
+        (None, Some(staged.file.finish()))
+    } else {
+        (Some(staged.file.to_text()), None)
+    };
+    let segments = segments_value(&segments)?;
+    let expires_at = expiry(state);
     // Kept only if no other request moved the upload on meanwhile.
     let moved = resumable_upload::Entity::update_many()
         .col_expr(
@@ -192,18 +237,23 @@ pub async fn append<E>(
         )
         .col_expr(
             resumable_upload::Column::Segments,
-            Expr::value(serde_json::to_value(&segments).map_err(AppError::internal)?),
+            Expr::value(segments.clone()),
         )
         .col_expr(
-            resumable_upload::Column::ExpiresAt,
-            Expr::value(expiry(state)),
+            resumable_upload::Column::HashState,
+            Expr::value(hash_state.clone()),
         )
+        .col_expr(
+            resumable_upload::Column::Sha256,
+            Expr::value(sha256.clone()),
+        )
+        .col_expr(resumable_upload::Column::ExpiresAt, Expr::value(expires_at))
         .filter(resumable_upload::Column::Id.eq(id))
         .filter(resumable_upload::Column::Offset.eq(row.offset))
         .exec(&state.db)
         .await?;
     if moved.rows_affected == 0 {
-        state.blobs.discard(&staged).await;
+        state.blobs.delete_object(&staged.path).await;
         return Err(AppError::Conflict(
             "another request appended to the upload meanwhile".into(),
         ));
@@ -211,66 +261,57 @@ pub async fn append<E>(
     if reached == length {
         let row = resumable_upload::Model {
             offset: reached as i64,
-            segments: serde_json::to_value(&segments).map_err(AppError::internal)?,
+            segments,
+            hash_state,
+            sha256,
             ..row
         };
         complete(state, &row).await?;
     }
-    Ok(Appended::At(reached))
+    Ok(Appended::At {
+        offset: reached,
+        expires_at,
+    })
 }
 
-/// Joins a fully received upload's segments into one object and records its SHA-256.
+/// Makes a fully received upload one object with a known SHA-256: joins its segments (S3
+/// copies them itself where it can) and records the result.
 async fn complete(
     state: &AppState,
     row: &resumable_upload::Model,
 ) -> AppResult<resumable_upload::Model> {
     let segments = segments_of(row)?;
-    if let [only] = segments.as_slice() {
-        return finished(state, row, &only.blob()).await;
-    }
-    let mut whole = state
-        .blobs
-        .begin_upload_at(BlobStore::resumable_path(row.id, "whole"))
-        .await
-        .map_err(AppError::internal)?;
-    for segment in &segments {
-        let mut bytes = state
-            .blobs
-            .read_object(&segment.key.as_str().into(), None)
-            .await
-            .map_err(AppError::internal)?;
-        while let Some(chunk) = bytes.next().await {
-            whole
-                .write(chunk.map_err(AppError::internal)?)
+    let sha256 = match &row.sha256 {
+        Some(_) if segments.len() == 1 => return Ok(row.clone()),
+        Some(sha256) => sha256.clone(),
+        // Its last byte arrived before the file's hash was kept.
+        None => received_hash(state, row).await?.finish(),
+    };
+    let whole = match segments.as_slice() {
+        [only] => only.clone(),
+        _ => {
+            let key = BlobStore::resumable_path(row.id, "whole");
+            let parts: Vec<_> = segments.iter().map(|s| (s.path(), s.size)).collect();
+            state
+                .blobs
+                .join(&parts, &key)
                 .await
                 .map_err(AppError::internal)?;
+            Segment {
+                key: key.to_string(),
+                size: u64::try_from(row.length).map_err(AppError::internal)?,
+            }
         }
-    }
-    let staged = whole.finish().await.map_err(AppError::internal)?;
-    let row = finished(state, row, &staged).await?;
-    for segment in &segments {
-        state.blobs.discard(&segment.blob()).await;
-    }
-    Ok(row)
-}
-
-/// Records that the upload's bytes are all in `whole`.
-async fn finished(
-    state: &AppState,
-    row: &resumable_upload::Model,
-    whole: &StagedBlob,
-) -> AppResult<resumable_upload::Model> {
-    let segment = Segment {
-        key: whole.staging_path.to_string(),
-        size: whole.size,
-        sha256: whole.sha256.clone(),
     };
     let mut active: resumable_upload::ActiveModel = row.clone().into();
-    active.offset = Set(row.length);
-    active.segments = Set(serde_json::to_value([segment]).map_err(AppError::internal)?);
-    active.sha256 = Set(Some(whole.sha256.clone()));
-    active.expires_at = Set(expiry(state));
-    Ok(active.update(&state.db).await?)
+    active.segments = Set(segments_value(std::slice::from_ref(&whole))?);
+    active.hash_state = Set(None);
+    active.sha256 = Set(Some(sha256));
+    let row = active.update(&state.db).await?;
+    for segment in segments.iter().filter(|s| s.key != whole.key) {
+        state.blobs.delete_object(&segment.path()).await;
+    }
+    Ok(row)
 }
 
 /// The caller's finished upload `id` as a file for a version or draft (`field` names it in
@@ -290,14 +331,17 @@ pub async fn take(
             format!("upload {id} has {} of its {} bytes", row.offset, row.length),
         ));
     }
-    if row.sha256.is_none() {
-        // Its last byte arrived but the join did not finish: finish it now.
-        row = complete(state, &row).await?;
-    }
+    // Its last byte arrived but the join did not finish (or did not start): finish it now.
+    row = complete(state, &row).await?;
     let [segment] = segments_of(&row)?
         .try_into()
         .map_err(|_| AppError::internal(format!("finished upload {id} is not one object")))?;
-    let mut blob = segment.blob();
+    let mut blob = StagedBlob {
+        staging_path: segment.path(),
+        sha256: row.sha256.clone().unwrap_or_default(),
+        size: segment.size,
+        head: Vec::new(),
+    };
     let head_end = std::cmp::min(blob.size, HEAD_BYTES as u64);
     if head_end > 0 {
         let mut bytes = state

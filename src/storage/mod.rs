@@ -13,13 +13,13 @@ use std::{ops::Range, path::PathBuf, sync::Arc};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
 use object_store::{
-    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, aws::AmazonS3Builder,
-    local::LocalFileSystem, path::Path, prefix::PrefixStore,
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart,
+    aws::AmazonS3Builder, local::LocalFileSystem, path::Path, prefix::PrefixStore,
 };
 use std::io::{Read, Seek, SeekFrom};
 
 pub use parts::Part;
-pub use upload::{HEAD_BYTES, StagedBlob, Upload};
+pub use upload::{HEAD_BYTES, PartialSha256, StagedBlob, StagedSegment, Upload};
 
 use crate::config::{S3Options, StorageUrl};
 
@@ -188,7 +188,19 @@ impl BlobStore {
             .lease
             .get_or_try_init(|| async { staging::Lease::take(self.local_root.as_deref()) })
             .await?;
-        Upload::begin(self.store.clone(), lease.new_path(), self.part_size()).await
+        self.upload_to(lease.new_path()).await
+    }
+
+    /// Starts streaming a file to `path`.
+    async fn upload_to(&self, path: Path) -> Result<Upload, StorageError> {
+        Upload::begin(
+            self.store.clone(),
+            path,
+            self.part_size(),
+            PartialSha256::default(),
+            false,
+        )
+        .await
     }
 
     fn part_size(&self) -> usize {
@@ -206,9 +218,50 @@ impl BlobStore {
     }
 
     /// Starts streaming a segment of a resumable upload to `path` (see
-    /// [`Self::resumable_path`]).
-    pub async fn begin_upload_at(&self, path: Path) -> Result<Upload, StorageError> {
-        Upload::begin(self.store.clone(), path, self.part_size()).await
+    /// [`Self::resumable_path`]): its bytes continue the file's SHA-256 `file`, and are hashed
+    /// on their own too when `own_sha256`.
+    pub async fn begin_segment(
+        &self,
+        path: Path,
+        file: PartialSha256,
+        own_sha256: bool,
+    ) -> Result<Upload, StorageError> {
+        Upload::begin(self.store.clone(), path, self.part_size(), file, own_sha256).await
+    }
+
+    /// Writes the objects `parts` (with their sizes), one after another, as the one object
+    /// `to`: on S3 by S3's own copies where it can, else by streaming the bytes through.
+    pub async fn join(&self, parts: &[(Path, u64)], to: &Path) -> Result<(), StorageError> {
+        if let Some(s3) = &self.s3
+            && s3.join(parts, to).await?
+        {
+            return Ok(());
+        }
+        let multipart = self.store.put_multipart(to).await.map_err(map_err)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(multipart, self.part_size());
+        let written = async {
+            for (path, _) in parts {
+                let mut bytes = self.read_at(path, None).await?;
+                while let Some(chunk) = bytes.next().await {
+                    writer
+                        .wait_for_capacity(upload::MAX_IN_FLIGHT)
+                        .await
+                        .map_err(map_err)?;
+                    writer.put(chunk?);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match written {
+            Ok(()) => writer.finish().await.map(drop).map_err(map_err),
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(path = %to, error = %abort, "could not abort a join");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Streams `range` of the object at `path` (a resumable upload's segment).
@@ -300,10 +353,15 @@ impl BlobStore {
 
     /// Deletes a staged upload that will not be committed (best effort, logged).
     pub async fn discard(&self, staged: &StagedBlob) {
-        if let Err(e) = self.store.delete(&staged.staging_path).await
+        self.delete_object(&staged.staging_path).await;
+    }
+
+    /// Deletes the object at `path`, outside the content addresses (best effort, logged).
+    pub async fn delete_object(&self, path: &Path) {
+        if let Err(e) = self.store.delete(path).await
             && !matches!(e, object_store::Error::NotFound { .. })
         {
-            tracing::warn!(path = %staged.staging_path, error = %e, "could not delete staged upload");
+            tracing::warn!(path = %path, error = %e, "could not delete an object");
         }
     }
 

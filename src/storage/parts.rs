@@ -6,7 +6,7 @@
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, path::Path};
 
-use super::{BlobStore, ByteStream, StagedBlob, StorageError, Upload, map_err, upload};
+use super::{BlobStore, ByteStream, StagedBlob, StorageError, Upload, map_err};
 
 /// Where parts wait for their completion.
 const PREFIX: &str = "lfs-parts";
@@ -34,12 +34,7 @@ impl BlobStore {
     /// Starts receiving a part of the object `key` (a `/`-separated name of the caller's).
     pub async fn begin_part(&self, key: &str) -> Result<Upload, StorageError> {
         let path = folder(key).join(format!("{INCOMING}{}", uuid::Uuid::now_v7()));
-        let part_size = if self.local_root.is_some() {
-            upload::LOCAL_PART_SIZE
-        } else {
-            upload::REMOTE_PART_SIZE
-        };
-        Upload::begin(self.store.clone(), path, part_size).await
+        self.upload_to(path).await
     }
 
     /// Keeps a received part as part `number` of `key`.

@@ -1,6 +1,7 @@
 //! What an S3 store needs beyond `ObjectStore`: copies of objects larger than one CopyObject
-//! may copy (5 GiB), made as a multipart upload whose parts S3 copies itself (UploadPartCopy),
-//! and presigned downloads that send a client to S3 for the bytes.
+//! may copy (5 GiB), and objects joined from others, made as multipart uploads whose parts S3
+//! copies itself (UploadPartCopy); and presigned downloads that send a client to S3 for the
+//! bytes.
 
 use std::{ops::Range, time::Duration};
 
@@ -57,23 +58,63 @@ impl S3 {
     }
 
     /// Copies the object at `from` (of `size` bytes) to `to` inside the bucket: one CopyObject
-    /// up to [`S3Options::max_single_copy`], else a multipart upload of copied parts (aborted
-    /// if any part fails, so nothing is left half-made at `to`).
+    /// up to [`S3Options::max_single_copy`], else copied in parts.
     pub(super) async fn copy(&self, from: &Path, to: &Path, size: u64) -> Result<(), StorageError> {
-        let (from, to) = (self.key(from), self.key(to));
         if size <= self.options.max_single_copy {
-            return self.client.copy(&from, &to).await.map_err(map_err);
+            return self
+                .client
+                .copy(&self.key(from), &self.key(to))
+                .await
+                .map_err(map_err);
         }
-        let id = self.client.create_multipart(&to).await.map_err(map_err)?;
         let part_bytes = part_bytes(size, self.options.max_single_copy);
-        let parts: Result<Vec<PartId>, StorageError> = futures_util::stream::iter(
-            (0..size.div_ceil(part_bytes))
-                .map(|i| (i, i * part_bytes..((i + 1) * part_bytes).min(size))),
-        )
-        .map(|(index, range)| self.copy_part(&from, &to, &id, index, range))
-        .buffered(PARTS_AT_ONCE)
-        .try_collect()
-        .await;
+        let pieces = (0..size.div_ceil(part_bytes))
+            .map(|i| {
+                (
+                    from.clone(),
+                    i * part_bytes..((i + 1) * part_bytes).min(size),
+                )
+            })
+            .collect();
+        self.copy_parts(pieces, to).await
+    }
+
+    /// Joins the objects `parts` (with their sizes), in order, into the object `to`, copied by
+    /// S3 itself; `false`, with nothing done, where S3 cannot: a part but the last under S3's
+    /// smallest part size, or too many parts.
+    pub(super) async fn join(
+        &self,
+        parts: &[(Path, u64)],
+        to: &Path,
+    ) -> Result<bool, StorageError> {
+        match join_pieces(parts) {
+            Some(pieces) => self.copy_parts(pieces, to).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Makes the object `to` of `pieces` (ranges of objects, in order) as a multipart upload
+    /// whose parts S3 copies, a few at once; aborted if any part fails, so nothing is left
+    /// half-made at `to`.
+    async fn copy_parts(
+        &self,
+        pieces: Vec<(Path, Range<u64>)>,
+        to: &Path,
+    ) -> Result<(), StorageError> {
+        let to = self.key(to);
+        let id = self.client.create_multipart(&to).await.map_err(map_err)?;
+        let parts: Result<Vec<PartId>, StorageError> =
+            futures_util::stream::iter(pieces.into_iter().enumerate())
+                .map(|(index, (from, range))| {
+                    let (to, id) = (&to, &id);
+                    async move {
+                        self.copy_part(&self.key(&from), to, id, index as u64, range)
+                            .await
+                    }
+                })
+                .buffered(PARTS_AT_ONCE)
+                .try_collect()
+                .await;
         let completed = match parts {
             Ok(parts) => self
                 .client
@@ -174,6 +215,25 @@ fn part_bytes(size: u64, largest: u64) -> u64 {
         .max(size.div_ceil(MAX_PARTS))
 }
 
+/// The part copies that join `parts` (objects with their sizes, in order): each object in
+/// equal pieces of at most [`MAX_COPY_PART_BYTES`]; `None` where S3 cannot join them so (an
+/// object but the last under its smallest part, too many parts, or nothing to join).
+fn join_pieces(parts: &[(Path, u64)]) -> Option<Vec<(Path, Range<u64>)>> {
+    let (_, leading) = parts.split_last()?;
+    if leading.iter().any(|(_, size)| *size < MIN_PART_BYTES) {
+        return None;
+    }
+    let pieces: Vec<_> = parts
+        .iter()
+        .flat_map(|(path, size)| {
+            let count = size.div_ceil(MAX_COPY_PART_BYTES);
+            let piece = size.div_ceil(count.max(1));
+            (0..count).map(move |i| (path.clone(), i * piece..((i + 1) * piece).min(*size)))
+        })
+        .collect();
+    (!pieces.is_empty() && pieces.len() as u64 <= MAX_PARTS).then_some(pieces)
+}
+
 /// The text of the first `<name>` element of an XML answer.
 fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     let open = format!("<{name}>");
@@ -196,6 +256,37 @@ mod tests {
         // 10,000 parts at most, even for 50 TB.
         let huge = 50 * 1024 * GIB;
         assert!(huge.div_ceil(part_bytes(huge, 5 * GIB)) <= MAX_PARTS);
+    }
+
+    #[test]
+    fn joins_are_planned_within_s3_limits() {
+        const MIB: u64 = 1024 * 1024;
+        let (a, b) = (Path::from("a"), Path::from("b"));
+        let ranges = |parts: &[(Path, u64)]| {
+            join_pieces(parts).map(|pieces| {
+                pieces
+                    .into_iter()
+                    .map(|(path, range)| (path.to_string(), range))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            ranges(&[(a.clone(), 6 * MIB), (b.clone(), 1)]),
+            Some(vec![("a".into(), 0..6 * MIB), ("b".into(), 0..1)])
+        );
+        // A part under 5 MiB may only come last.
+        assert_eq!(ranges(&[(a.clone(), MIB), (b.clone(), 6 * MIB)]), None);
+        // A part larger than one copy may copy is copied in equal pieces.
+        assert_eq!(
+            ranges(&[(a.clone(), 600 * MIB), (b, 2)]),
+            Some(vec![
+                ("a".into(), 0..300 * MIB),
+                ("a".into(), 300 * MIB..600 * MIB),
+                ("b".into(), 0..2)
+            ])
+        );
+        assert_eq!(ranges(&[]), None);
+        assert_eq!(ranges(&[(a, 0)]), None);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, digest::common::hazmat::SerializableState};
 use tokio::task::JoinHandle;
 
 use super::{StorageError, map_err};
@@ -17,12 +18,60 @@ pub(super) const REMOTE_PART_SIZE: usize = 5 * 1024 * 1024;
 /// The size of the parts written to local disk: smaller parts keep less in memory.
 pub(super) const LOCAL_PART_SIZE: usize = 1024 * 1024;
 /// Parts in flight at once: bounds memory to about `part size * (MAX_IN_FLIGHT + 1)`.
-const MAX_IN_FLIGHT: usize = 2;
+pub(super) const MAX_IN_FLIGHT: usize = 2;
 /// How many leading bytes are kept to recognise the file format.
 pub const HEAD_BYTES: usize = 64 * 1024;
 /// Bytes hashed together on a blocking thread: large enough that the hop is cheap, small
 /// enough that little waits in memory.
 const HASH_BATCH: usize = 1024 * 1024;
+
+/// The SHA-256 of a file's first bytes, which later bytes continue: storable between requests
+/// (as text), so a resumable upload's bytes are hashed once, as they arrive, whichever replica
+/// receives them.
+#[derive(Clone, Default)]
+pub struct PartialSha256(Sha256);
+
+impl PartialSha256 {
+    /// The state as text, to be read back by [`Self::from_text`].
+    pub fn to_text(&self) -> String {
+        STANDARD_NO_PAD.encode(self.0.serialize())
+    }
+
+    /// The state [`Self::to_text`] wrote; `None` for anything else (such as a state written by
+    /// another version of the hash crate).
+    pub fn from_text(text: &str) -> Option<Self> {
+        let bytes = STANDARD_NO_PAD.decode(text).ok()?;
+        let state = bytes.as_slice().try_into().ok()?;
+        Sha256::deserialize(state).ok().map(Self)
+    }
+
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The lower-case hex SHA-256 of all the bytes.
+    pub fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
+/// What an upload's bytes are hashed into: the file they belong to, and, when asked, these
+/// bytes alone (for a resumable upload's checksum).
+#[derive(Clone, Default)]
+struct Hashes {
+    file: PartialSha256,
+    own: Option<Sha256>,
+}
+
+impl Hashes {
+    fn update(&mut self, chunk: &[u8]) {
+        self.file.update(chunk);
+        if let Some(own) = &mut self.own {
+            own.update(chunk);
+        }
+    }
+}
 
 /// SHA-256 off the receiving task: chunks gather into batches of [`HASH_BATCH`] bytes, each
 /// hashed on a blocking thread while the next one gathers. A thread is held only while it
@@ -30,21 +79,21 @@ const HASH_BATCH: usize = 1024 * 1024;
 struct Hasher {
     batch: Vec<Bytes>,
     batched: usize,
-    /// The hash of the batches so far: ready, or being computed.
+    /// The hashes of the batches so far: ready, or being computed.
     state: HashState,
 }
 
 enum HashState {
-    Ready(Sha256),
-    Hashing(JoinHandle<Sha256>),
+    Ready(Box<Hashes>),
+    Hashing(JoinHandle<Box<Hashes>>),
 }
 
 impl Hasher {
-    fn start() -> Self {
+    fn start(hashes: Hashes) -> Self {
         Self {
             batch: Vec::new(),
             batched: 0,
-            state: HashState::Ready(Sha256::new()),
+            state: HashState::Ready(Box::new(hashes)),
         }
     }
 
@@ -54,35 +103,34 @@ impl Hasher {
         self.batched += chunk.len();
         self.batch.push(chunk);
         if self.batched >= HASH_BATCH {
-            let mut hasher = self.ready().await?;
+            let mut hashes = self.ready().await?;
             let batch = std::mem::take(&mut self.batch);
             self.batched = 0;
             self.state = HashState::Hashing(tokio::task::spawn_blocking(move || {
                 for chunk in &batch {
-                    hasher.update(chunk);
+                    hashes.update(chunk);
                 }
-                hasher
+                hashes
             }));
         }
         Ok(())
     }
 
-    /// The hash so far, once the batch being hashed is done.
-    async fn ready(&mut self) -> Result<Sha256, StorageError> {
-        let state = std::mem::replace(&mut self.state, HashState::Ready(Sha256::new()));
-        match state {
-            HashState::Ready(hasher) => Ok(hasher),
+    /// The hashes so far, once the batch being hashed is done.
+    async fn ready(&mut self) -> Result<Box<Hashes>, StorageError> {
+        match std::mem::replace(&mut self.state, HashState::Ready(Box::default())) {
+            HashState::Ready(hashes) => Ok(hashes),
             HashState::Hashing(task) => task.await.map_err(StorageError::HashingStopped),
         }
     }
 
-    /// The SHA-256 of everything added.
-    async fn finish(mut self) -> Result<String, StorageError> {
-        let mut hasher = self.ready().await?;
+    /// The hashes of everything added.
+    async fn finish(mut self) -> Result<Box<Hashes>, StorageError> {
+        let mut hashes = self.ready().await?;
         for chunk in &self.batch {
-            hasher.update(chunk);
+            hashes.update(chunk);
         }
-        Ok(hex(&hasher.finalize()))
+        Ok(hashes)
     }
 }
 
@@ -108,17 +156,37 @@ pub struct StagedBlob {
     pub head: Vec<u8>,
 }
 
+/// Some of a resumable upload's bytes, durable in the store.
+#[derive(Clone)]
+pub struct StagedSegment {
+    /// Where they are.
+    pub path: Path,
+    /// How many.
+    pub size: u64,
+    /// The file's SHA-256 continued over them.
+    pub file: PartialSha256,
+    /// Their own SHA-256 (lower-case hex), when it was asked for.
+    pub sha256: Option<String>,
+}
+
 impl Upload {
+    /// Starts writing to `path`; the bytes continue the SHA-256 `file`, and are hashed on their
+    /// own too when `own_sha256`.
     pub(super) async fn begin(
         store: Arc<dyn ObjectStore>,
         path: Path,
         part_size: usize,
+        file: PartialSha256,
+        own_sha256: bool,
     ) -> Result<Self, StorageError> {
         let multipart = store.put_multipart(&path).await.map_err(map_err)?;
         Ok(Self {
             writer: WriteMultipart::new_with_chunk_size(multipart, part_size),
             path,
-            hasher: Hasher::start(),
+            hasher: Hasher::start(Hashes {
+                file,
+                own: own_sha256.then(Sha256::new),
+            }),
             size: 0,
             head: Vec::new(),
         })
@@ -148,13 +216,26 @@ impl Upload {
 
     /// Completes the upload: once this returns, the bytes are durable in the staging area.
     pub async fn finish(self) -> Result<StagedBlob, StorageError> {
-        let (written, sha256) = tokio::join!(self.writer.finish(), self.hasher.finish());
+        let (written, hashes) = tokio::join!(self.writer.finish(), self.hasher.finish());
         written.map_err(map_err)?;
         Ok(StagedBlob {
             staging_path: self.path,
-            sha256: sha256?,
+            sha256: hashes?.file.finish(),
             size: self.size,
             head: self.head,
+        })
+    }
+
+    /// Completes a resumable upload's segment: once this returns, its bytes are durable.
+    pub async fn finish_segment(self) -> Result<StagedSegment, StorageError> {
+        let (written, hashes) = tokio::join!(self.writer.finish(), self.hasher.finish());
+        written.map_err(map_err)?;
+        let hashes = hashes?;
+        Ok(StagedSegment {
+            path: self.path,
+            size: self.size,
+            file: hashes.file,
+            sha256: hashes.own.map(|own| hex(&own.finalize())),
         })
     }
 
@@ -164,5 +245,28 @@ impl Upload {
         if let Err(e) = self.writer.abort().await {
             tracing::warn!(path = %path, error = %e, "could not abort staged upload");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_hash_continues_from_its_text() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for cut in [0, 1, 63, 64, 65, 4_097, 10_000] {
+            let mut first = PartialSha256::default();
+            first.update(&bytes[..cut]);
+            let mut resumed = PartialSha256::from_text(&first.to_text()).unwrap();
+            resumed.update(&bytes[cut..]);
+            assert_eq!(
+                resumed.finish(),
+                hex(&Sha256::digest(&bytes)),
+                "cut at {cut}"
+            );
+        }
+        assert!(PartialSha256::from_text("not a state").is_none());
+        assert!(PartialSha256::from_text("").is_none());
     }
 }

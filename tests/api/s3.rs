@@ -104,8 +104,9 @@ async fn models_round_trip_through_s3() {
     );
 }
 
-/// The store's entity tag of the blob with this hash, read from the bucket directly.
-async fn blob_etag(app: &crate::helpers::TestApp, sha256: &str) -> String {
+/// The store's entity tag of the object at `path` (below the app's prefix), read from the
+/// bucket directly.
+async fn object_etag(app: &crate::helpers::TestApp, path: &str) -> String {
     use object_store::ObjectStoreExt;
     let modelhub::config::StorageUrl::S3 { bucket, prefix } = &app.state.config.storage else {
         panic!("the app stores blobs on S3");
@@ -114,16 +115,21 @@ async fn blob_etag(app: &crate::helpers::TestApp, sha256: &str) -> String {
         .with_bucket_name(bucket)
         .build()
         .unwrap();
-    let key = format!(
-        "{prefix}/{}",
-        modelhub::storage::BlobStore::blob_path(sha256)
-    );
     bucket
-        .head(&object_store::path::Path::from(key))
+        .head(&object_store::path::Path::from(format!("{prefix}/{path}")))
         .await
         .unwrap()
         .e_tag
         .unwrap()
+}
+
+/// The store's entity tag of the blob with this hash.
+async fn blob_etag(app: &crate::helpers::TestApp, sha256: &str) -> String {
+    object_etag(
+        app,
+        modelhub::storage::BlobStore::blob_path(sha256).as_ref(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -306,4 +312,54 @@ async fn downloads_are_sent_to_the_store_by_a_presigned_redirect() {
         )
         .await;
     assert_eq!(counts.data()["modelVersion"]["downloads"], 1);
+}
+
+#[tokio::test]
+async fn a_resumable_upload_is_joined_by_the_store_where_it_can() {
+    if test_s3_bucket("a_resumable_upload_is_joined_by_the_store_where_it_can").is_none() {
+        return;
+    }
+    const MIB: usize = 1024 * 1024;
+    let app = spawn_with(Options {
+        s3: true,
+        ..Options::default()
+    })
+    .await;
+    let token = app.register("s3-joiner").await;
+    let weights = safetensors(3 * MIB);
+    // 11 MiB then 1 MiB: S3 copies the two as the parts of one object. 1 MiB then 11: a part
+    // under 5 MiB cannot come first, so the hub streams them into parts of 5 MiB.
+    for (name, first, parts) in [("copied", 11 * MIB, "-2\""), ("streamed", MIB, "-3\"")] {
+        let url = crate::resumable::create(&app, &token, weights.len()).await;
+        for (from, to) in [(0, first), (first, weights.len())] {
+            let sent = crate::resumable::patch(&app, &token, &url, from, &weights[from..to]).await;
+            assert_eq!(sent.status(), 204);
+        }
+        let id = url.rsplit('/').next().unwrap();
+        let whole = modelhub::storage::BlobStore::resumable_path(id.parse().unwrap(), "whole");
+        let etag = object_etag(&app, whole.as_ref()).await;
+        assert!(etag.ends_with(parts), "{name}: {etag}");
+        let created = app
+            .gql(
+                Some(&token),
+                "mutation($input: CreateModelInput!, $files: [FileUpload!]) { createModel(input: $input, files: $files) { currentVersion { id sha256 } } }",
+                json!({ "input": { "name": name, "framework": "PYTORCH", "version": "1.0.0" },
+                        "files": [{ "path": "w.safetensors", "uploadId": id }] }),
+            )
+            .await;
+        let version = &created.data()["createModel"]["currentVersion"];
+        assert_eq!(version["sha256"], sha256_hex(&weights));
+        let download = app
+            .client
+            .get(format!(
+                "{}/files/{}",
+                app.base,
+                version["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(download.bytes().await.unwrap() == weights, "{name}");
+    }
 }
