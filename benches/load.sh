@@ -35,18 +35,17 @@ BASE="http://127.0.0.1:$PORT"
 PG_DB="modelhub_load_$$"
 
 command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-command -v nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 cargo build --release --quiet
+source benches/lib.sh
 SERVER_PID="" SECOND_PID=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
   [ -n "$SECOND_PID" ] && kill "$SECOND_PID" 2>/dev/null || true
-  [ -f "$WORK/nginx.pid" ] && nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true
+  stop_balancer
   case " $ENGINES " in *" postgres "*) psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" 2>/dev/null || true ;; esac
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-source benches/lib.sh
 
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status"; }
 cat >"$WORK/report.lua" <<'LUA'
@@ -141,27 +140,8 @@ case " $ENGINES " in *" postgres "*)
   ENGINE=balanced
   : >"$WORK/$ENGINE.txt"
   FIRST_PORT=$PORT SECOND_PORT=$((PORT + 1)) LB_PORT=$((PORT + 2))
-  for P in $FIRST_PORT $SECOND_PORT; do
-    MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_BIND="127.0.0.1:$P" \
-      MODELHUB_DATA_DIR="$WORK/data-$P" MODELHUB_LOG=warn "$ROOT/target/release/modelhub" >>"$WORK/server.log" 2>&1 &
-    if [ "$P" = "$FIRST_PORT" ]; then SERVER_PID=$!; else SECOND_PID=$!; fi
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P/healthz" >/dev/null && break; sleep 0.1; done
-  done
-  cat >"$WORK/nginx.conf" <<CONF
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream hub { server 127.0.0.1:$FIRST_PORT; server 127.0.0.1:$SECOND_PORT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$LB_PORT;
-    location / { proxy_pass http://hub; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-  nginx -c "$WORK/nginx.conf"
+  start_replicas "$FIRST_PORT" "$SECOND_PORT"
+  start_balancer "$LB_PORT" "$FIRST_PORT" "$SECOND_PORT"
   TOKEN=$(curl -sf "http://127.0.0.1:$LB_PORT/graphql" -H 'content-type: application/json' \
     -d '{"query":"mutation { login(input: {username: \"loader\", password: \"correct horse battery staple\"}) { token } }"}' \
     | json 'd["data"]["login"]["token"]')

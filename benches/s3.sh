@@ -7,10 +7,13 @@
 #
 #   bash benches/s3.sh                       # 1 GiB (benches/run.sh runs this)
 #   MODELHUB_S3_MAX_COPY_BYTES=1073741824 SIZE_GIB=2 bash benches/s3.sh   # a multipart copy
+#   S3_ENDPOINT=http://127.0.0.1:9100 SIZE_GIB=6 bash benches/s3.sh      # another S3 server
 #
 # A file over MODELHUB_S3_MAX_COPY_BYTES is placed by a multipart copy of its parts. moto
 # keeps a multipart upload's whole object in memory when completing it (a 6 GiB file took it
-# past 20 GiB of memory): larger files need a real S3 service.
+# past 20 GiB of memory): larger files need an S3 server that keeps objects on disk, named by
+# S3_ENDPOINT (with a bucket `bench`, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, default
+# test / test) instead of moto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,32 +27,35 @@ PG_DB="modelhub_s3_$$"
 BASE="http://127.0.0.1:$PORT"
 
 MOTO_VENV="$ROOT/target/ci-moto"
-if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+if [ -z "${S3_ENDPOINT:-}" ] && [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
   python3 -m venv "$MOTO_VENV" && "$MOTO_VENV/bin/pip" install --quiet 'moto[server]==5.2.5'
 fi
 cargo build --release --quiet
+source benches/lib.sh
 
-command -v nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 MOTO_PID="" SERVER_PID="" SECOND_PID=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
   [ -n "$SECOND_PID" ] && kill "$SECOND_PID" 2>/dev/null || true
   [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  [ -f "$WORK/nginx.pid" ] && nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true
+  stop_balancer
   psql -q "$PG_ADMIN/postgres" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-# moto keeps objects over 16 MB in temporary files: keep them beside the test file.
-TMPDIR="$WORK" "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
-MOTO_PID=$!
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.1; done
-curl -sf -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/bench"
+if [ -z "${S3_ENDPOINT:-}" ]; then
+  # moto keeps objects over 16 MB in temporary files: keep them beside the test file.
+  TMPDIR="$WORK" "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+  MOTO_PID=$!
+  S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+  for _ in $(seq 100); do curl -sf -o /dev/null "$S3_ENDPOINT/" && break; sleep 0.1; done
+  curl -sf -o /dev/null -X PUT "$S3_ENDPOINT/bench"
+fi
 
-source benches/lib.sh
 mkdir -p "$WORK/data"
-export AWS_ENDPOINT="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-  AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true MODELHUB_STORAGE_URL=s3://bench/large
+export AWS_ENDPOINT="$S3_ENDPOINT" AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" \
+  AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}" AWS_REGION="${AWS_REGION:-us-east-1}" \
+  AWS_ALLOW_HTTP=true MODELHUB_STORAGE_URL=s3://bench/large
 start_server
 
 gql() { curl -sf "$BASE/graphql" -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
@@ -88,31 +94,8 @@ export MODELHUB_DATABASE_URL="$PG_ADMIN/$PG_DB" MODELHUB_REDIS_URL="$REDIS" MODE
   MODELHUB_JWT_SECRET="s3-benchmark-secret-of-at-least-32-characters" MODELHUB_STORAGE_URL=s3://bench/balanced
 unset MODELHUB_S3_PRESIGNED_DOWNLOADS
 LB_PORT=$((PORT + 2))
-for P in "$PORT" $((PORT + 1)); do
-  MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
-    MODELHUB_BIND="127.0.0.1:$P" MODELHUB_DATA_DIR="$WORK/data-$P" MODELHUB_LOG=warn \
-    "$ROOT/target/release/modelhub" >>"$WORK/server.log" 2>&1 &
-  if [ "$P" = "$PORT" ]; then SERVER_PID=$!; else SECOND_PID=$!; fi
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P/healthz" >/dev/null && break; sleep 0.1; done
-done
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_max_body_size 0;
-  client_body_temp_path $WORK/nginx-body;
-  proxy_temp_path $WORK/nginx-proxy;
-  upstream hub { server 127.0.0.1:$PORT; server 127.0.0.1:$((PORT + 1)); }
-  server {
-    listen 127.0.0.1:$LB_PORT;
-    location / { proxy_pass http://hub; proxy_http_version 1.1; proxy_request_buffering off; proxy_buffering off; }
-  }
-}
-CONF
-nginx -c "$WORK/nginx.conf"
+start_replicas "$PORT" $((PORT + 1))
+start_balancer "$LB_PORT" "$PORT" $((PORT + 1))
 BASE="http://127.0.0.1:$LB_PORT"
 TOKEN=""
 gql '{"query":"mutation { register(input: {username: \"bench\", email: \"bench@example.com\", password: \"correct horse battery staple\"}) { token } }"}' >/dev/null
