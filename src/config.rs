@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use thiserror::Error;
 use url::Url;
 
-use crate::services::rate_limit::Rules;
+use crate::{domain::alias::AliasName, services::rate_limit::Rules};
 
 /// A configuration value that could not be used.
 #[derive(Debug, Error)]
@@ -111,6 +111,9 @@ pub struct Config {
     pub max_version_bytes: u64,
     /// `MODELHUB_DRAFT_TTL_HOURS`: how long a version draft lives after its last change.
     pub draft_ttl: Duration,
+    /// `MODELHUB_PROTECTED_ALIASES`: the aliases (comma separated; `production` by default,
+    /// `none` for none) that only administrators and PROMOTE tokens may move.
+    pub protected_aliases: Vec<AliasName>,
     /// `MODELHUB_PUBLIC_URL`: the base of the download links the API hands out.
     pub public_url: Url,
     /// `MODELHUB_DATA_DIR`: where the embedded defaults keep their files.
@@ -267,6 +270,22 @@ impl Config {
                     })
             })
             .collect::<Result<_, _>>()?;
+        let protected_aliases = match vars.var("MODELHUB_PROTECTED_ALIASES") {
+            Some(list) if list.trim() == "none" => Vec::new(),
+            list => list
+                .as_deref()
+                .unwrap_or("production")
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(|name| {
+                    AliasName::parse("alias", name).map_err(|e| ConfigError {
+                        var: "MODELHUB_PROTECTED_ALIASES",
+                        message: e.message(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let response_cache_ttl = match vars.parse_var("MODELHUB_RESPONSE_CACHE_SECS", 2u64)? {
             secs if secs <= MAX_CACHE_SECS => Duration::from_secs(secs),
             _ => {
@@ -308,6 +327,7 @@ impl Config {
             draft_ttl: Duration::from_secs(
                 3600 * vars.parse_var::<u64>("MODELHUB_DRAFT_TTL_HOURS", 24)?,
             ),
+            protected_aliases,
             public_url,
             data_dir,
             cors_origins,
@@ -403,6 +423,8 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<String> 
 mod tests {
     use std::{collections::HashMap, time::Duration};
 
+    use crate::domain::alias::AliasName;
+
     use secrecy::ExposeSecret;
 
     use super::{Config, ConfigError, StorageUrl, UnsafeUploads};
@@ -442,6 +464,10 @@ mod tests {
         assert_eq!(config.max_files_per_version, 10_000);
         assert_eq!(config.max_version_bytes, 1024 * 1024 * 1024 * 1024);
         assert_eq!(config.draft_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            config.protected_aliases,
+            [AliasName::parse("a", "production").unwrap()]
+        );
         assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
         assert_eq!(config.data_dir, std::path::PathBuf::from("./data"));
         assert_eq!(config.cors_origins, vec!["*".to_owned()]);
@@ -492,8 +518,22 @@ mod tests {
             ("MODELHUB_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"),
             ("MODELHUB_LIMIT_UPLOAD", "3/60"),
             ("MODELHUB_INSPECTION_THREADS", "3"),
+            ("MODELHUB_PROTECTED_ALIASES", " production, champion ,"),
         ])
         .unwrap();
+        assert_eq!(
+            config.protected_aliases,
+            [
+                AliasName::parse("a", "production").unwrap(),
+                AliasName::parse("a", "champion").unwrap()
+            ]
+        );
+        let none = from(&[
+            ("MODELHUB_JWT_SECRET", SECRET),
+            ("MODELHUB_PROTECTED_ALIASES", "none"),
+        ])
+        .unwrap();
+        assert!(none.protected_aliases.is_empty());
         assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.max_upload_bytes, 1024);
         assert_eq!(config.unsafe_uploads, UnsafeUploads::Reject);
@@ -537,6 +577,7 @@ mod tests {
             ("MODELHUB_S3_MAX_COPY_BYTES", "1048576"),
             ("MODELHUB_S3_PRESIGNED_DOWNLOADS", "yes"),
             ("MODELHUB_PUBLIC_URL", "not a url"),
+            ("MODELHUB_PROTECTED_ALIASES", "production,Main"),
             ("MODELHUB_JWT_SECRET", "too-short"),
             ("MODELHUB_MAX_UPLOAD_BYTES", "20GB"),
             ("MODELHUB_MAX_UPLOAD_BYTES", "-1"),

@@ -20,6 +20,8 @@ mod m20261202_000014_leases;
 mod m20261202_000015_slug_case;
 mod m20261202_000016_resumable_uploads;
 mod m20261203_000017_resumable_hash_state;
+mod m20261203_000018_model_aliases;
+mod m20261203_000019_model_lineage;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -45,6 +47,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_slug_case::Migration),
             Box::new(m20261202_000016_resumable_uploads::Migration),
             Box::new(m20261203_000017_resumable_hash_state::Migration),
+            Box::new(m20261203_000018_model_aliases::Migration),
+            Box::new(m20261203_000019_model_lineage::Migration),
         ]
     }
 }

@@ -19,6 +19,9 @@ pub enum Scope {
     Write,
     /// Also act as an administrator (only effective for admin accounts).
     Admin,
+    /// Also move the protected aliases (`MODELHUB_PROTECTED_ALIASES`) of models the caller
+    /// may change: for a deployment pipeline's token. Only API tokens carry it.
+    Promote,
 }
 
 impl Scope {
@@ -27,6 +30,7 @@ impl Scope {
             Self::Read => "read",
             Self::Write => "write",
             Self::Admin => "admin",
+            Self::Promote => "promote",
         }
     }
 
@@ -35,6 +39,7 @@ impl Scope {
             Self::Read => 1,
             Self::Write => 2,
             Self::Admin => 4,
+            Self::Promote => 8,
         }
     }
 }
@@ -44,7 +49,8 @@ impl Scope {
 pub struct ScopeSet(u8);
 
 impl ScopeSet {
-    /// Every scope: what a password login grants.
+    /// What a password login grants: every scope but PROMOTE, which only a token carries
+    /// (so that moving a protected alias is a deliberate act of a credential made for it).
     pub const ALL: Self = Self(7);
 
     /// The set of the given scopes.
@@ -59,7 +65,7 @@ impl ScopeSet {
 
     /// The scopes, in order.
     pub fn to_vec(self) -> Vec<Scope> {
-        [Scope::Read, Scope::Write, Scope::Admin]
+        [Scope::Read, Scope::Write, Scope::Admin, Scope::Promote]
             .into_iter()
             .filter(|s| self.contains(*s))
             .collect()
@@ -82,6 +88,7 @@ impl ScopeSet {
                 "read" => Some(Scope::Read),
                 "write" => Some(Scope::Write),
                 "admin" => Some(Scope::Admin),
+                "promote" => Some(Scope::Promote),
                 _ => None,
             })
             .collect();

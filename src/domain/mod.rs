@@ -2,8 +2,10 @@
 //! known to be valid, or a `BAD_USER_INPUT` error naming the field.
 
 pub mod account;
+pub mod alias;
 pub mod file_path;
 pub mod format;
 pub mod hub_name;
+pub mod lineage;
 pub mod model;
 pub mod version;

@@ -1,6 +1,7 @@
 //! SeaORM entities: one module per table, mirroring `migrations/`. They carry no rules; the
 //! services own those.
 
+pub mod alias_move;
 pub mod api_token;
 pub mod audit_log;
 pub mod blob_lock;
@@ -10,6 +11,7 @@ pub mod enums;
 pub mod lease;
 pub mod lfs_object;
 pub mod model;
+pub mod model_alias;
 pub mod model_tag;
 pub mod model_version;
 pub mod resumable_upload;

@@ -24,6 +24,16 @@ pub struct Model {
     /// The reviewer's note or rejection reason.
     pub review_note: Option<String>,
     pub current_version_id: Option<Uuid>,
+    /// The model of this hub it was made from (see the lineage migration).
+    pub base_model_id: Option<Uuid>,
+    /// What it was made from outside this hub (or a deleted base's `owner/name`).
+    pub base_model_ref: Option<String>,
+    /// How it was made from its base: `finetune`, `adapter`, `quantized` or `merge`.
+    pub base_relation: Option<String>,
+    /// The datasets it was trained on, as a JSON array of names or links.
+    pub datasets: Json,
+    /// A link to its training run.
+    pub training_run: Option<String>,
     pub downloads: i64,
     /// When publication was last requested (the approval queue's order).
     pub submitted_at: Option<DateTimeUtc>,

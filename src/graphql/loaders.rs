@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::{
     auth::Viewer,
-    entities::{model, model_version, user, version_file},
-    services::{models, versions},
+    entities::{model, model_alias, model_version, user, version_file},
+    services::{aliases, models, versions},
     state::AppState,
 };
 
@@ -27,6 +27,28 @@ pub struct ModelLoader(DatabaseConnection);
 pub struct VersionLoader(DatabaseConnection);
 /// All versions of a model, newest semver first, by model id.
 pub struct VersionsOfModelLoader(DatabaseConnection);
+/// A model's aliases, by name, by model id.
+pub struct AliasesOfModelLoader(DatabaseConnection);
+/// The names of the aliases pointing to a version, by version id.
+pub struct AliasesOfVersionLoader(DatabaseConnection);
+
+impl Loader<Uuid> for AliasesOfModelLoader {
+    type Value = Vec<model_alias::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        Ok(aliases::of_models(&self.0, keys).await?)
+    }
+}
+
+impl Loader<Uuid> for AliasesOfVersionLoader {
+    type Value = Vec<String>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        Ok(aliases::names_of_versions(&self.0, keys).await?)
+    }
+}
 
 impl Loader<Uuid> for UserLoader {
     type Value = user::Model;
@@ -297,6 +319,8 @@ pub struct Loaders {
     pub files_of_version: Cached<FilesOfVersionLoader>,
     pub files: Cached<FileLoader>,
     pub file_counts: Cached<FileCountLoader>,
+    pub aliases_of_model: Cached<AliasesOfModelLoader>,
+    pub aliases_of_version: Cached<AliasesOfVersionLoader>,
 }
 
 /// Most keys one batch loads: lists of pages are one `UNION ALL` of a SELECT per key, and
@@ -346,6 +370,8 @@ impl Loaders {
             versions: cached(VersionLoader(db.clone())),
             versions_of_model: cached(VersionsOfModelLoader(db.clone())),
             usage: cached(UsageLoader(db.clone())),
+            aliases_of_model: cached(AliasesOfModelLoader(db.clone())),
+            aliases_of_version: cached(AliasesOfVersionLoader(db.clone())),
         }
     }
 }

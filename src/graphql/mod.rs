@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod aliases;
 mod context;
 mod drafts;
 mod inspection;
@@ -26,6 +27,7 @@ use crate::state::AppState;
 pub struct QueryRoot(
     accounts::AccountQuery,
     models::ModelQuery,
+    aliases::AliasQuery,
     drafts::DraftQuery,
     admin::AdminQuery,
 );
@@ -36,6 +38,7 @@ pub struct QueryRoot(
 pub struct MutationRoot(
     accounts::AccountMutation,
     models::ModelMutation,
+    aliases::AliasMutation,
     drafts::DraftMutation,
     admin::AdminMutation,
 );

@@ -14,19 +14,22 @@ use uuid::Uuid;
 use super::{
     RequestContext,
     accounts::User,
+    aliases::{AliasMove, ModelAlias},
     context::loaders,
     loaders::{FilePage, Loaders},
     scalars::{BigInt, parse_id},
     upload::{FileUpload, Upload, files_of, forget},
 };
 use crate::{
+    domain::lineage::Relation,
     entities::{
         enums::{ApprovalStatus, ModelFormat, Visibility},
         model, model_version, version_file,
     },
     error::AppError,
     services::{
-        access, admin, downloads,
+        access, admin, aliases, downloads,
+        lineage::{BaseModel, Lineage},
         models::{self, ModelChanges, ModelFilter, ModelSortField, SortDirection},
         pagination::{Cursor, Page, SortValue, page_size},
         versions::{self, NewModel, NewVersion},
@@ -63,12 +66,48 @@ pub fn connection<T, N: async_graphql::OutputType>(
     connection
 }
 
-fn load_error(err: std::sync::Arc<sea_orm::DbErr>) -> AppError {
+pub(super) fn load_error(err: std::sync::Arc<sea_orm::DbErr>) -> AppError {
     AppError::internal(err.to_string())
 }
 
 /// A stored model: its metadata, owner, publication state and versions.
 pub struct Model(pub model::Model);
+
+/// What a model was made from.
+pub struct ModelBase {
+    model_id: Option<Uuid>,
+    reference: Option<String>,
+    relation: Option<Relation>,
+}
+
+#[Object(name = "BaseModel")]
+impl ModelBase {
+    /// The model of this hub it was made from, if the caller may see it.
+    async fn model(&self, ctx: &Context<'_>) -> Result<Option<Model>> {
+        let Some(id) = self.model_id else {
+            return Ok(None);
+        };
+        let model = loaders(ctx)?
+            .models
+            .load_one(id)
+            .await
+            .map_err(load_error)?;
+        Ok(model
+            .filter(|m| access::can_view(ctx.viewer(), m))
+            .map(Model))
+    }
+
+    /// What it was made from outside this hub (e.g. `meta-llama/Llama-3.1-8B`), or the
+    /// `owner/name` of a base model deleted since.
+    async fn reference(&self) -> Option<&str> {
+        self.reference.as_deref()
+    }
+
+    /// How it was made from it.
+    async fn relation(&self) -> Option<Relation> {
+        self.relation
+    }
+}
 
 #[Object]
 impl Model {
@@ -194,6 +233,85 @@ impl Model {
             .map(ModelVersion))
     }
 
+    /// What the model was made from, when known.
+    async fn base_model(&self) -> Option<ModelBase> {
+        let model = &self.0;
+        (model.base_model_id.is_some() || model.base_model_ref.is_some()).then(|| ModelBase {
+            model_id: model.base_model_id,
+            reference: model.base_model_ref.clone(),
+            relation: model.base_relation.as_deref().and_then(Relation::parse),
+        })
+    }
+
+    /// The datasets it was trained on (names or links).
+    async fn datasets(&self) -> Vec<&str> {
+        self.0
+            .datasets
+            .as_array()
+            .map(|all| all.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// A link to its training run.
+    async fn training_run(&self) -> Option<&str> {
+        self.0.training_run.as_deref()
+    }
+
+    /// The models made from this one that the caller may see (fine-tunes, adapters,
+    /// quantisations, merges), newest first.
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
+    async fn derivatives(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ConnectionOf<Model>> {
+        let filter = ModelFilter {
+            base_model: Some(self.0.id),
+            ..ModelFilter::default()
+        };
+        list_models(ctx, filter, None, first, after).await
+    }
+
+    /// The model's aliases, by name.
+    async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ModelAlias>> {
+        let aliases = loaders(ctx)?
+            .aliases_of_model
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        Ok(aliases.into_iter().map(ModelAlias).collect())
+    }
+
+    /// The alias with this name, if the model has it.
+    async fn alias(&self, ctx: &Context<'_>, name: String) -> Result<Option<ModelAlias>> {
+        let aliases = loaders(ctx)?
+            .aliases_of_model
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        Ok(aliases
+            .into_iter()
+            .find(|alias| alias.name == name.trim())
+            .map(ModelAlias))
+    }
+
+    /// Every move of the model's aliases, newest first.
+    #[graphql(complexity = "crate::graphql::page_cost(first, child_complexity)")]
+    async fn alias_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ConnectionOf<AliasMove>> {
+        let size = page_size(first)?;
+        let after = after.map(|a| Cursor::decode("after", &a)).transpose()?;
+        let page = aliases::history(ctx.state(), self.0.id, size, after).await?;
+        Ok(connection(page, AliasMove))
+    }
+
     /// Downloads of all versions.
     async fn downloads(&self) -> BigInt {
         BigInt(self.0.downloads)
@@ -260,6 +378,16 @@ impl ModelVersion {
     /// The version label, e.g. `v1.0.0`; unique per model, ordered as semver.
     async fn version(&self) -> &str {
         &self.0.version
+    }
+
+    /// The names of the model's aliases that point to this version.
+    async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        Ok(loaders(ctx)?
+            .aliases_of_version
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default())
     }
 
     /// The file format (for a version of several files, its main file's: the declared
@@ -578,6 +706,46 @@ pub struct CreateModelInput {
     metadata: Option<Json<Value>>,
     /// A JSON object (at most 64 KiB).
     performance_metrics: Option<Json<Value>>,
+    /// What it was made from; else the model card's `base_model`, if any.
+    base_model: Option<BaseModelInput>,
+    /// The datasets it was trained on (names or links); else the model card's `datasets`.
+    datasets: Option<Vec<String>>,
+    /// A link to its training run (an experiment tracker's page).
+    training_run: Option<String>,
+}
+
+/// What a model was made from: one of its `modelId` (a model here you may see) or
+/// `reference` (anything else, e.g. `meta-llama/Llama-3.1-8B`); neither clears it.
+#[derive(InputObject)]
+pub struct BaseModelInput {
+    model_id: Option<ID>,
+    reference: Option<String>,
+    relation: Option<Relation>,
+}
+
+/// The lineage an input gives.
+fn lineage_of(
+    base: Option<BaseModelInput>,
+    datasets: Option<Vec<String>>,
+    training_run: Option<String>,
+) -> Result<Lineage> {
+    let base = base
+        .map(|base| -> Result<BaseModel> {
+            Ok(BaseModel {
+                model_id: base
+                    .model_id
+                    .map(|id| parse_id("baseModel.modelId", &id))
+                    .transpose()?,
+                reference: base.reference,
+                relation: base.relation,
+            })
+        })
+        .transpose()?;
+    Ok(Lineage {
+        base,
+        datasets,
+        training_run,
+    })
 }
 
 /// A new version (sent with the file).
@@ -616,6 +784,11 @@ pub struct UpdateModelInput {
     /// Replaces all tags.
     tags: Option<Vec<String>>,
     license: Option<String>,
+    base_model: Option<BaseModelInput>,
+    /// Replaces the datasets.
+    datasets: Option<Vec<String>>,
+    /// An empty string clears it.
+    training_run: Option<String>,
 }
 
 /// What to narrow a model list to; all given conditions apply.
@@ -631,6 +804,8 @@ pub struct ModelFilterInput {
     tags: Vec<String>,
     /// The owner's username.
     owner: Option<String>,
+    /// Models made from this model (fine-tunes, adapters, quantisations, merges).
+    base_model: Option<ID>,
     license: Option<String>,
     /// Models with a version in this format.
     format: Option<ModelFormat>,
@@ -648,19 +823,25 @@ pub struct ModelSort {
     direction: SortDirection,
 }
 
-impl From<ModelFilterInput> for ModelFilter {
-    fn from(input: ModelFilterInput) -> Self {
-        Self {
+impl TryFrom<ModelFilterInput> for ModelFilter {
+    type Error = async_graphql::Error;
+
+    fn try_from(input: ModelFilterInput) -> Result<Self> {
+        Ok(Self {
             search: input.search,
             framework: input.framework,
             task_type: input.task_type,
             tags: input.tags,
             owner: input.owner,
             owner_id: None,
+            base_model: input
+                .base_model
+                .map(|id| parse_id("filter.baseModel", &id))
+                .transpose()?,
             license: input.license,
             format: input.format,
             safe_only: input.safe_only,
-        }
+        })
     }
 }
 
@@ -781,7 +962,14 @@ impl ModelQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<ConnectionOf<Model>> {
-        list_models(ctx, filter.unwrap_or_default().into(), sort, first, after).await
+        list_models(
+            ctx,
+            filter.unwrap_or_default().try_into()?,
+            sort,
+            first,
+            after,
+        )
+        .await
     }
 
     /// A model by id; null if it does not exist or the caller may not see it.
@@ -838,6 +1026,7 @@ impl ModelMutation {
             task_type: input.task_type,
             tags: input.tags,
             license: input.license,
+            lineage: lineage_of(input.base_model, input.datasets, input.training_run)?,
             version: new_version(
                 input.version,
                 input.format,
@@ -885,6 +1074,7 @@ impl ModelMutation {
             task_type: input.task_type,
             tags: input.tags,
             license: input.license,
+            lineage: lineage_of(input.base_model, input.datasets, input.training_run)?,
         };
         Ok(Model(
             models::update(ctx.state(), edit(ctx, id).await?, changes).await?,

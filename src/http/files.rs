@@ -22,7 +22,7 @@ use crate::{
     entities::version_file,
     error::{AppError, AppResult},
     services::{
-        accounts,
+        accounts, aliases,
         downloads::{self, AcceptRisk, Credentials, Grant},
     },
     storage::{
@@ -73,7 +73,7 @@ async fn grant_for(
     }
 }
 
-/// `GET /files/{versionId}`: a one-file version's file.
+/// `GET /files/{versionId}`: a one-file version's file, or (`?format=tar`) the whole version.
 pub async fn by_version(
     State(state): State<HttpState>,
     Path(version_id): Path<String>,
@@ -82,13 +82,87 @@ pub async fn by_version(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
+    let request = Request::new(&state, params, peer, method, headers);
+    request
+        .whole_version(&version_id)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /files/{versionId}/{path}`: one file of a version, by its path; and
+/// `GET /files/{owner}/{name}@{ref}[/{path}]`: the same of the version of model `owner/name`
+/// that `ref` names (a version string or an alias, e.g. `…/bert@production/config.json`).
+pub async fn by_file(
+    State(state): State<HttpState>,
+    Path((first, rest)): Path<(String, String)>,
+    Query(params): Query<DownloadParams>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let request = Request::new(&state, params, peer, method, headers);
     let result: AppResult<Response> = async {
-        let grant = grant_for(&state, &version_id, None, &params, &headers).await?;
+        if Uuid::parse_str(&first).is_ok() {
+            return request.one_file(&first, &rest).await;
+        }
+        let (named, path) = match rest.split_once('/') {
+            Some((named, path)) => (named, Some(path)),
+            None => (rest.as_str(), None),
+        };
+        let (name, reference) = named
+            .rsplit_once('@')
+            .ok_or(AppError::NotFound("model version"))?;
+        let viewer = accounts::authenticate(&state.app, bearer_token(&request.headers)).await?;
+        let version = aliases::version_by_ref(&state.app, &viewer, &first, name, reference)
+            .await?
+            .ok_or(AppError::NotFound("model version"))?
+            .id
+            .to_string();
+        match path {
+            Some(path) => request.one_file(&version, path).await,
+            None => request.whole_version(&version).await,
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A download request, as the routes received it.
+struct Request<'s> {
+    state: &'s HttpState,
+    params: DownloadParams,
+    method: Method,
+    headers: HeaderMap,
+    client: Option<std::net::IpAddr>,
+}
+
+impl<'s> Request<'s> {
+    fn new(
+        state: &'s HttpState,
+        params: DownloadParams,
+        peer: SocketAddr,
+        method: Method,
+        headers: HeaderMap,
+    ) -> Self {
+        let client =
+            client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
+        Self {
+            state,
+            params,
+            method,
+            headers,
+            client,
+        }
+    }
+
+    /// The version `version_id` whole: its one file, or a tar of all.
+    async fn whole_version(&self, version_id: &str) -> AppResult<Response> {
+        let (state, params) = (self.state, &self.params);
+        let grant = grant_for(state, version_id, None, params, &self.headers).await?;
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
         let served = match params.format.as_deref() {
             None => Served::version(&grant)?,
-            Some("tar") => Served::tar(&state, &grant).await?,
+            Some("tar") => Served::tar(state, &grant).await?,
             Some(other) => {
                 return Err(AppError::bad_input(
                     "format",
@@ -96,25 +170,22 @@ pub async fn by_version(
                 ));
             }
         };
-        serve(&state, &grant, served, &method, &headers, client).await
+        serve(
+            state,
+            &grant,
+            served,
+            &self.method,
+            &self.headers,
+            self.client,
+        )
+        .await
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
-}
 
-/// `GET /files/{versionId}/{path}`: one file of a version, by its path.
-pub async fn by_file(
-    State(state): State<HttpState>,
-    Path((version_id, path)): Path<(String, String)>,
-    Query(params): Query<DownloadParams>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    headers: HeaderMap,
-) -> Response {
-    let client = client_ip::resolve(Some(peer.ip()), &headers, &state.app.config.trusted_proxies);
-    let result: AppResult<Response> = async {
-        let grant = grant_for(&state, &version_id, Some(&path), &params, &headers).await?;
-        let file = downloads::file_of(&state.app, &grant, &path).await?;
+    /// The file at `path` of version `version_id`.
+    async fn one_file(&self, version_id: &str, path: &str) -> AppResult<Response> {
+        let (state, params) = (self.state, &self.params);
+        let grant = grant_for(state, version_id, Some(path), params, &self.headers).await?;
+        let file = downloads::file_of(&state.app, &grant, path).await?;
         downloads::ensure_file_risk_accepted(
             &state.app,
             &grant,
@@ -122,10 +193,16 @@ pub async fn by_file(
             AcceptRisk(params.accept_risk),
         )?;
         let served = Served::file(&file)?;
-        serve(&state, &grant, served, &method, &headers, client).await
+        serve(
+            state,
+            &grant,
+            served,
+            &self.method,
+            &self.headers,
+            self.client,
+        )
+        .await
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET /api/v1/models/{modelId}/download`: the model's current version.

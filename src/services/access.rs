@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::{Authenticated, Scope, Viewer},
+    domain::alias::AliasName,
     entities::{
         enums::{ApprovalStatus, Role, Visibility},
         model, user,
@@ -46,6 +47,8 @@ const MUTATIONS: &[(&str, Requirement)] = &[
     ("updateModel", Requirement::Scope(Scope::Write)),
     ("deleteModel", Requirement::Scope(Scope::Write)),
     ("deleteModelVersion", Requirement::Scope(Scope::Write)),
+    ("setAlias", Requirement::Scope(Scope::Write)),
+    ("removeAlias", Requirement::Scope(Scope::Write)),
     ("createVersionDraft", Requirement::Scope(Scope::Write)),
     ("addDraftFiles", Requirement::Scope(Scope::Write)),
     ("commitDraft", Requirement::Scope(Scope::Write)),
@@ -94,7 +97,12 @@ pub fn holds_upload(caller: Uuid, owner: Uuid) -> bool {
 
 /// Whether `viewer` may see `model`.
 pub fn can_view(viewer: &Viewer, model: &model::Model) -> bool {
-    is_public(model) || viewer.is_admin() || viewer.user_id() == Some(model.owner_id)
+    sees(viewer.is_admin(), viewer.user_id(), model)
+}
+
+/// Whether a caller (an administrator or not, signed in as `user` or not) may see `model`.
+fn sees(admin: bool, user: Option<Uuid>, model: &model::Model) -> bool {
+    is_public(model) || admin || user == Some(model.owner_id)
 }
 
 /// Whether the model is visible to everyone.
@@ -203,6 +211,11 @@ impl ModelEdit<'_> {
     pub fn by_other(&self) -> bool {
         self.caller.user.id != self.model.owner_id
     }
+
+    /// Whether the caller making the change may see `other` (a model it names).
+    pub fn may_see(&self, other: &model::Model) -> bool {
+        sees(self.caller.is_admin(), Some(self.caller.user.id), other)
+    }
 }
 
 /// The right to change `model`, if the viewer has it. Someone who cannot even see the model
@@ -216,6 +229,24 @@ pub fn edit(viewer: &Viewer, model: Option<model::Model>) -> AppResult<ModelEdit
     Err(AppError::Forbidden(
         "only the model's owner or an administrator can do this".into(),
     ))
+}
+
+/// Whether the caller of `target` may move its model's alias `alias`: anyone who may change
+/// the model, but a `protected` alias only an administrator or a credential with the PROMOTE
+/// scope (`FORBIDDEN` otherwise).
+pub fn ensure_may_move_alias(
+    target: &ModelEdit<'_>,
+    alias: &AliasName,
+    protected: &[AliasName],
+) -> AppResult<()> {
+    let caller = target.caller;
+    if !protected.contains(alias) || caller.is_admin() || caller.scopes.contains(Scope::Promote) {
+        return Ok(());
+    }
+    Err(AppError::Forbidden(format!(
+        "`{alias}` is a protected alias: only administrators and API tokens with the PROMOTE \
+         scope move it"
+    )))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::Viewer,
-    domain::{hub_name, version::Version},
+    domain::hub_name,
     entities::{model, model_version, user, version_file},
     error::{AppError, AppResult},
     services::access,
@@ -88,7 +88,8 @@ pub async fn repository_and_owner(
 }
 
 /// The version a revision names: `main` is the current version, a commit id the version with
-/// that id, anything else a version string (`v1.2.0` and `1.2.0` name the same version).
+/// that id, anything else an alias or a version string (`v1.2.0` and `1.2.0` name the same
+/// version).
 pub async fn revision(
     state: &AppState,
     model: &model::Model,
@@ -112,15 +113,7 @@ pub async fn revision(
             .one(&state.db)
             .await?
     } else {
-        match Version::parse("revision", revision) {
-            Ok(version) => {
-                versions
-                    .filter(model_version::Column::VersionKey.eq(version.sort_key()))
-                    .one(&state.db)
-                    .await?
-            }
-            Err(_) => None,
-        }
+        super::aliases::resolve(state, model, revision).await?
     };
     found.ok_or(AppError::NotFound(REVISION))
 }

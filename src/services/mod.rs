@@ -4,6 +4,7 @@
 pub mod access;
 pub mod accounts;
 pub mod admin;
+pub mod aliases;
 pub mod api_tokens;
 pub mod approvals;
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod hub_commits;
 pub mod inspection;
 pub mod leases;
 pub mod lfs;
+pub mod lineage;
 pub mod maintenance;
 pub mod models;
 pub mod pagination;

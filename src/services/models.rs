@@ -39,6 +39,8 @@ pub struct ModelFilter {
     pub owner: Option<String>,
     /// The owner's id.
     pub owner_id: Option<Uuid>,
+    /// Models made from this one (see [`super::lineage`]).
+    pub base_model: Option<Uuid>,
     pub license: Option<String>,
     /// Models with at least one version in this format.
     pub format: Option<ModelFormat>,
@@ -79,6 +81,7 @@ pub struct ModelChanges {
     pub task_type: Option<String>,
     pub tags: Option<Vec<String>>,
     pub license: Option<String>,
+    pub lineage: super::lineage::Lineage,
 }
 
 /// The model with this id, if the viewer may see it.
@@ -190,6 +193,9 @@ fn filter_condition(filter: &ModelFilter) -> AppResult<Condition> {
     }
     if let Some(owner_id) = filter.owner_id {
         condition = condition.add(model::Column::OwnerId.eq(owner_id));
+    }
+    if let Some(base) = filter.base_model {
+        condition = condition.add(model::Column::BaseModelId.eq(base));
     }
     if let Some(format) = filter.format {
         condition = condition.add(
@@ -399,6 +405,13 @@ pub async fn update(
     if let Some(tags) = &tags {
         active.tags = Set(serde_json::json!(tags));
     }
+    super::lineage::apply(
+        &state.db,
+        |m| target.may_see(m),
+        &mut active,
+        &changes.lineage,
+    )
+    .await?;
     active.updated_at = Set(super::now());
     let txn = state.db.begin().await?;
     let updated = model::Entity::update(active)
@@ -419,6 +432,9 @@ pub async fn update(
             ("taskType", changes.task_type.is_some()),
             ("license", changes.license.is_some()),
             ("tags", changes.tags.is_some()),
+            ("baseModel", changes.lineage.base.is_some()),
+            ("datasets", changes.lineage.datasets.is_some()),
+            ("trainingRun", changes.lineage.training_run.is_some()),
         ]
         .into_iter()
         .filter_map(|(field, changed)| changed.then_some(field))
@@ -455,6 +471,11 @@ pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
     hashes.extend(super::lfs::hashes_of_model(&txn, id).await?);
     hashes.sort();
     hashes.dedup();
+    let owner = user::Entity::find_by_id(model.owner_id)
+        .one(&txn)
+        .await?
+        .map_or_else(|| model.owner_id.to_string(), |u| u.username);
+    super::lineage::orphan_derivatives(&txn, model, &owner).await?;
     model::Entity::delete_by_id(id).exec(&txn).await?;
     let details = serde_json::json!({ "name": model.name, "owner_id": model.owner_id });
     audit::record(

@@ -68,8 +68,8 @@ pub struct FactFile<'a> {
 pub struct Facts {
     /// The model card's text.
     pub readme: Option<String>,
-    /// The card's front matter (license, tags, base_model, datasets, pipeline_tag,
-    /// library_name), as JSON.
+    /// The card's front matter (license, tags, base_model, base_model_relation, datasets,
+    /// pipeline_tag, library_name, language), as JSON.
     pub card: Option<Value>,
     /// Facts for the version's report, by name.
     pub meta: Map<String, Value>,
@@ -140,6 +140,7 @@ const CARD_KEYS: &[&str] = &[
     "license",
     "tags",
     "base_model",
+    "base_model_relation",
     "datasets",
     "pipeline_tag",
     "library_name",

@@ -12,6 +12,7 @@ use super::{
     access::{self, ModelEdit},
     audit::{self, Subject},
     blobs, gate,
+    lineage::Lineage,
     models::write_tags,
     version_facts::Facts,
     version_upload::{self, Batch, Contents, Files},
@@ -49,6 +50,7 @@ pub struct NewModel {
     pub task_type: Option<String>,
     pub tags: Vec<String>,
     pub license: Option<String>,
+    pub lineage: Lineage,
     pub version: NewVersion,
 }
 
@@ -211,6 +213,11 @@ pub(super) fn model_row(owner_id: Uuid, name: &str, framework: String) -> model:
         approval_status: Set(ApprovalStatus::Draft),
         review_note: Set(None),
         current_version_id: Set(None),
+        base_model_id: Set(None),
+        base_model_ref: Set(None),
+        base_relation: Set(None),
+        datasets: Set(serde_json::json!([])),
+        training_run: Set(None),
         downloads: Set(0),
         submitted_at: Set(None),
         created_at: Set(now),
@@ -246,12 +253,20 @@ pub async fn create_model(
         "input.license",
         input.license.as_deref(),
     )?);
+    super::lineage::apply(
+        &state.db,
+        |m| access::can_view(viewer, m),
+        &mut row,
+        &input.lineage,
+    )
+    .await?;
     let model_id = *row.id.as_ref();
     let label = input.version.version.clone();
     let plan = version_upload::plan(state, input.version.format, files)?;
     let mut version = version_row(model_id, caller.user.id, input.version, &plan.contents())?;
     let model = version_upload::store(state, &plan, Batch::Version, async |txn, found| {
         let tags = card_defaults(&mut row, tags, &found.facts);
+        super::lineage::card_defaults(state, viewer, &mut row, &found.facts).await?;
         row.slug = Set(super::hub::free_slug(txn, caller.user.id, &name).await?);
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
@@ -438,6 +453,7 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     let target = access::edit(viewer, Some(model))?;
     let model = target.model();
     let txn = super::begin_write(state).await?;
+    super::aliases::ensure_unaliased(&txn, version.id).await?;
     let hashes = file_hashes(&txn, [version.id]).await?;
     model_version::Entity::delete_by_id(version.id)
         .exec(&txn)

@@ -270,6 +270,10 @@ pub async fn spawn_with(options: Options) -> TestApp {
         max_files_per_version: options.max_files_per_version,
         max_version_bytes: options.max_version_bytes,
         draft_ttl: Duration::from_secs(3600),
+        // The deployment's default.
+        protected_aliases: vec![
+            modelhub::domain::alias::AliasName::parse("alias", "production").unwrap(),
+        ],
         public_url: url::Url::parse(&format!("http://{addr}")).unwrap(),
         data_dir: dir.path().to_path_buf(),
         cors_origins: vec!["*".into()],

@@ -11,6 +11,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod aliases;
 mod bad_input;
 mod cache;
 mod crash;
@@ -22,6 +23,7 @@ mod hardening;
 mod hf;
 mod hf_uploads;
 mod inspection;
+mod lineage;
 mod models;
 mod playground;
 mod rate_limits;

@@ -1,0 +1,223 @@
+//! Lineage: a model's base model (one of this hub the caller may see, or an external
+//! reference), how it was made from it, its datasets and training run; given with the model or
+//! taken from its model card; its derivatives, the `baseModel` filter, cycles refused, and a
+//! deleted base kept as a reference.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, safetensors, spawn_app};
+
+const LINEAGE: &str = "baseModel { model { id name } reference relation } datasets trainingRun";
+
+async fn create(app: &TestApp, token: &str, input: Value) -> crate::helpers::Gql {
+    app.upload_files(
+        Some(token),
+        &format!("mutation($input: CreateModelInput!, $files: [FileUpload!]) {{ createModel(input: $input, files: $files) {{ id {LINEAGE} }} }}"),
+        json!({ "input": input }),
+        &[("w.safetensors".to_owned(), safetensors(4))],
+    )
+    .await
+}
+
+async fn model(app: &TestApp, token: &str, id: &str) -> Value {
+    app.gql(
+        Some(token),
+        &format!("query($id: ID!) {{ model(id: $id) {{ name {LINEAGE} derivatives {{ edges {{ node {{ name }} }} }} }} }}"),
+        json!({ "id": id }),
+    )
+    .await
+    .data()["model"]
+    .clone()
+}
+
+async fn update(app: &TestApp, token: &str, id: &str, input: Value) -> crate::helpers::Gql {
+    app.gql(
+        Some(token),
+        "mutation($id: ID!, $input: UpdateModelInput!) { updateModel(id: $id, input: $input) { id } }",
+        json!({ "id": id, "input": input }),
+    )
+    .await
+}
+
+fn names(connection: &Value) -> Vec<&str> {
+    connection["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn models_name_their_base_and_list_their_derivatives() {
+    let app = spawn_app().await;
+    let owner = app.register("lineage-owner").await;
+    let base = create(
+        &app,
+        &owner,
+        json!({ "name": "llama-base", "framework": "pytorch", "version": "1.0.0" }),
+    )
+    .await;
+    let base = base.data()["createModel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tuned = create(
+        &app,
+        &owner,
+        json!({ "name": "llama-tuned", "framework": "pytorch", "version": "1.0.0",
+                "baseModel": { "modelId": base, "relation": "FINETUNE" },
+                "datasets": ["squad", "glue", "squad"],
+                "trainingRun": "https://wandb.ai/team/project/runs/42" }),
+    )
+    .await;
+    let created = &tuned.data()["createModel"];
+    let tuned = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["baseModel"]["model"]["name"], "llama-base");
+    assert_eq!(created["baseModel"]["relation"], "FINETUNE");
+    assert_eq!(created["baseModel"]["reference"], Value::Null);
+    assert_eq!(created["datasets"], json!(["squad", "glue"]));
+    assert_eq!(
+        created["trainingRun"],
+        "https://wandb.ai/team/project/runs/42"
+    );
+    assert_eq!(
+        names(&model(&app, &owner, &base).await["derivatives"]),
+        ["llama-tuned"]
+    );
+    let filtered = app
+        .gql(
+            Some(&owner),
+            "query($b: ID!) { models(filter: { baseModel: $b }) { edges { node { name } } } }",
+            json!({ "b": base }),
+        )
+        .await;
+    assert_eq!(names(&filtered.data()["models"]), ["llama-tuned"]);
+
+    // A base must be a model the caller may see; a model cannot be made from itself or from
+    // its own derivatives.
+    let stranger = app.register("lineage-stranger").await;
+    let theirs = create(
+        &app,
+        &stranger,
+        json!({ "name": "copy", "framework": "pytorch", "version": "1.0.0", "baseModel": { "modelId": base } }),
+    )
+    .await;
+    assert_eq!(theirs.code(), "BAD_USER_INPUT");
+    assert_eq!(theirs.extensions()["field"], "baseModel.modelId");
+    for (id, base_id) in [(&base, &tuned), (&tuned, &tuned)] {
+        let cycle = update(
+            &app,
+            &owner,
+            id,
+            json!({ "baseModel": { "modelId": base_id } }),
+        )
+        .await;
+        assert_eq!(cycle.code(), "BAD_USER_INPUT", "{id} from {base_id}");
+        assert_eq!(cycle.extensions()["field"], "baseModel.modelId");
+    }
+    for (input, field) in [
+        (
+            json!({ "trainingRun": "javascript:alert(1)" }),
+            "trainingRun",
+        ),
+        (json!({ "datasets": ["two\nlines"] }), "datasets"),
+        (
+            json!({ "baseModel": { "modelId": base, "reference": "x/y" } }),
+            "baseModel",
+        ),
+    ] {
+        let refused = update(&app, &owner, &tuned, input).await;
+        assert_eq!(refused.extensions()["field"], field);
+    }
+
+    // Changed to an external base, then back; a deleted base stays as a reference.
+    update(
+        &app,
+        &owner,
+        &tuned,
+        json!({ "baseModel": { "reference": "meta-llama/Llama-3.1-8B", "relation": "ADAPTER" }, "trainingRun": "" }),
+    )
+    .await
+    .data();
+    let read = model(&app, &owner, &tuned).await;
+    assert_eq!(
+        read["baseModel"],
+        json!({ "model": null, "reference": "meta-llama/Llama-3.1-8B", "relation": "ADAPTER" })
+    );
+    assert_eq!(read["trainingRun"], Value::Null);
+    assert_eq!(read["datasets"], json!(["squad", "glue"]));
+    assert!(names(&model(&app, &owner, &base).await["derivatives"]).is_empty());
+    update(
+        &app,
+        &owner,
+        &tuned,
+        json!({ "baseModel": { "modelId": base, "relation": "QUANTIZED" } }),
+    )
+    .await
+    .data();
+    let deleted = app
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { deleteModel(id: $id) }",
+            json!({ "id": base }),
+        )
+        .await;
+    assert_eq!(deleted.data()["deleteModel"], true);
+    assert_eq!(
+        model(&app, &owner, &tuned).await["baseModel"],
+        json!({ "model": null, "reference": "lineage-owner/llama-base", "relation": "QUANTIZED" })
+    );
+}
+
+#[tokio::test]
+async fn the_model_card_fills_the_lineage_left_out() {
+    let app = spawn_app().await;
+    let owner = app.register("card-owner").await;
+    let base = create(
+        &app,
+        &owner,
+        json!({ "name": "Base Model", "framework": "pytorch", "version": "1.0.0" }),
+    )
+    .await;
+    let base = base.data()["createModel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let query = format!(
+        "mutation($input: CreateModelInput!, $files: [FileUpload!]) {{ createModel(input: $input, files: $files) {{ {LINEAGE} }} }}"
+    );
+    let with_card = |name: &str, card: &str| {
+        let files = vec![
+            ("README.md".to_owned(), card.as_bytes().to_vec()),
+            ("w.safetensors".to_owned(), safetensors(5)),
+        ];
+        let input = json!({ "name": name, "framework": "pytorch", "version": "1.0.0" });
+        let (app, owner, query) = (&app, owner.clone(), query.clone());
+        async move {
+            app.upload_files(Some(&owner), &query, json!({ "input": input }), &files)
+                .await
+        }
+    };
+    // `owner/slug` of a model here is linked; anything else is a reference.
+    let local = with_card(
+        "quantised",
+        "---\nbase_model: card-owner/Base-Model\nbase_model_relation: quantized\ndatasets:\n  - wikitext\n  - c4\n---\n# Quantised\n",
+    )
+    .await;
+    let local = &local.data()["createModel"];
+    assert_eq!(local["baseModel"]["model"]["id"], base.as_str());
+    assert_eq!(local["baseModel"]["relation"], "QUANTIZED");
+    assert_eq!(local["datasets"], json!(["wikitext", "c4"]));
+    let external = with_card(
+        "adapter",
+        "---\nbase_model:\n  - mistralai/Mistral-7B-v0.3\ndatasets: squad\n---\n",
+    )
+    .await;
+    let external = &external.data()["createModel"];
+    assert_eq!(
+        external["baseModel"],
+        json!({ "model": null, "reference": "mistralai/Mistral-7B-v0.3", "relation": null })
+    );
+    assert_eq!(external["datasets"], json!(["squad"]));
+}
