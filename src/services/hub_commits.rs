@@ -376,7 +376,7 @@ pub async fn commit(
     };
     lfs::forget(state, model.id, received).await?;
     if parent.is_none() {
-        adopt_card(state, model.id, &version).await?;
+        adopt_card(state, viewer, model.id, &version).await?;
     }
     let mut publication_requested = false;
     if commit.create_pr {
@@ -398,10 +398,11 @@ pub async fn commit(
 }
 
 /// Fills a model made by `create_repo` from the model card of its first version, as
-/// `createModel` does: its framework (the card's `library_name`), and its license, task and
-/// tags where it has none.
+/// `createModel` does: its framework (the card's `library_name`), and its license, task,
+/// tags and lineage where it has none.
 async fn adopt_card(
     state: &AppState,
+    viewer: &Viewer,
     model_id: Uuid,
     version: &model_version::Model,
 ) -> AppResult<()> {
@@ -425,6 +426,7 @@ async fn adopt_card(
         row.framework = Set(framework);
     }
     let adopted = versions::card_defaults(&mut row, tags.clone(), &facts);
+    super::lineage::card_defaults(state, viewer, &mut row, &facts).await?;
     row.update(&txn).await?;
     if adopted != tags {
         models::write_tags(&txn, model_id, &adopted).await?;

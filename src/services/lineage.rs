@@ -148,9 +148,14 @@ pub async fn card_defaults(
         ),
         _ => None,
     };
-    let unset = |value: &ActiveValue<Option<String>>| matches!(value, ActiveValue::Set(None));
+    let unset = |value: &ActiveValue<Option<String>>| {
+        matches!(value, ActiveValue::Set(None) | ActiveValue::Unchanged(None))
+    };
     if unset(&row.base_model_ref)
-        && matches!(row.base_model_id, ActiveValue::Set(None))
+        && matches!(
+            row.base_model_id,
+            ActiveValue::Set(None) | ActiveValue::Unchanged(None)
+        )
         && let Some(base) = first("base_model").and_then(|b| b.into_iter().next())
         && let Ok(reference) = lineage::reference("base_model", &base)
     {
@@ -167,7 +172,8 @@ pub async fn card_defaults(
             .and_then(|r| Relation::parse(&r))
             .map(|r| r.as_str().to_owned()));
     }
-    if matches!(&row.datasets, ActiveValue::Set(d) if d.as_array().is_some_and(Vec::is_empty))
+    if matches!(&row.datasets, ActiveValue::Set(d) | ActiveValue::Unchanged(d)
+            if d.as_array().is_some_and(Vec::is_empty))
         && let Some(datasets) = first("datasets")
         && let Ok(datasets) = lineage::datasets("datasets", &datasets)
     {

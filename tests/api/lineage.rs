@@ -221,3 +221,72 @@ async fn the_model_card_fills_the_lineage_left_out() {
     );
     assert_eq!(external["datasets"], json!(["squad"]));
 }
+
+#[tokio::test]
+async fn a_repository_takes_its_lineage_from_its_first_commit_s_card() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let owner = app.register("hf-lineage").await;
+    let token = app
+        .gql(
+            Some(&owner),
+            "mutation { createApiToken(input: { name: \"hf\", scopes: [READ, WRITE] }) { token } }",
+            json!({}),
+        )
+        .await
+        .data()["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = app
+        .client
+        .post(format!("{}/api/repos/create", app.base))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "lora" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let card = "---\nbase_model: mistralai/Mistral-7B-v0.3\nbase_model_relation: adapter\ndatasets: [squad]\n---\n# LoRA\n";
+    let lines = [
+        json!({ "key": "header", "value": { "summary": "first" } }),
+        json!({ "key": "file", "value": { "path": "README.md", "encoding": "base64",
+            "content": base64::engine::general_purpose::STANDARD.encode(card) } }),
+    ];
+    let committed = app
+        .client
+        .post(format!(
+            "{}/api/models/hf-lineage/lora/commit/main",
+            app.base
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body(
+            lines
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        committed.status(),
+        200,
+        "{}",
+        committed.text().await.unwrap()
+    );
+    let listed = app
+        .gql(
+            Some(&owner),
+            &format!("{{ models(filter: {{ owner: \"hf-lineage\" }}) {{ edges {{ node {{ {LINEAGE} }} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed.data()["models"]["edges"][0]["node"],
+        json!({ "baseModel": { "model": null, "reference": "mistralai/Mistral-7B-v0.3", "relation": "ADAPTER" },
+                "datasets": ["squad"], "trainingRun": null })
+    );
+}
