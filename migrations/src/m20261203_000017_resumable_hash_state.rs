@@ -1,5 +1,6 @@
 //! A resumable upload keeps the internal state of its file's SHA-256 after the bytes received
-//! so far, so that each byte is hashed once, as it arrives, on whichever replica receives it.
+//! so far (`{offset}:{state}`, the offset it covers first), so that each byte is hashed once,
+//! as it arrives, on whichever replica receives it.
 //! `NULL` for an upload with no bytes yet, a finished one, or one begun before this column
 //! (whose received bytes are then hashed again on its next request).
 

@@ -1,5 +1,5 @@
 //! Lineage and the model card: a model may name the model it was made from (`base_model_id`,
-//! a model of this hub — when that model is deleted, the link becomes its `owner/name` in
+//! a model of this hub — when that model is deleted, the link becomes its `owner/slug` in
 //! `base_model_ref` — or `base_model_ref` alone for anything else, e.g.
 //! `meta-llama/Llama-3.1-8B`), how (`base_relation`: `finetune`, `adapter`, `quantized`,
 //! `merge`), the datasets it was trained on and a link to its training run.

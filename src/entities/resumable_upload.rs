@@ -17,8 +17,9 @@ pub struct Model {
     pub segments: Json,
     /// The file name the client gave in `Upload-Metadata`.
     pub filename: Option<String>,
-    /// The internal state of the file's SHA-256 after the bytes received so far (see
-    /// `storage::PartialSha256`); `None` before the first byte and once finished.
+    /// The internal state of the file's SHA-256 after the bytes received so far, as
+    /// `{offset}:{state}` (see `storage::PartialSha256`); `None` before the first byte and
+    /// once finished.
     pub hash_state: Option<String>,
     /// The SHA-256 of the whole file, once every byte has arrived.
     pub sha256: Option<String>,

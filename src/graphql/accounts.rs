@@ -273,7 +273,9 @@ pub struct LoginInput {
 pub struct CreateApiTokenInput {
     /// A name to recognise it by.
     name: String,
-    /// What it may do: READ, WRITE (uploads and changes), ADMIN (administrators only).
+    /// What it may do: READ, WRITE (uploads and changes), ADMIN (administrators only),
+    /// PROMOTE (with WRITE, moving the protected aliases of models its holder may change:
+    /// for a deployment pipeline; a login session never has it).
     scopes: Vec<Scope>,
     /// Lifetime in days (default 90, at most 3650).
     expires_in_days: Option<i32>,

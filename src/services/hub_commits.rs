@@ -16,7 +16,9 @@ use super::{
     access::{self, ModelEdit},
     approvals,
     drafts::{self, Reuse},
-    hub, lfs, models,
+    hub, lfs,
+    lineage::Lineage,
+    models,
     version_facts::Facts,
     versions::{self, NewVersion},
 };
@@ -426,7 +428,7 @@ async fn adopt_card(
         row.framework = Set(framework);
     }
     let adopted = versions::card_defaults(&mut row, tags.clone(), &facts);
-    super::lineage::card_defaults(state, viewer, &mut row, &facts).await?;
+    super::lineage::card_defaults(state, viewer, &mut row, &Lineage::default(), &facts).await?;
     row.update(&txn).await?;
     if adopted != tags {
         models::write_tags(&txn, model_id, &adopted).await?;

@@ -2,7 +2,7 @@
 //! external reference — how, from which datasets, in which training run. Given with the model
 //! (`createModel`, `updateModel`), or else taken from its first model card's front matter
 //! (`base_model`, `base_model_relation`, `datasets`). A base model's derivatives are the models
-//! that name it; when it is deleted, they keep its `owner/name` as a reference.
+//! that name it; when it is deleted, they keep its `owner/slug` as a reference.
 
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, sea_query::Expr,
@@ -40,12 +40,6 @@ pub struct Lineage {
     pub datasets: Option<Vec<String>>,
     /// A link; empty clears it.
     pub training_run: Option<String>,
-}
-
-impl Lineage {
-    pub fn is_empty(&self) -> bool {
-        self.base.is_none() && self.datasets.is_none() && self.training_run.is_none()
-    }
 }
 
 /// Sets `row`'s lineage from `lineage` (the fields it gives). A base model of this hub must be
@@ -125,14 +119,15 @@ async fn ensure_no_cycle<C: ConnectionTrait>(db: &C, model: Uuid, base: Uuid) ->
     ))
 }
 
-/// Fills a new model's lineage, where its uploader gave none, from the front matter of its
-/// first model card: `base_model` (the first one named; linked when it is `owner/name` of a
-/// model here the viewer may see), `base_model_relation` and `datasets`. Values that are not
-/// valid are left out.
+/// Fills a new model's lineage, where its uploader gave none (`given` and the row's own
+/// values), from the front matter of its first model card: `base_model` (the first one named;
+/// linked when it is `owner/slug` of a model here the viewer may see and not made from this
+/// one), `base_model_relation` and `datasets`. Values that are not valid are left out.
 pub async fn card_defaults(
     state: &AppState,
     viewer: &Viewer,
     row: &mut model::ActiveModel,
+    given: &Lineage,
     facts: &Facts,
 ) -> AppResult<()> {
     let Some(card) = &facts.card else {
@@ -151,7 +146,8 @@ pub async fn card_defaults(
     let unset = |value: &ActiveValue<Option<String>>| {
         matches!(value, ActiveValue::Set(None) | ActiveValue::Unchanged(None))
     };
-    if unset(&row.base_model_ref)
+    if given.base.is_none()
+        && unset(&row.base_model_ref)
         && matches!(
             row.base_model_id,
             ActiveValue::Set(None) | ActiveValue::Unchanged(None)
@@ -160,7 +156,14 @@ pub async fn card_defaults(
         && let Ok(reference) = lineage::reference("base_model", &base)
     {
         let local = match reference.split_once('/') {
-            Some((owner, name)) => hub::repository(state, viewer, owner, name).await.ok(),
+            Some((owner, name)) => match hub::repository(state, viewer, owner, name).await {
+                Ok(base) => ensure_no_cycle(&state.db, *row.id.as_ref(), base.id)
+                    .await
+                    .is_ok()
+                    .then_some(base),
+                Err(AppError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            },
             None => None,
         };
         match local {
@@ -172,7 +175,8 @@ pub async fn card_defaults(
             .and_then(|r| Relation::parse(&r))
             .map(|r| r.as_str().to_owned()));
     }
-    if matches!(&row.datasets, ActiveValue::Set(d) | ActiveValue::Unchanged(d)
+    if given.datasets.is_none()
+        && matches!(&row.datasets, ActiveValue::Set(d) | ActiveValue::Unchanged(d)
             if d.as_array().is_some_and(Vec::is_empty))
         && let Some(datasets) = first("datasets")
         && let Ok(datasets) = lineage::datasets("datasets", &datasets)
@@ -183,7 +187,7 @@ pub async fn card_defaults(
 }
 
 /// Before `model` (owned by `owner`) is deleted: its derivatives keep it as the reference
-/// `owner/slug`.
+/// `owner/slug` (its repository id).
 pub async fn orphan_derivatives<C: ConnectionTrait>(
     db: &C,
     model: &model::Model,

@@ -49,14 +49,25 @@ fn segments_value(segments: &[Segment]) -> AppResult<serde_json::Value> {
     serde_json::to_value(segments).map_err(AppError::internal)
 }
 
+/// The stored form of the file's hash after `offset` bytes: `{offset}:{state}`.
+fn hash_state_text(offset: u64, hash: &PartialSha256) -> String {
+    format!("{offset}:{}", hash.to_text())
+}
+
 /// The SHA-256 of the bytes received so far, to be continued: as the row keeps it, or, for an
-/// upload whose state is missing or unreadable (begun before states were kept, or by another
-/// version of the hash), hashed again from its segments.
+/// upload whose state is missing, unreadable (another version of the hash) or of fewer bytes
+/// than the upload has (bytes appended by a replica that kept no state, during an upgrade),
+/// hashed again from its segments.
 async fn received_hash(
     state: &AppState,
     row: &resumable_upload::Model,
 ) -> AppResult<PartialSha256> {
-    if let Some(hash) = row.hash_state.as_deref().and_then(PartialSha256::from_text) {
+    let kept = row.hash_state.as_deref().and_then(|text| {
+        let (offset, hash) = text.split_once(':')?;
+        (offset.parse::<i64>().ok()? == row.offset).then_some(())?;
+        PartialSha256::from_text(hash)
+    });
+    if let Some(hash) = kept {
         return Ok(hash);
     }
     let mut hash = PartialSha256::default();
@@ -225,7 +236,7 @@ pub async fn append<E>(
     let (hash_state, sha256) = if reached == length {
         (None, Some(staged.file.finish()))
     } else {
-        (Some(staged.file.to_text()), None)
+        (Some(hash_state_text(reached, &staged.file)), None)
     };
     let segments = segments_value(&segments)?;
     let expires_at = expiry(state);

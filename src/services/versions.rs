@@ -266,7 +266,8 @@ pub async fn create_model(
     let mut version = version_row(model_id, caller.user.id, input.version, &plan.contents())?;
     let model = version_upload::store(state, &plan, Batch::Version, async |txn, found| {
         let tags = card_defaults(&mut row, tags, &found.facts);
-        super::lineage::card_defaults(state, viewer, &mut row, &found.facts).await?;
+        super::lineage::card_defaults(state, viewer, &mut row, &input.lineage, &found.facts)
+            .await?;
         row.slug = Set(super::hub::free_slug(txn, caller.user.id, &name).await?);
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;
         write_tags(txn, model_id, &tags).await?;
@@ -445,7 +446,8 @@ pub(super) async fn read(
 }
 
 /// Deletes a version (owner or administrator) and its file if no other version uses it; the
-/// model's current version moves to the newest remaining one.
+/// model's current version moves to the newest remaining one. Refused while an alias points to
+/// it.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()> {
     let (version, model) = find(state, viewer, id)
         .await?
@@ -457,7 +459,14 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> AppResult<()
     let hashes = file_hashes(&txn, [version.id]).await?;
     model_version::Entity::delete_by_id(version.id)
         .exec(&txn)
-        .await?;
+        .await
+        .map_err(|e| match e.sql_err() {
+            // An alias set on it meanwhile, which the check above could not see yet.
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => AppError::Conflict(
+                "an alias points to this version: move or remove it first".into(),
+            ),
+            _ => e.into(),
+        })?;
     refresh_current_version(&txn, model.id).await?;
     let details = serde_json::json!({ "model_id": model.id, "version": version.version });
     audit::record(

@@ -192,7 +192,11 @@ async fn the_model_card_fills_the_lineage_left_out() {
             ("README.md".to_owned(), card.as_bytes().to_vec()),
             ("w.safetensors".to_owned(), safetensors(5)),
         ];
-        let input = json!({ "name": name, "framework": "pytorch", "version": "1.0.0" });
+        let mut input = json!({ "name": name, "framework": "pytorch", "version": "1.0.0" });
+        if name == "no-lineage" {
+            input["baseModel"] = json!({});
+            input["datasets"] = json!([]);
+        }
         let (app, owner, query) = (&app, owner.clone(), query.clone());
         async move {
             app.upload_files(Some(&owner), &query, json!({ "input": input }), &files)
@@ -220,6 +224,11 @@ async fn the_model_card_fills_the_lineage_left_out() {
         json!({ "model": null, "reference": "mistralai/Mistral-7B-v0.3", "relation": null })
     );
     assert_eq!(external["datasets"], json!(["squad"]));
+    // What the uploader gave, even nothing, is not replaced by the card.
+    let none = with_card("no-lineage", "---\nbase_model: x/y\ndatasets: squad\n---\n").await;
+    let none = &none.data()["createModel"];
+    assert_eq!(none["baseModel"], Value::Null);
+    assert_eq!(none["datasets"], json!([]));
 }
 
 #[tokio::test]

@@ -414,7 +414,8 @@ async fn each_byte_is_hashed_once_and_a_lost_hash_state_is_rebuilt() {
             .unwrap()
     };
     let quarter = weights.len() / 4;
-    for (i, lost) in [None, Some("not a hash state")].into_iter().enumerate() {
+    let mut first_state = String::new();
+    for i in 0..3 {
         let (from, to) = (i * quarter, (i + 1) * quarter);
         assert_eq!(
             patch(&app, &token, &url, from, &weights[from..to])
@@ -422,19 +423,31 @@ async fn each_byte_is_hashed_once_and_a_lost_hash_state_is_rebuilt() {
                 .status(),
             204
         );
-        // The upload keeps its file's hash after these bytes, for the next request to go on.
+        // The upload keeps its file's hash after these bytes (and how many they are), for
+        // the next request to go on from.
         let kept = row().await;
         let state = kept.hash_state.clone().expect("the hash's state is kept");
-        let mut hash = modelhub::storage::PartialSha256::from_text(&state).unwrap();
+        let (offset, text) = state.split_once(':').unwrap();
+        assert_eq!(offset, to.to_string());
+        let mut hash = modelhub::storage::PartialSha256::from_text(text).unwrap();
         hash.update(&weights[to..]);
         assert_eq!(hash.finish(), sha256_hex(&weights));
-        // An upload whose state is missing (begun before states were kept) or unreadable is
-        // hashed again from its bytes.
+        if i == 0 {
+            first_state = state;
+        }
+        // A state that is missing (an upload begun before states were kept), unreadable, or
+        // of fewer bytes than the upload has (a replica that kept none appended since) is
+        // rebuilt from the bytes.
+        let lost = [
+            None,
+            Some("not a hash state".to_owned()),
+            Some(first_state.clone()),
+        ];
         let mut active: resumable_upload::ActiveModel = kept.into();
-        active.hash_state = Set(lost.map(str::to_owned));
+        active.hash_state = Set(lost[i].clone());
         active.update(&app.state.db).await.unwrap();
     }
-    let rest = 2 * quarter;
+    let rest = 3 * quarter;
     assert_eq!(
         patch(&app, &token, &url, rest, &weights[rest..])
             .await
