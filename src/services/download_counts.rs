@@ -46,6 +46,8 @@ struct Pending {
 pub struct DownloadCounter {
     pending: Mutex<HashMap<Key, Pending>>,
     full: Notify,
+    /// Held by the flush under way: flushes run one at a time.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 /// Who a download is counted for.
@@ -81,7 +83,10 @@ impl DownloadCounter {
 
     /// Writes what was noted; returns how many downloads were counted (repeats of a viewer's
     /// download the same day are not). On failure the notes are kept for the next write.
+    /// Flushes run one at a time, so once one returns, every download noted before it was
+    /// called is written (by it or by the flush it waited for).
     pub async fn flush(&self, state: &AppState) -> AppResult<u64> {
+        let _one_at_a_time = self.flushing.lock().await;
         let batch =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if batch.is_empty() {

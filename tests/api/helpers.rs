@@ -30,6 +30,8 @@ pub struct TestApp {
     pub state: AppState,
     pub blob_dir: PathBuf,
     statements: Arc<AtomicUsize>,
+    /// The downloads counted when [`TestApp::flush_downloads`] last looked.
+    counted: Arc<std::sync::atomic::AtomicI64>,
     _postgres: Option<PostgresDatabase>,
     _dir: TempDir,
 }
@@ -331,6 +333,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         state,
         blob_dir,
         statements,
+        counted: Arc::default(),
         _postgres: postgres,
         _dir: dir,
     }
@@ -361,6 +364,7 @@ impl TestApp {
             state,
             blob_dir: self.blob_dir.clone(),
             statements: Arc::default(),
+            counted: Arc::default(),
             _postgres: None,
             _dir: dir,
         }
@@ -621,8 +625,13 @@ impl TestApp {
     }
 
     /// Writes the download counts noted so far (the server does so every second).
+    /// Writes the downloads noted so far and returns how many were counted since the last
+    /// call, whether this flush or the server's own periodic one wrote them.
     pub async fn flush_downloads(&self) -> u64 {
-        self.state.downloads.flush(&self.state).await.unwrap()
+        self.state.downloads.flush(&self.state).await.unwrap();
+        let now = self.count_rows("download_events").await;
+        let before = self.counted.swap(now, std::sync::atomic::Ordering::SeqCst);
+        u64::try_from(now - before).unwrap()
     }
 
     /// Asserts that the server still answers its liveness probe.
