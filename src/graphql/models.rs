@@ -73,6 +73,29 @@ pub(super) fn load_error(err: std::sync::Arc<sea_orm::DbErr>) -> AppError {
 /// A stored model: its metadata, owner, publication state and versions.
 pub struct Model(pub model::Model);
 
+impl Model {
+    /// The model's aliases, as loaded for this request.
+    async fn loaded_aliases(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::entities::model_alias::Model>> {
+        Ok(loaders(ctx)?
+            .aliases_of_model
+            .load_one(self.0.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default())
+    }
+}
+
+/// The strings of a JSON array column (tags, datasets).
+fn strings(array: &Value) -> Vec<&str> {
+    array
+        .as_array()
+        .map(|all| all.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// What a model was made from.
 pub struct ModelBase {
     model_id: Option<Uuid>,
@@ -145,11 +168,7 @@ impl Model {
 
     /// Lower-case tags.
     async fn tags(&self) -> Vec<&str> {
-        self.0
-            .tags
-            .as_array()
-            .map(|tags| tags.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
+        strings(&self.0.tags)
     }
 
     /// The license, e.g. `mit`.
@@ -245,11 +264,7 @@ impl Model {
 
     /// The datasets it was trained on (names or links).
     async fn datasets(&self) -> Vec<&str> {
-        self.0
-            .datasets
-            .as_array()
-            .map(|all| all.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
+        strings(&self.0.datasets)
     }
 
     /// A link to its training run.
@@ -275,24 +290,19 @@ impl Model {
 
     /// The model's aliases, by name.
     async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<ModelAlias>> {
-        let aliases = loaders(ctx)?
-            .aliases_of_model
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?
-            .unwrap_or_default();
-        Ok(aliases.into_iter().map(ModelAlias).collect())
+        Ok(self
+            .loaded_aliases(ctx)
+            .await?
+            .into_iter()
+            .map(ModelAlias)
+            .collect())
     }
 
     /// The alias with this name, if the model has it.
     async fn alias(&self, ctx: &Context<'_>, name: String) -> Result<Option<ModelAlias>> {
-        let aliases = loaders(ctx)?
-            .aliases_of_model
-            .load_one(self.0.id)
-            .await
-            .map_err(load_error)?
-            .unwrap_or_default();
-        Ok(aliases
+        Ok(self
+            .loaded_aliases(ctx)
+            .await?
             .into_iter()
             .find(|alias| alias.name == name.trim())
             .map(ModelAlias))
