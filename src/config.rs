@@ -156,6 +156,24 @@ pub struct Config {
     /// `MODELHUB_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run on after SIGTERM or
     /// Ctrl-C.
     pub shutdown_grace: Duration,
+    /// How webhook deliveries are sent and retried.
+    pub webhooks: WebhookOptions,
+}
+
+/// How webhook deliveries are sent and retried.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    /// `MODELHUB_WEBHOOK_TIMEOUT_SECS`: how long a receiver has to answer one try.
+    pub timeout: Duration,
+    /// `MODELHUB_WEBHOOK_RETRY_BASE_MS`: the wait before the first retry; each next one waits
+    /// three times longer, up to an hour.
+    pub retry_base: Duration,
+    /// `MODELHUB_WEBHOOK_RETRY_WINDOW_SECS`: how long after its event a delivery is retried
+    /// (a day); then it fails.
+    pub retry_window: Duration,
+    /// `MODELHUB_WEBHOOK_PRIVATE_TARGETS`: whether receivers may be on loopback, private or
+    /// link-local addresses (off: a webhook cannot be pointed at the hub's own network).
+    pub private_targets: bool,
 }
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -302,6 +320,16 @@ impl Config {
             shutdown_grace: Duration::from_secs(
                 vars.parse_var("MODELHUB_SHUTDOWN_GRACE_SECS", 30)?,
             ),
+            webhooks: WebhookOptions {
+                timeout: Duration::from_secs(vars.parse_var("MODELHUB_WEBHOOK_TIMEOUT_SECS", 10)?),
+                retry_base: Duration::from_millis(
+                    vars.parse_var("MODELHUB_WEBHOOK_RETRY_BASE_MS", 10_000)?,
+                ),
+                retry_window: Duration::from_secs(
+                    vars.parse_var("MODELHUB_WEBHOOK_RETRY_WINDOW_SECS", 86_400)?,
+                ),
+                private_targets: vars.parse_var("MODELHUB_WEBHOOK_PRIVATE_TARGETS", false)?,
+            },
             database_url: database_url.into(),
             storage,
             s3: S3Options {
@@ -500,6 +528,10 @@ mod tests {
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.response_cache_ttl, Duration::from_secs(2));
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.webhooks.timeout, Duration::from_secs(10));
+        assert_eq!(config.webhooks.retry_base, Duration::from_secs(10));
+        assert_eq!(config.webhooks.retry_window, Duration::from_secs(86_400));
+        assert!(!config.webhooks.private_targets);
     }
 
     /// A blank value counts as unset; a value is trimmed before it is parsed.

@@ -21,11 +21,12 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     RateLimited,
+    PersistedQueryNotFound,
     Internal,
 }
 
 impl ErrorCode {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
@@ -33,6 +34,7 @@ impl ErrorCode {
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::RateLimited,
+        Self::PersistedQueryNotFound,
         Self::Internal,
     ];
 
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::Internal => "INTERNAL",
         }
     }
@@ -65,6 +68,8 @@ impl ErrorCode {
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // Apollo's persisted-queries link reads this answer only with status 200.
+            Self::PersistedQueryNotFound => StatusCode::OK,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -147,6 +152,8 @@ pub enum AppError {
     PayloadTooLarge { limit: u64 },
     /// Too many requests; retry after this many seconds.
     RateLimited { retry_after_secs: u64 },
+    /// A persisted query's hash this replica does not know: the client sends the query.
+    PersistedQueryNotFound,
     /// Anything unexpected. The cause is logged, never sent.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -175,6 +182,7 @@ impl AppError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::PersistedQueryNotFound => ErrorCode::PersistedQueryNotFound,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -192,6 +200,8 @@ impl AppError {
             Self::RateLimited { retry_after_secs } => {
                 format!("too many requests; retry in {retry_after_secs} s")
             }
+            // The exact text Apollo Client looks for.
+            Self::PersistedQueryNotFound => "PersistedQueryNotFound".to_owned(),
             Self::Internal(_) => "internal server error".to_owned(),
         }
     }

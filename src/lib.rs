@@ -117,6 +117,8 @@ pub async fn serve(
         .redis_url
         .is_some()
         .then(|| tokio::spawn(services::change_feed::run(state.clone())));
+    let events = tokio::spawn(services::events::pump(state.clone()));
+    let webhooks = tokio::spawn(services::webhook_delivery::run(state.clone()));
     let served = axum::serve(
         listener,
         app.router
@@ -125,6 +127,8 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     counts.abort();
+    events.abort();
+    webhooks.abort();
     if let Some(feed) = feed {
         feed.abort();
     }

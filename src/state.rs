@@ -14,8 +14,8 @@ use crate::{
     config::Config,
     entities::{model, model_version},
     services::{
-        change_cache::ChangeCache, download_counts::DownloadCounter, inspection::Inspector,
-        rate_limit::RateLimiter,
+        change_cache::ChangeCache, download_counts::DownloadCounter, events::LiveEvents,
+        inspection::Inspector, rate_limit::RateLimiter,
     },
     storage::BlobStore,
 };
@@ -64,16 +64,30 @@ pub struct Inner {
     pub totals: Option<ChangeCache<String, u64>>,
     /// This process's name among the replicas (for leases and change announcements).
     pub replica: String,
+    /// Change events as they are written, for subscriptions.
+    pub events: LiveEvents,
 }
 
 /// A count of changes (mutations, downloads) made through this process, and of those other
 /// replicas announced (see [`crate::services::change_feed`]). Caches tag what they compute
 /// with the count read before computing it, and use it only while the count is the same.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ChangeCounter {
     count: AtomicU64,
     /// Woken by local changes, for the announcer.
     local: tokio::sync::Notify,
+    /// Moved by every change, local or announced, for the jobs that react to changes.
+    any: tokio::sync::watch::Sender<()>,
+}
+
+impl Default for ChangeCounter {
+    fn default() -> Self {
+        Self {
+            count: AtomicU64::default(),
+            local: tokio::sync::Notify::new(),
+            any: tokio::sync::watch::Sender::new(()),
+        }
+    }
 }
 
 impl ChangeCounter {
@@ -87,11 +101,19 @@ impl ChangeCounter {
     pub fn bump(&self) {
         self.count.fetch_add(1, Ordering::AcqRel);
         self.local.notify_one();
+        self.any.send_replace(());
     }
 
     /// Records a change another replica announced: everything cached before is stale.
     pub fn remote_change(&self) {
         self.count.fetch_add(1, Ordering::AcqRel);
+        self.any.send_replace(());
+    }
+
+    /// A receiver that sees every change from now on, made here or announced (several
+    /// changes between two looks are one).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<()> {
+        self.any.subscribe()
     }
 
     /// Waits for a change made here since the previous wait (changes meanwhile are one).
@@ -124,6 +146,7 @@ impl AppState {
             changes: ChangeCounter::default(),
             credentials: ChangeCache::new(ttl, CACHED_CREDENTIALS),
             replica: Uuid::new_v4().simple().to_string(),
+            events: LiveEvents::default(),
         })))
     }
 }

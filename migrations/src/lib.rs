@@ -22,6 +22,7 @@ mod m20261202_000016_resumable_uploads;
 mod m20261203_000017_resumable_hash_state;
 mod m20261203_000018_model_aliases;
 mod m20261203_000019_model_lineage;
+mod m20261203_000020_webhooks;
 
 /// Runs Model Hub's migrations in order.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000017_resumable_hash_state::Migration),
             Box::new(m20261203_000018_model_aliases::Migration),
             Box::new(m20261203_000019_model_lineage::Migration),
+            Box::new(m20261203_000020_webhooks::Migration),
         ]
     }
 }

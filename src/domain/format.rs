@@ -103,6 +103,23 @@ pub fn label(format: ModelFormat) -> &'static str {
     }
 }
 
+/// The format a client names by its API name (`JOBLIB`) or its usual file extension
+/// (`joblib`, `pkl`, `pt`), in any case.
+pub fn from_name(name: &str) -> Option<ModelFormat> {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
+        "joblib" => ModelFormat::Joblib,
+        "pickle" | "pkl" => ModelFormat::Pickle,
+        "h5" | "hdf5" => ModelFormat::H5,
+        "keras" => ModelFormat::Keras,
+        "pth" | "pt" | "pytorch" => ModelFormat::Pth,
+        "safetensors" => ModelFormat::Safetensors,
+        "onnx" => ModelFormat::Onnx,
+        "gguf" => ModelFormat::Gguf,
+        "other" | "bin" => ModelFormat::Other,
+        _ => return None,
+    })
+}
+
 /// The usual file extension of a format, for download file names.
 pub fn file_extension(format: ModelFormat) -> &'static str {
     match format {

@@ -9,3 +9,4 @@ pub mod hub_name;
 pub mod lineage;
 pub mod model;
 pub mod version;
+pub mod webhook_url;

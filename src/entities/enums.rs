@@ -120,3 +120,53 @@ pub enum InspectionStatus {
     #[sea_orm(string_value = "error")]
     Error,
 }
+
+/// What happened, in a change event (webhook deliveries and subscriptions carry it; the
+/// stored value is the `type` of a webhook's JSON body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(40))")]
+#[graphql(name = "EventType")]
+pub enum EventKind {
+    /// A version was stored (its inspection has its own event).
+    #[sea_orm(string_value = "version.created")]
+    VersionCreated,
+    /// A version's inspection finished: at upload, or again under new rules.
+    #[sea_orm(string_value = "version.inspected")]
+    VersionInspected,
+    /// The owner asked for the model to be published.
+    #[sea_orm(string_value = "publication.requested")]
+    PublicationRequested,
+    /// An administrator approved the publication: the model is public.
+    #[sea_orm(string_value = "publication.approved")]
+    PublicationApproved,
+    /// An administrator rejected the publication.
+    #[sea_orm(string_value = "publication.rejected")]
+    PublicationRejected,
+    /// An alias was set, moved or removed.
+    #[sea_orm(string_value = "alias.moved")]
+    AliasMoved,
+    /// An administrator withdrew a version.
+    #[sea_orm(string_value = "version.withdrawn")]
+    VersionWithdrawn,
+    /// The model was deleted, with its versions.
+    #[sea_orm(string_value = "model.deleted")]
+    ModelDeleted,
+    /// A test delivery a webhook's owner asked for.
+    #[sea_orm(string_value = "ping")]
+    Ping,
+}
+
+/// Where a webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum DeliveryStatus {
+    /// Waiting for its first try or its next retry.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// The receiver answered with a 2xx status.
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    /// Every try failed until the retry window closed, or the webhook went away.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

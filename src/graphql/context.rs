@@ -1,5 +1,7 @@
 //! Typed access to what a resolver needs: the shared state and the caller.
 
+use std::sync::Arc;
+
 use async_graphql::Context;
 
 use super::loaders::Loaders;
@@ -40,9 +42,43 @@ impl RequestContext for Context<'_> {
     }
 }
 
-/// The request's DataLoaders (installed by the HTTP handler).
-pub fn loaders<'a>(ctx: &'a Context<'_>) -> AppResult<&'a Loaders> {
-    ctx.data_opt::<std::sync::Arc<Loaders>>()
-        .map(|l| l.as_ref())
+/// The request's DataLoaders (installed by the HTTP handler), or those of the event a
+/// subscription is sending.
+pub fn loaders(ctx: &Context<'_>) -> AppResult<Arc<Loaders>> {
+    if let Some(loaders) = ctx.data_opt::<Arc<Loaders>>() {
+        return Ok(loaders.clone());
+    }
+    ctx.data_opt::<Arc<EventLoaders>>()
+        .and_then(|slot| slot.current())
         .ok_or_else(|| AppError::internal("the request has no DataLoaders"))
+}
+
+/// A WebSocket connection's loaders: each event a subscription sends gets fresh ones, so a
+/// long-lived connection never answers from what an earlier event loaded.
+#[derive(Default)]
+pub struct EventLoaders(std::sync::Mutex<Option<Arc<Loaders>>>);
+
+impl EventLoaders {
+    /// Puts fresh loaders in place for the next event.
+    pub fn replace(&self, loaders: Arc<Loaders>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(loaders);
+    }
+
+    fn current(&self) -> Option<Arc<Loaders>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The credential a WebSocket connection was opened with, read again before each event its
+/// subscriptions send.
+#[derive(Clone)]
+pub struct SocketCredential {
+    /// The bearer token from the connection's init payload (or its upgrade request).
+    pub token: Option<String>,
 }

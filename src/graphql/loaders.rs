@@ -6,7 +6,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::{
@@ -94,17 +94,7 @@ impl Loader<Uuid> for VersionsOfModelLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let rows = model_version::Entity::find()
-            .filter(model_version::Column::ModelId.is_in(keys.iter().copied()))
-            .order_by_desc(model_version::Column::VersionKey)
-            .all(&self.0)
-            .await?;
-        let mut grouped: HashMap<Uuid, Self::Value> =
-            keys.iter().map(|key| (*key, Vec::new())).collect();
-        for row in rows {
-            grouped.entry(row.model_id).or_default().push(row);
-        }
-        Ok(grouped)
+        Ok(versions::of_models(&self.0, keys).await?)
     }
 }
 

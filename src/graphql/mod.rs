@@ -11,11 +11,13 @@ mod inspection;
 mod loaders;
 mod models;
 mod scalars;
+mod subscriptions;
 mod upload;
+mod webhooks;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
-pub use context::{ClientIp, RequestContext};
+pub use context::{ClientIp, EventLoaders, RequestContext, SocketCredential};
 pub use loaders::Loaders;
 pub use upload::{UploadedFile, UploadedFiles};
 
@@ -29,6 +31,7 @@ pub struct QueryRoot(
     models::ModelQuery,
     aliases::AliasQuery,
     drafts::DraftQuery,
+    webhooks::WebhookQuery,
     admin::AdminQuery,
 );
 
@@ -40,11 +43,14 @@ pub struct MutationRoot(
     models::ModelMutation,
     aliases::AliasMutation,
     drafts::DraftMutation,
+    webhooks::WebhookMutation,
     admin::AdminMutation,
 );
 
 /// The executable schema.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+pub use subscriptions::SubscriptionRoot;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 12;
@@ -74,7 +80,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .data(state)
     .limit_depth(MAX_DEPTH)
@@ -88,7 +94,7 @@ pub fn build_introspection_schema(state: AppState) -> AppSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .data(state)
     .limit_depth(MAX_INTROSPECTION_DEPTH)
@@ -101,7 +107,7 @@ pub fn sdl() -> String {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .finish()
     .sdl()

@@ -19,6 +19,7 @@ use async_graphql::ErrorExtensions;
 use super::{
     HttpState, client_ip, limits,
     response_cache::{Answer, ResponseCache},
+    socket,
 };
 use crate::{
     auth::Viewer,
@@ -53,6 +54,9 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
         request.headers(),
         &state.app.config.trusted_proxies,
     ));
+    if socket::is_upgrade(request.headers()) {
+        return socket::upgrade(state, request, client).await;
+    }
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -65,7 +69,7 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
     if is_multipart {
         // An upload the caller may not make is refused before a byte of its files is read,
         // and the connection closed rather than the rest of the body read.
-        return match super::multipart::read(&state.app, &viewer, request).await {
+        return match super::multipart::read(&state.app, &state.persisted, &viewer, request).await {
             Ok((batch, files)) => {
                 let response = execute(
                     &state,
@@ -76,6 +80,10 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
                 .await;
                 files.discard_all(&state.app.blobs).await;
                 response
+            }
+            // A persisted query's miss was read to its end; the client asks again.
+            Err(err @ AppError::PersistedQueryNotFound) => {
+                error_response(err.code().status(), err.into())
             }
             Err(err) => {
                 let mut response = error_response(err.code().status(), err.into());
@@ -114,6 +122,9 @@ async fn execute(
     viewer: Viewer,
     is_get: bool,
 ) -> Response {
+    if let Err(err) = state.persisted.resolve(&mut batch) {
+        return error_response(err.code().status(), err.into());
+    }
     // A catalog read answered recently for this viewer is answered again as it was. Only
     // answers to requests that passed the limits below are ever stored, so a hit skips them.
     let cached = match (&state.cache, &batch) {

@@ -9,9 +9,12 @@ mod hf;
 mod limits;
 mod metrics;
 mod multipart;
+mod persisted;
 mod playground;
 mod response_cache;
+mod rest;
 mod root_fields;
+mod socket;
 mod tus;
 mod upload_plan;
 
@@ -45,6 +48,8 @@ pub struct HttpState {
     pub introspection: AppSchema,
     /// Recent answers to catalog reads; `None` when switched off.
     pub cache: Option<Arc<ResponseCache>>,
+    /// The queries clients persisted (APQ).
+    pub persisted: Arc<persisted::PersistedQueries>,
 }
 
 /// Builds the router with every route and middleware.
@@ -58,6 +63,7 @@ pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Rou
         schema,
         introspection,
         cache,
+        persisted: Arc::default(),
     };
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/playground") }))
@@ -67,6 +73,10 @@ pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Rou
         .route("/files/{version_id}", get(files::by_version))
         .route("/files/{version_id}/{*path}", get(files::by_file))
         .route("/api/v1/models/{model_id}/download", get(files::by_model))
+        .route("/api/v1/models/", get(rest::list).post(rest::create))
+        .route("/api/v1/models", get(rest::list).post(rest::create))
+        .route("/api/v1/models/{model_id}", get(rest::show))
+        .route("/api/v1/admin/analytics/dashboard", get(rest::dashboard))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
+use super::persisted::PersistedQueries;
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult},
@@ -33,7 +34,7 @@ use tokio::task::JoinHandle;
 /// Largest `map` part (room for the most files a version may have).
 const MAX_MAP_BYTES: u64 = 1024 * 1024;
 /// How much trailing data after the closing boundary is read (and dropped) before giving up.
-const MAX_EPILOGUE_BYTES: usize = 64 * 1024;
+const MAX_EPILOGUE_BYTES: u64 = 64 * 1024;
 
 /// The body stream, shared so that it can be drained after multer is done with it.
 #[derive(Clone)]
@@ -51,15 +52,19 @@ impl Stream for SharedBody {
 }
 
 impl SharedBody {
-    /// Reads what is left of the body (a late chunked terminator, an epilogue).
-    async fn drain(mut self) {
-        let mut seen = 0;
-        while let Some(Ok(chunk)) = self.next().await {
-            seen += chunk.len();
-            if seen > MAX_EPILOGUE_BYTES {
-                break;
+    /// Reads and drops what is left of the body, up to `most` bytes; whether it ended.
+    async fn drain(mut self, most: u64) -> bool {
+        let mut seen = 0u64;
+        while let Some(chunk) = self.next().await {
+            let Ok(chunk) = chunk else {
+                return false;
+            };
+            seen += chunk.len() as u64;
+            if seen > most {
+                return false;
             }
         }
+        true
     }
 }
 
@@ -67,7 +72,7 @@ fn bad(message: impl Into<String>) -> AppError {
     AppError::bad_input("multipart", message)
 }
 
-fn multer_error(err: multer::Error, max_file_bytes: u64) -> AppError {
+pub(super) fn multer_error(err: multer::Error, max_file_bytes: u64) -> AppError {
     match err {
         multer::Error::FieldSizeExceeded { field_name, limit } => match field_name.as_deref() {
             Some("operations") => AppError::PayloadTooLarge { limit },
@@ -89,6 +94,7 @@ fn multer_error(err: multer::Error, max_file_bytes: u64) -> AppError {
 /// removed.
 pub async fn read(
     state: &AppState,
+    persisted: &PersistedQueries,
     viewer: &Viewer,
     request: Request,
 ) -> AppResult<(BatchRequest, UploadedFiles)> {
@@ -115,6 +121,7 @@ pub async fn read(
     let mut finishing: VecDeque<Finishing> = VecDeque::new();
     let result = read_parts(
         state,
+        persisted,
         viewer,
         &mut multipart,
         (&mut staged, &mut finishing),
@@ -124,8 +131,20 @@ pub async fn read(
     drop(multipart);
     match result {
         Ok(batch) => {
-            body.drain().await;
+            body.drain(MAX_EPILOGUE_BYTES).await;
             Ok((batch, UploadedFiles::new(staged)))
+        }
+        // The client sends the whole request again with its query; it expects an answer to
+        // this one, so the rest of the body is read (not stored) rather than the connection
+        // closed on it.
+        Err(AppError::PersistedQueryNotFound) => {
+            if body.drain(state.config.max_version_bytes).await {
+                Err(AppError::PersistedQueryNotFound)
+            } else {
+                Err(AppError::PayloadTooLarge {
+                    limit: state.config.max_version_bytes,
+                })
+            }
         }
         Err(err) => {
             // Files still finishing are waited for, so that nothing staged outlives the answer.
@@ -144,6 +163,7 @@ pub async fn read(
 
 async fn read_parts(
     state: &AppState,
+    persisted: &PersistedQueries,
     viewer: &Viewer,
     multipart: &mut multer::Multipart<'static>,
     (staged, finishing): (&mut Vec<UploadedFile>, &mut VecDeque<Finishing>),
@@ -162,10 +182,10 @@ async fn read_parts(
         match name.as_str() {
             "operations" if operations.is_none() => {
                 let bytes = field.bytes().await.map_err(error)?;
-                operations = Some(
-                    serde_json::from_slice(&bytes)
-                        .map_err(|e| bad(format!("`operations` is not valid JSON: {e}")))?,
-                );
+                let mut read = serde_json::from_slice(&bytes)
+                    .map_err(|e| bad(format!("`operations` is not valid JSON: {e}")))?;
+                persisted.resolve_json(&mut read)?;
+                operations = Some(read);
             }
             "map" if map.is_none() => {
                 if operations.is_none() {
@@ -294,6 +314,21 @@ impl Drop for Finishing {
             });
         }
     }
+}
+
+/// Streams one file part of a form into the staging area, within `max_file_bytes`, and makes
+/// it durable.
+pub(super) async fn stage_part(
+    state: &AppState,
+    field: &mut multer::Field<'static>,
+    max_file_bytes: u64,
+) -> AppResult<UploadedFile> {
+    let filename = field.file_name().map(str::to_owned);
+    let content_type = field.content_type().map(ToString::to_string);
+    let upload = stream_file(state, field, max_file_bytes).await?;
+    Finishing::start(state, upload, filename, content_type)
+        .wait()
+        .await
 }
 
 /// Streams one file part into the staging area, enforcing the size limit as bytes arrive;

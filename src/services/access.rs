@@ -60,6 +60,12 @@ const MUTATIONS: &[(&str, Requirement)] = &[
     ("withdrawModelVersion", Requirement::Admin),
     ("releaseModelVersion", Requirement::Admin),
     ("restoreModelVersion", Requirement::Admin),
+    ("createWebhook", Requirement::Scope(Scope::Write)),
+    ("updateWebhook", Requirement::Scope(Scope::Write)),
+    ("rotateWebhookSecret", Requirement::Scope(Scope::Write)),
+    ("deleteWebhook", Requirement::Scope(Scope::Write)),
+    ("pingWebhook", Requirement::Scope(Scope::Write)),
+    ("redeliverWebhookDelivery", Requirement::Scope(Scope::Write)),
     ("setUserRole", Requirement::Admin),
     ("disableUser", Requirement::Admin),
     ("enableUser", Requirement::Admin),
@@ -247,6 +253,26 @@ pub fn ensure_may_move_alias(
         "`{alias}` is a protected alias: only administrators and API tokens with the PROMOTE \
          scope move it"
     )))
+}
+
+/// Whether `viewer` may learn that a model owned by `owner` was deleted: its owner and
+/// administrators may, and everyone when it was public.
+pub fn may_see_deleted(viewer: &Viewer, owner: Option<Uuid>, was_public: bool) -> bool {
+    was_public || viewer.is_admin() || (owner.is_some() && viewer.user_id() == owner)
+}
+
+/// Whether the account that made a webhook may receive an event of a model `event_owner`
+/// owns: an enabled administrator every model's, anyone else only their own models'.
+pub fn webhook_may_receive(maker: &user::Model, event_owner: Option<Uuid>) -> bool {
+    !maker.disabled && (maker.role == Role::Admin || Some(maker.id) == event_owner)
+}
+
+/// Whether the viewer may manage a webhook whose model was deleted: the account that made it
+/// and administrators, with WRITE. (A live model's webhooks are managed by whoever may change
+/// the model, the global ones by administrators.)
+pub fn may_manage_retired_webhook(viewer: &Viewer, maker: Uuid) -> AppResult<bool> {
+    let caller = viewer.require(Scope::Write)?;
+    Ok(caller.is_admin() || caller.user.id == maker)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     auth::Viewer,
     domain::{alias::AliasName, version::Version},
-    entities::{alias_move, model, model_alias, model_version},
+    entities::{alias_move, enums::EventKind, model, model_alias, model_version},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -185,6 +185,21 @@ async fn record_move<C: ConnectionTrait>(
         Subject::Model(target.model().id),
         None,
         Some(details),
+    )
+    .await?;
+    super::events::record(
+        db,
+        super::events::Change {
+            kind: EventKind::AliasMoved,
+            model: target.model(),
+            version: to,
+            actor: Some(target.actor()),
+            data: serde_json::json!({
+                "alias": alias.as_str(),
+                "previousVersionId": from,
+                "removed": to.is_none(),
+            }),
+        },
     )
     .await
 }

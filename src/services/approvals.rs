@@ -14,13 +14,17 @@ use uuid::Uuid;
 use super::{
     access::{self, ModelEdit},
     audit::{self, Subject},
+    events::Change,
     gate,
     pagination::{Cursor, Page, SortValue},
     versions::{is_listed_locked, refresh_current_version},
 };
 use crate::{
     auth::Admin,
-    entities::{enums::ApprovalStatus, model, model_version},
+    entities::{
+        enums::{ApprovalStatus, EventKind},
+        model, model_version,
+    },
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -56,6 +60,8 @@ struct Step<'a> {
     to: ApprovalStatus,
     note: Option<String>,
     submitted: bool,
+    /// The change event it makes, if others react to it.
+    event: Option<EventKind>,
 }
 
 impl Step<'_> {
@@ -116,6 +122,19 @@ async fn apply(
         None,
     )
     .await?;
+    if let Some(kind) = step.event {
+        super::events::record(
+            &txn,
+            Change {
+                kind,
+                model: &current,
+                version: None,
+                actor: Some(actor),
+                data: serde_json::json!({ "note": step.note }),
+            },
+        )
+        .await?;
+    }
     super::commit_change(state, txn).await?;
     tracing::info!(model_id = %model_id, actor_id = %actor, action = step.action, "publication workflow");
     Ok(current)
@@ -142,6 +161,7 @@ pub async fn request_publication(
             to: ApprovalStatus::Pending,
             note: None,
             submitted: true,
+            event: Some(EventKind::PublicationRequested),
         },
     )
     .await
@@ -172,6 +192,7 @@ pub async fn approve(
             to: ApprovalStatus::Approved,
             note: reason("note", note, false)?,
             submitted: false,
+            event: Some(EventKind::PublicationApproved),
         },
     )
     .await
@@ -196,6 +217,7 @@ pub async fn reject(
             to: ApprovalStatus::Rejected,
             note: why,
             submitted: false,
+            event: Some(EventKind::PublicationRejected),
         },
     )
     .await
@@ -213,6 +235,7 @@ pub async fn unpublish(state: &AppState, target: ModelEdit<'_>) -> AppResult<mod
             to: ApprovalStatus::Draft,
             note: None,
             submitted: false,
+            event: None,
         },
     )
     .await
@@ -277,6 +300,23 @@ pub async fn set_withdrawn(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("model version"))?;
+    if withdrawn {
+        let model = model::Entity::find_by_id(version.model_id)
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound("model"))?;
+        super::events::record(
+            &txn,
+            Change {
+                kind: EventKind::VersionWithdrawn,
+                model: &model,
+                version: Some(&updated),
+                actor: Some(admin.id()),
+                data: serde_json::json!({ "reason": why }),
+            },
+        )
+        .await?;
+    }
     super::commit_change(state, txn).await?;
     Ok(updated)
 }

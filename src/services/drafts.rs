@@ -718,7 +718,8 @@ async fn write_version(
         .insert(txn)
         .await?;
     }
-    refresh_current_version(txn, model_id).await?;
+    let model = refresh_current_version(txn, model_id).await?;
+    super::events::version_stored(txn, &model, &version, target.actor()).await?;
     audit::record(
         txn,
         Some(target.actor()),

@@ -206,7 +206,16 @@ async fn reinspect_one(
         .exec(&txn)
         .await?;
     if changed {
-        refresh_current_version(&txn, version.model_id).await?;
+        let model = refresh_current_version(&txn, version.model_id).await?;
+        let updated = model_version::Entity::find_by_id(version.id)
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound("model version"))?;
+        super::events::record(
+            &txn,
+            super::events::inspected(&model, &updated, Some(version.inspection_status)),
+        )
+        .await?;
         audit::record(
             &txn,
             None,

@@ -14,6 +14,7 @@ pub mod change_feed;
 pub mod download_counts;
 pub mod downloads;
 pub mod drafts;
+pub mod events;
 pub mod gate;
 pub mod hub;
 pub mod hub_commits;
@@ -29,6 +30,8 @@ pub mod resumable;
 pub mod version_facts;
 pub mod version_upload;
 pub mod versions;
+pub mod webhook_delivery;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};

@@ -19,7 +19,7 @@ use crate::{
     auth::Viewer,
     domain::model as rules,
     entities::{
-        enums::{InspectionStatus, ModelFormat},
+        enums::{EventKind, InspectionStatus, ModelFormat},
         model, model_tag, model_version, user,
     },
     error::{AppError, AppResult},
@@ -466,7 +466,7 @@ pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
         .into_tuple()
         .all(&txn)
         .await?;
-    let mut hashes = versions::file_hashes(&txn, versions).await?;
+    let mut hashes = versions::file_hashes(&txn, versions.iter().copied()).await?;
     hashes.extend(super::drafts::file_hashes_of_model(&txn, id).await?);
     hashes.extend(super::lfs::hashes_of_model(&txn, id).await?);
     hashes.sort();
@@ -476,6 +476,18 @@ pub async fn delete(state: &AppState, target: ModelEdit<'_>) -> AppResult<()> {
         .await?
         .map_or_else(|| model.owner_id.to_string(), |u| u.username);
     super::lineage::orphan_derivatives(&txn, model, &owner).await?;
+    super::events::record(
+        &txn,
+        super::events::Change {
+            kind: EventKind::ModelDeleted,
+            model,
+            version: None,
+            actor: Some(target.actor()),
+            data: serde_json::json!({ "versions": versions.len() }),
+        },
+    )
+    .await?;
+    super::webhooks::retire_of_model(&txn, id).await?;
     model::Entity::delete_by_id(id).exec(&txn).await?;
     let details = serde_json::json!({ "name": model.name, "owner_id": model.owner_id });
     audit::record(

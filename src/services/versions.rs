@@ -141,12 +141,12 @@ pub(super) fn record_inspection(
     row.inspection = Set(Some(report.to_json()));
 }
 
-/// Points the model at its newest (highest semver) version that is not withdrawn — and, for a
-/// listed (pending or approved) model, that the inspection gate released.
+/// listed (pending or approved) model, that the inspection gate released. Returns the model as it
+/// is now.
 pub(super) async fn refresh_current_version<C: ConnectionTrait>(
     db: &C,
     model_id: Uuid,
-) -> AppResult<()> {
+) -> AppResult<model::Model> {
     let model = model::Entity::find_by_id(model_id)
         .one(db)
         .await?
@@ -161,13 +161,18 @@ pub(super) async fn refresh_current_version<C: ConnectionTrait>(
         newest = newest.filter(gate::released_condition());
     }
     let newest: Option<Uuid> = newest.into_tuple().one(db).await?;
+    let now = super::now();
     model::Entity::update_many()
         .col_expr(model::Column::CurrentVersionId, Expr::value(newest))
-        .col_expr(model::Column::UpdatedAt, Expr::value(super::now()))
+        .col_expr(model::Column::UpdatedAt, Expr::value(now))
         .filter(model::Column::Id.eq(model_id))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(model::Model {
+        current_version_id: newest,
+        updated_at: now,
+        ..model
+    })
 }
 
 /// Whether a model in this state is listed (public, or waiting to be): the inspection gate
@@ -279,10 +284,12 @@ pub async fn create_model(
             .map_err(|e| version_conflict(e, &label))?;
         version_upload::insert_files(txn, state, version.id, &plan, &found.files).await?;
         refresh_current_version(txn, model_id).await?;
-        model::Entity::find_by_id(model_id)
+        let model = model::Entity::find_by_id(model_id)
             .one(txn)
             .await?
-            .ok_or(AppError::NotFound("model"))
+            .ok_or(AppError::NotFound("model"))?;
+        super::events::version_stored(txn, &model, &version, caller.user.id).await?;
+        Ok(model)
     })
     .await?;
     tracing::info!(model_id = %model.id, owner_id = %caller.user.id, files = plan.files.len(), size = plan.size(), "model created");
@@ -347,7 +354,8 @@ pub async fn create_version(
             .await
             .map_err(|e| version_conflict(e, &label))?;
         version_upload::insert_files(txn, state, version.id, &plan, &found.files).await?;
-        refresh_current_version(txn, model.id).await?;
+        let model = refresh_current_version(txn, model.id).await?;
+        super::events::version_stored(txn, &model, &version, target.actor()).await?;
         Ok(version)
     })
     .await?;
@@ -500,6 +508,24 @@ pub(super) async fn file_hashes<C: ConnectionTrait>(
         .into_tuple()
         .all(db)
         .await?)
+}
+
+/// The versions of each of `models`, newest first: one statement.
+pub async fn of_models<C: ConnectionTrait>(
+    db: &C,
+    models: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<model_version::Model>>, DbErr> {
+    let rows = model_version::Entity::find()
+        .filter(model_version::Column::ModelId.is_in(models.iter().copied()))
+        .order_by_desc(model_version::Column::VersionKey)
+        .all(db)
+        .await?;
+    let mut grouped: std::collections::HashMap<Uuid, Vec<model_version::Model>> =
+        models.iter().map(|model| (*model, Vec::new())).collect();
+    for row in rows {
+        grouped.entry(row.model_id).or_default().push(row);
+    }
+    Ok(grouped)
 }
 
 /// Pages of several versions' files, by path, that start after `after` and whose paths start

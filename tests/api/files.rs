@@ -376,13 +376,13 @@ async fn the_migration_makes_each_earlier_version_a_one_file_version() {
     .await
     .data();
     // Back to the schema before versions had files (and drafts, repository names, commit ids,
-    // LFS objects, leases, case-blind slugs, resumable uploads and their hash states, aliases
-    // and lineage), then forward again.
+    // LFS objects, leases, case-blind slugs, resumable uploads and their hash states, aliases,
+    // lineage, and webhooks), then forward again.
     let url = secrecy::ExposeSecret::expose_secret(&app.state.config.database_url).to_owned();
     let mut options = sea_orm::ConnectOptions::new(url);
     options.max_connections(1).sqlx_logging(false);
     let db = sea_orm::Database::connect(options).await.unwrap();
-    migration::Migrator::down(&db, Some(11)).await.unwrap();
+    migration::Migrator::down(&db, Some(12)).await.unwrap();
     let tables: Vec<String> = {
         use sea_orm::ConnectionTrait;
         let backend = db.get_database_backend();

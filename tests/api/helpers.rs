@@ -108,6 +108,10 @@ pub struct Options {
     pub max_files_per_version: usize,
     /// `MODELHUB_MAX_VERSION_BYTES`.
     pub max_version_bytes: u64,
+    /// `MODELHUB_WEBHOOK_RETRY_BASE_MS`.
+    pub webhook_retry_base: Duration,
+    /// `MODELHUB_WEBHOOK_RETRY_WINDOW_SECS`.
+    pub webhook_retry_window: Duration,
 }
 
 impl Default for Options {
@@ -137,6 +141,8 @@ impl Default for Options {
             inspection_secs: 30,
             max_files_per_version: 10_000,
             max_version_bytes: 256 * 1024 * 1024,
+            webhook_retry_base: Duration::from_millis(50),
+            webhook_retry_window: Duration::from_secs(86_400),
         }
     }
 }
@@ -300,6 +306,13 @@ pub async fn spawn_with(options: Options) -> TestApp {
         trusted_proxies: options.trusted_proxies.clone(),
         response_cache_ttl: Duration::from_secs(options.response_cache_secs),
         shutdown_grace: Duration::from_secs(30),
+        webhooks: modelhub::config::WebhookOptions {
+            timeout: Duration::from_secs(5),
+            retry_base: options.webhook_retry_base,
+            retry_window: options.webhook_retry_window,
+            // The receivers tests run are on loopback.
+            private_targets: true,
+        },
     };
     let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
     let statements = Arc::new(AtomicUsize::new(0));
