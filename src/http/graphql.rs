@@ -85,14 +85,7 @@ pub async fn handle(State(state): State<HttpState>, request: Request) -> Respons
             Err(err @ AppError::PersistedQueryNotFound) => {
                 error_response(err.code().status(), err.into())
             }
-            Err(err) => {
-                let mut response = error_response(err.code().status(), err.into());
-                response.headers_mut().insert(
-                    header::CONNECTION,
-                    header::HeaderValue::from_static("close"),
-                );
-                response
-            }
+            Err(err) => super::closing(error_response(err.code().status(), err.into())),
         };
     }
     let limit = state.app.config.max_request_bytes;

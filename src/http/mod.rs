@@ -106,6 +106,15 @@ pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Rou
         .layer(axum::middleware::from_fn(assign_request_id))
 }
 
+/// `response` with `Connection: close`: for a refusal given before the request's body was
+/// read, so that the rest of it is not.
+fn closing(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// A request's id, in its extensions and in its answer's `X-Request-Id`.
 #[derive(Clone)]
 struct RequestId(String);

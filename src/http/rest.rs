@@ -50,29 +50,19 @@ fn bad(field: &str, message: impl Into<String>) -> AppError {
 /// `POST /api/v1/models/`: a new model with its first version, from the seed's form. The
 /// caller is authorized, and every text field checked, before a byte of `model_file` is read.
 pub async fn create(State(state): State<HttpState>, request: Request) -> Response {
+    // The caller and the form, before the file is stored; a refusal here closes the
+    // connection rather than read the rest of the body.
+    let read = async {
+        let viewer = accounts::authenticate(&state.app, bearer_token(request.headers())).await?;
+        versions::authorize_upload(&state.app, &viewer, &[UploadTarget::NewModel]).await?;
+        let (new, file) = read_form(&state, request).await?;
+        Ok::<_, AppError>((viewer, new, file))
+    };
+    let (viewer, new, file) = match read.await {
+        Ok(read) => read,
+        Err(err) => return super::closing(err.into_response()),
+    };
     let result: AppResult<Response> = async {
-        // A refusal before the body is read closes the connection rather than read the rest.
-        let unread = |err: AppError| {
-            let mut response = err.into_response();
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        };
-        let viewer = match accounts::authenticate(&state.app, bearer_token(request.headers())).await
-        {
-            Ok(viewer) => viewer,
-            Err(err) => return Ok(unread(err)),
-        };
-        if let Err(err) =
-            versions::authorize_upload(&state.app, &viewer, &[UploadTarget::NewModel]).await
-        {
-            return Ok(unread(err));
-        }
-        let (new, file) = match read_form(&state, request).await {
-            Ok(read) => read,
-            Err(err) => return Ok(unread(err)),
-        };
         let created =
             versions::create_model(&state.app, &viewer, new, Files::One(file.clone())).await;
         state.app.blobs.discard(&file.blob).await;

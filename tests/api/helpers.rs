@@ -694,6 +694,54 @@ impl TestApp {
     }
 }
 
+/// Sends the head of a multipart request to `path`: the text `parts`, then the head of a file
+/// part `file_field` declared 1 GiB, and only that file's first MiB; then reads the answer
+/// without sending more. Returns its status code and the whole answer (headers included).
+pub async fn send_head_of_huge_form(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    parts: &[(&str, String)],
+    file_field: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BOUNDARY: &str = "modelhub-test-boundary";
+    let mut body = String::new();
+    for (name, value) in parts {
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"big.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    ));
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let length = body.len() as u64 + (1u64 << 30) + tail.len() as u64;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
+         Content-Length: {length}\r\n{auth}\r\n{body}",
+        app.addr
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may already have answered and stopped reading.
+    let _ = stream.write_all(&vec![0x5a; 1 << 20]).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server waited for the rest of the file");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    (status, answer)
+}
+
 /// A transformers-like folder of `n` files (n ≥ 3), sub-folders included.
 pub fn transformers_folder(n: usize) -> Folder {
     let mut files = vec![

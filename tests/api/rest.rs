@@ -3,12 +3,11 @@
 //! same policy as GraphQL, refusals before the file is read, and the seed's own usage examples
 //! run as written (curl and Python `requests`).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TestApp, random_forest, service_setting, sha256_hex, spawn_app};
+use crate::helpers::{
+    TestApp, random_forest, send_head_of_huge_form, service_setting, sha256_hex, spawn_app,
+};
 
 /// The seed's upload form, `model_file` last.
 fn seed_form(name: &str, bytes: Vec<u8>) -> reqwest::multipart::Form {
@@ -293,44 +292,14 @@ async fn the_model_list_pages_with_links_in_a_constant_number_of_statements() {
 }
 
 /// Sends the seed form's head with `fields`, then the head of a 1 GiB `model_file` and its
-/// first MiB only; returns the status line's code and the answer.
+/// first MiB only.
 async fn send_form_head(
     app: &TestApp,
     token: Option<&str>,
     fields: &[(&str, &str)],
 ) -> (u16, String) {
-    const BOUNDARY: &str = "seed-boundary";
-    let mut body = String::new();
-    for (name, value) in fields {
-        body.push_str(&format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"model_file\"; filename=\"big.joblib\"\r\n\r\n"
-    ));
-    let declared = body.len() as u64 + (1u64 << 30) + 32;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "POST /api/v1/models/ HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
-         Content-Length: {declared}\r\n{auth}\r\n{body}",
-        app.addr
-    );
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let _ = stream.write_all(&vec![0x5a; 1 << 20]).await;
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    assert!(read.is_ok(), "the server waited for the rest of the file");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-    (status, answer)
+    let parts: Vec<(&str, String)> = fields.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    send_head_of_huge_form(app, "/api/v1/models/", token, &parts, "model_file").await
 }
 
 #[tokio::test]

@@ -2,54 +2,24 @@
 //! read: callers without WRITE, uploads to someone else's model and uploads past the budget
 //! are answered at once, and the connection is closed rather than the file read.
 
-use std::time::Duration;
-
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Options, TestApp, safetensors, spawn_app, spawn_with};
+use crate::helpers::{
+    Options, TestApp, safetensors, send_head_of_huge_form, spawn_app, spawn_with,
+};
 
-const BOUNDARY: &str = "modelhub-test-boundary";
-
-/// Sends the head of a multipart upload that declares a 1 GiB file, then only its first MiB,
-/// and reads the answer without sending more: its status line and body.
+/// Sends a GraphQL multipart upload's `operations` and `map`, then the head of a 1 GiB file
+/// and its first MiB only (see [`send_head_of_huge_form`]).
 async fn send_head_of_huge_upload(
     app: &TestApp,
     token: Option<&str>,
     operations: serde_json::Value,
 ) -> (u16, String) {
-    let declared_file = 1u64 << 30;
-    let mut head_parts = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{{\"0\":[\"variables.file\"]}}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"big.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    );
-    let tail = format!("\r\n--{BOUNDARY}--\r\n");
-    let length = head_parts.len() as u64 + declared_file + tail.len() as u64;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
-         Content-Length: {length}\r\n{auth}\r\n",
-        app.addr
-    );
-    head_parts.insert_str(0, &request);
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(head_parts.as_bytes()).await.unwrap();
-    // The first MiB of the file; the server may already have answered and stopped reading.
-    let _ = stream.write_all(&vec![0x5a; 1 << 20]).await;
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    assert!(read.is_ok(), "the server waited for the rest of the file");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-    (status, answer)
+    let parts = [
+        ("operations", operations.to_string()),
+        ("map", r#"{"0":["variables.file"]}"#.to_owned()),
+    ];
+    send_head_of_huge_form(app, "/graphql", token, &parts, "0").await
 }
 
 fn create_model_operations() -> serde_json::Value {
