@@ -164,12 +164,18 @@ async fn model_event(
             }),
         );
     }
-    let Some(model) = models::find(&state, &viewer, model_id).await? else {
-        return Ok(None);
-    };
-    let version = match event.0.version_id {
-        Some(id) => versions::find(&state, &viewer, id).await?.map(|(v, _)| v),
+    // The version's read brings its model; a model's own event (or a version deleted
+    // since) reads the model alone.
+    let found = match event.0.version_id {
+        Some(id) => versions::find(&state, &viewer, id).await?,
         None => None,
+    };
+    let (model, version) = match found {
+        Some((version, model)) => (model, Some(version)),
+        None => match models::find(&state, &viewer, model_id).await? {
+            Some(model) => (model, None),
+            None => return Ok(None),
+        },
     };
     Ok(Some(ModelEvent {
         event,

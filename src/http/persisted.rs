@@ -12,7 +12,10 @@ use std::{sync::Arc, time::Duration};
 use async_graphql::{BatchRequest, Request};
 use sha2::{Digest, Sha256};
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    auth::api_token::hex,
+    error::{AppError, AppResult},
+};
 
 /// The most query text remembered.
 const MAX_BYTES: u64 = 32 * 1024 * 1024;
@@ -111,10 +114,6 @@ impl PersistedQueries {
 
 fn invalid(why: &str) -> AppError {
     AppError::bad_input("extensions.persistedQuery", why)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    crate::auth::api_token::hex(bytes)
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ use uuid::Uuid;
 use crate::{
     config::WebhookOptions,
     domain::webhook_url::is_internal,
-    entities::{enums::DeliveryStatus, event, webhook, webhook_attempt, webhook_delivery},
+    entities::{
+        enums::{DeliveryStatus, EventKind},
+        event, webhook, webhook_attempt, webhook_delivery,
+    },
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -184,29 +187,17 @@ async fn send_one(state: &AppState, client: &reqwest::Client, id: Uuid) -> AppRe
     else {
         return Ok(());
     };
-    if !hook.active {
-        return finish(
-            state,
-            &delivery,
-            None,
-            DeliveryStatus::Failed,
-            "the webhook is switched off",
-        )
-        .await;
-    }
+    // Deleted with its delivery otherwise.
     let Some(event) = event::Entity::find_by_id(delivery.event_seq)
         .one(&state.db)
         .await?
     else {
-        return finish(
-            state,
-            &delivery,
-            None,
-            DeliveryStatus::Failed,
-            "the event is gone",
-        )
-        .await;
+        return Ok(());
     };
+    // A ping is how an owner tests a receiver, switched on or not.
+    if !hook.active && event.kind != EventKind::Ping {
+        return give_up(state, &delivery, "the webhook is switched off").await;
+    }
     let outcome = post(client, &hook, &delivery, &event).await;
     record(state, &delivery, &event, outcome).await
 }
@@ -316,7 +307,7 @@ async fn record(
     }
     .insert(&txn)
     .await?;
-    webhook_delivery::Entity::update_many()
+    let moved = webhook_delivery::Entity::update_many()
         .col_expr(webhook_delivery::Column::Status, Expr::value(status))
         .col_expr(webhook_delivery::Column::Attempts, Expr::value(tries))
         .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
@@ -337,29 +328,30 @@ async fn record(
             webhook_delivery::Column::FinishedAt,
             Expr::value((status != DeliveryStatus::Pending).then_some(now)),
         )
-        .filter(webhook_delivery::Column::Id.eq(delivery.id))
+        .filter(held_by_us(delivery))
         .exec(&txn)
         .await?;
+    if moved.rows_affected == 0 {
+        // Taken by another replica meanwhile: its try is the one kept.
+        txn.rollback().await?;
+        return Ok(());
+    }
     txn.commit().await?;
     tracing::info!(delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, tries, status = ?status, code = ?code, latency_ms = outcome.latency_ms, "webhook delivery tried");
     Ok(())
 }
 
 /// Ends a delivery that cannot be sent, without a try.
-async fn finish(
-    state: &AppState,
-    delivery: &webhook_delivery::Model,
-    code: Option<i32>,
-    status: DeliveryStatus,
-    why: &str,
-) -> AppResult<()> {
+async fn give_up(state: &AppState, delivery: &webhook_delivery::Model, why: &str) -> AppResult<()> {
     webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value(status))
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::value(DeliveryStatus::Failed),
+        )
         .col_expr(
             webhook_delivery::Column::LeaseUntil,
             Expr::value(None::<chrono::DateTime<chrono::Utc>>),
         )
-        .col_expr(webhook_delivery::Column::LastStatusCode, Expr::value(code))
         .col_expr(
             webhook_delivery::Column::LastError,
             Expr::value(Some(why.to_owned())),
@@ -368,10 +360,22 @@ async fn finish(
             webhook_delivery::Column::FinishedAt,
             Expr::value(Some(super::now())),
         )
-        .filter(webhook_delivery::Column::Id.eq(delivery.id))
+        .filter(held_by_us(delivery))
         .exec(&state.db)
         .await?;
     Ok(())
+}
+
+/// The delivery, while the lease this replica took on it holds (one that outlived it may
+/// have been taken by another replica, whose outcome then stands).
+fn held_by_us(delivery: &webhook_delivery::Model) -> sea_orm::Condition {
+    let lease = match delivery.lease_until {
+        Some(until) => webhook_delivery::Column::LeaseUntil.eq(until),
+        None => webhook_delivery::Column::LeaseUntil.is_null(),
+    };
+    sea_orm::Condition::all()
+        .add(webhook_delivery::Column::Id.eq(delivery.id))
+        .add(lease)
 }
 
 #[cfg(test)]

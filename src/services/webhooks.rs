@@ -97,16 +97,32 @@ fn description(raw: Option<&str>) -> AppResult<Option<String>> {
 }
 
 /// Checks that the viewer may manage the webhooks of `model` (`None`: the global ones).
-async fn authorize_scope(state: &AppState, viewer: &Viewer, model: Option<Uuid>) -> AppResult<()> {
+async fn authorize_scope(
+    state: &AppState,
+    viewer: &Viewer,
+    model: Option<Uuid>,
+) -> AppResult<Uuid> {
     match model {
-        Some(id) => super::models::find_for_edit(state, viewer, id)
-            .await
-            .map(|_| ()),
+        Some(id) => Ok(super::models::find_for_edit(state, viewer, id)
+            .await?
+            .actor()),
         None => {
-            viewer.require(Scope::Write)?;
-            viewer.require_admin().map(|_| ())
+            let caller = viewer.require(Scope::Write)?;
+            viewer.require_admin()?;
+            Ok(caller.user.id)
         }
     }
+}
+
+/// The live webhooks of a model (`None`: the global ones).
+fn live_in_scope(model: Option<Uuid>) -> sea_orm::Select<webhook::Entity> {
+    let scope = match model {
+        Some(id) => webhook::Column::ModelId.eq(id),
+        None => webhook::Column::ModelId.is_null(),
+    };
+    webhook::Entity::find()
+        .filter(scope)
+        .filter(webhook::Column::RetiredAt.is_null())
 }
 
 /// The webhook with this id, if the viewer may manage it (`NOT_FOUND` otherwise, as for a
@@ -123,7 +139,7 @@ pub async fn find_for_edit(
     let allowed = match (hook.model_id, hook.retired_at) {
         // The model is gone: its webhook is its maker's and the administrators'.
         (Some(_), Some(_)) => access::may_manage_retired_webhook(viewer, hook.owner_id)?,
-        (model, None) => authorize_scope(state, viewer, model).await.map(|()| true)?,
+        (model, None) => authorize_scope(state, viewer, model).await.map(|_| true)?,
         (None, Some(_)) => false,
     };
     if !allowed {
@@ -138,8 +154,7 @@ pub async fn create(
     viewer: &Viewer,
     input: NewWebhook,
 ) -> AppResult<(webhook::Model, String)> {
-    authorize_scope(state, viewer, input.model_id).await?;
-    let owner = viewer.require(Scope::Write)?.user.id;
+    let owner = authorize_scope(state, viewer, input.model_id).await?;
     let url = WebhookUrl::parse(
         "input.url",
         &input.url,
@@ -148,15 +163,7 @@ pub async fn create(
     let events = events_json("input.events", &input.events)?;
     let description = description(input.description.as_deref())?;
     let txn = super::begin_write(state).await?;
-    let scope = match input.model_id {
-        Some(id) => webhook::Column::ModelId.eq(id),
-        None => webhook::Column::ModelId.is_null(),
-    };
-    let existing = webhook::Entity::find()
-        .filter(scope)
-        .filter(webhook::Column::RetiredAt.is_null())
-        .count(&txn)
-        .await?;
+    let existing = live_in_scope(input.model_id).count(&txn).await?;
     if existing >= MAX_PER_SCOPE {
         return Err(AppError::Conflict(format!(
             "at most {MAX_PER_SCOPE} webhooks per model (and {MAX_PER_SCOPE} global ones)"
@@ -243,15 +250,7 @@ pub async fn list(
     model: Option<Uuid>,
 ) -> AppResult<Vec<webhook::Model>> {
     authorize_scope(state, viewer, model).await?;
-    let scope = match model {
-        Some(id) => webhook::Column::ModelId.eq(id),
-        None => webhook::Column::ModelId.is_null(),
-    };
-    Ok(webhook::Entity::find()
-        .filter(scope)
-        .filter(webhook::Column::RetiredAt.is_null())
-        .all(&state.db)
-        .await?)
+    Ok(live_in_scope(model).all(&state.db).await?)
 }
 
 /// Queues `event` for every webhook that wants it and whose maker may still see it, in the

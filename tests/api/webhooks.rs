@@ -301,6 +301,27 @@ async fn deliveries_are_signed_retried_logged_and_redeliverable() {
     let pings = rx.wait_for("ping", 2).await;
     assert!(pings[1].signed_with(&new_secret));
     assert!(!pings[1].signed_with(&secret));
+    // A switched-off webhook is still pinged: that is how its owner tests the receiver.
+    let toggle = async |active: bool| {
+        app.gql(
+            Some(&owner),
+            "mutation($id: ID!, $on: Boolean!) { updateWebhook(id: $id, input: { active: $on }) { active } }",
+            json!({ "id": hook, "on": active }),
+        )
+        .await
+        .data();
+    };
+    toggle(false).await;
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { pingWebhook(id: $id) { id } }",
+        json!({ "id": hook }),
+    )
+    .await
+    .data();
+    let pings = rx.wait_for("ping", 3).await;
+    assert!(pings[2].signed_with(&new_secret));
+    toggle(true).await;
 
     // Only the events asked for: alias moves, not versions.
     app.gql(
