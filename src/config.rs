@@ -171,6 +171,9 @@ pub struct WebhookOptions {
     /// `MODELHUB_WEBHOOK_RETRY_WINDOW_SECS`: how long after its event a delivery is retried
     /// (a day); then it fails.
     pub retry_window: Duration,
+    /// `MODELHUB_EVENT_RETENTION_DAYS`: how long change events and their delivery log are
+    /// kept (30 days; never less than the retry window, nor while a delivery is pending).
+    pub event_retention: Duration,
     /// `MODELHUB_WEBHOOK_PRIVATE_TARGETS`: whether receivers may be on loopback, private or
     /// link-local addresses (off: a webhook cannot be pointed at the hub's own network).
     pub private_targets: bool,
@@ -327,6 +330,10 @@ impl Config {
                 ),
                 retry_window: Duration::from_secs(
                     vars.parse_var("MODELHUB_WEBHOOK_RETRY_WINDOW_SECS", 86_400)?,
+                ),
+                event_retention: Duration::from_secs(
+                    vars.parse_var::<u64>("MODELHUB_EVENT_RETENTION_DAYS", 30)?
+                        .saturating_mul(86_400),
                 ),
                 private_targets: vars.parse_var("MODELHUB_WEBHOOK_PRIVATE_TARGETS", false)?,
             },

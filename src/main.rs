@@ -129,7 +129,7 @@ async fn run(command: Command) -> Result<()> {
                 .await
                 .map_err(describe)?;
             println!(
-                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files, {} expired drafts, {} expired LFS objects, {} abandoned parts and {} expired resumable uploads",
+                "deleted {} unused blobs ({} bytes); kept {} younger than {grace_minutes} min; removed {} staging files, {} expired drafts, {} expired LFS objects, {} abandoned parts, {} expired resumable uploads and {} old events",
                 report.deleted,
                 report.freed_bytes,
                 report.kept_recent,
@@ -137,7 +137,8 @@ async fn run(command: Command) -> Result<()> {
                 report.drafts_expired,
                 report.lfs_objects_expired,
                 report.parts_removed,
-                report.resumable_expired
+                report.resumable_expired,
+                report.events_purged
             );
             Ok(())
         }

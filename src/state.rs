@@ -2,7 +2,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use sea_orm::DatabaseConnection;
@@ -66,14 +66,22 @@ pub struct Inner {
     pub replica: String,
     /// Change events as they are written, for subscriptions.
     pub events: LiveEvents,
+    /// Woken when a webhook delivery is queued outside a change (a ping, a redelivery), for
+    /// the sender (changes wake it themselves).
+    pub deliveries_queued: tokio::sync::Notify,
 }
 
 /// A count of changes (mutations, downloads) made through this process, and of those other
 /// replicas announced (see [`crate::services::change_feed`]). Caches tag what they compute
 /// with the count read before computing it, and use it only while the count is the same.
+/// Changes to accounts and credentials (an account disabled, a token revoked, sessions ended)
+/// are also counted apart, for the credential cache, which other changes leave alone.
 #[derive(Debug)]
 pub struct ChangeCounter {
     count: AtomicU64,
+    accounts: AtomicU64,
+    /// Whether a local change to accounts waits to be announced.
+    accounts_unannounced: AtomicBool,
     /// Woken by local changes, for the announcer.
     local: tokio::sync::Notify,
     /// Moved by every change, local or announced, for the jobs that react to changes.
@@ -84,6 +92,8 @@ impl Default for ChangeCounter {
     fn default() -> Self {
         Self {
             count: AtomicU64::default(),
+            accounts: AtomicU64::default(),
+            accounts_unannounced: AtomicBool::default(),
             local: tokio::sync::Notify::new(),
             any: tokio::sync::watch::Sender::new(()),
         }
@@ -96,16 +106,38 @@ impl ChangeCounter {
         self.count.load(Ordering::Acquire)
     }
 
+    /// The current count of changes to accounts and credentials.
+    pub fn accounts_current(&self) -> u64 {
+        self.accounts.load(Ordering::Acquire)
+    }
+
     /// Records a change made here: everything cached before is stale, here and (once
-    /// announced) on the other replicas.
+    /// announced) on the other replicas; credentials excepted.
     pub fn bump(&self) {
         self.count.fetch_add(1, Ordering::AcqRel);
         self.local.notify_one();
         self.any.send_replace(());
     }
 
-    /// Records a change another replica announced: everything cached before is stale.
-    pub fn remote_change(&self) {
+    /// Records a change to accounts or credentials made here: everything cached before is
+    /// stale, credentials included.
+    pub fn bump_accounts(&self) {
+        self.accounts.fetch_add(1, Ordering::AcqRel);
+        self.accounts_unannounced.store(true, Ordering::Release);
+        self.bump();
+    }
+
+    /// Whether local changes to accounts came since the previous call (for the announcer).
+    pub fn take_accounts_changed(&self) -> bool {
+        self.accounts_unannounced.swap(false, Ordering::AcqRel)
+    }
+
+    /// Records a change another replica announced (`accounts`: one to accounts or
+    /// credentials): everything cached before is stale.
+    pub fn remote_change(&self, accounts: bool) {
+        if accounts {
+            self.accounts.fetch_add(1, Ordering::AcqRel);
+        }
         self.count.fetch_add(1, Ordering::AcqRel);
         self.any.send_replace(());
     }
@@ -147,6 +179,7 @@ impl AppState {
             credentials: ChangeCache::new(ttl, CACHED_CREDENTIALS),
             replica: Uuid::new_v4().simple().to_string(),
             events: LiveEvents::default(),
+            deliveries_queued: tokio::sync::Notify::new(),
         })))
     }
 }
@@ -156,5 +189,28 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChangeCounter;
+
+    #[test]
+    fn credentials_go_stale_only_with_changes_to_accounts() {
+        let changes = ChangeCounter::default();
+        let (all, accounts) = (changes.current(), changes.accounts_current());
+        changes.bump();
+        changes.remote_change(false);
+        assert_eq!(changes.current(), all + 2);
+        assert_eq!(changes.accounts_current(), accounts);
+        assert!(!changes.take_accounts_changed());
+        changes.bump_accounts();
+        assert_eq!(changes.current(), all + 3);
+        assert_eq!(changes.accounts_current(), accounts + 1);
+        assert!(changes.take_accounts_changed());
+        assert!(!changes.take_accounts_changed(), "announced once");
+        changes.remote_change(true);
+        assert_eq!(changes.accounts_current(), accounts + 2);
     }
 }

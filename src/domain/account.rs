@@ -32,6 +32,12 @@ impl Username {
                 "may contain only letters, digits, '-', '_' and '.'",
             ));
         }
+        if uuid::Uuid::parse_str(&name).is_ok() {
+            return Err(AppError::bad_input(
+                field,
+                "may not be a UUID (download addresses would read it as a version id)",
+            ));
+        }
         Ok(Self(name))
     }
 
@@ -128,5 +134,26 @@ impl Password {
     /// The password, to be hashed.
     pub fn into_inner(self) -> String {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Username;
+
+    #[test]
+    fn a_username_is_never_read_as_a_version_id() {
+        for id in [
+            "0192f1a2-3b4c-7d5e-8f90-a1b2c3d4e5f6",
+            "0192f1a23b4c7d5e8f90a1b2c3d4e5f6",
+        ] {
+            assert!(Username::parse("username", id).is_err(), "{id}");
+        }
+        assert_eq!(
+            Username::parse("username", " Team-Vision.2 ")
+                .unwrap()
+                .as_str(),
+            "team-vision.2"
+        );
     }
 }

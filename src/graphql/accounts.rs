@@ -6,19 +6,17 @@ use chrono::{DateTime, Utc};
 use super::{
     RequestContext,
     context::loaders,
-    loaders::OwnerPage,
-    models::{ConnectionOf, Model, connection},
+    models::{ConnectionOf, Model, connection, newest_page},
     scalars::{BigInt, parse_id},
 };
 use crate::{
     auth::Scope,
-    entities::{api_token, enums::Role, user},
+    entities::{api_token, enums::Role, model, user},
     error::{AppError, AuthFailure},
     services::{
         access,
         accounts::{self, Registration, Session},
         api_tokens,
-        pagination::{Cursor, Page, SortValue, page_size},
     },
 };
 
@@ -113,40 +111,16 @@ impl User {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<ConnectionOf<Model>> {
-        let size = page_size(first)?;
-        let after = match after.map(|a| Cursor::decode("after", &a)).transpose()? {
-            Some(Cursor {
-                value: SortValue::None,
-                id,
-            }) => Some(id),
-            Some(_) => {
-                return Err(
-                    AppError::bad_input("after", "does not belong to this sort order").into(),
-                );
-            }
-            None => None,
-        };
         let loaders = loaders(ctx)?;
-        let key = OwnerPage {
-            owner: self.model.id,
-            limit: size as u64 + 1,
-            after,
-        };
-        let want_total = ctx.look_ahead().field("totalCount").exists();
-        let (rows, total) = tokio::join!(loaders.models_of_owner.load_one(key), async {
-            match want_total {
-                true => loaders.model_counts.load_one(self.model.id).await,
-                false => Ok(None),
-            }
-        });
-        let rows = rows
-            .map_err(|e| AppError::internal(e.to_string()))?
-            .unwrap_or_default();
-        let total = total.map_err(|e| AppError::internal(e.to_string()))?;
-        let page = Page::from_rows(rows, size, after.is_some(), total, |m| Cursor {
-            value: SortValue::None,
-            id: m.id,
-        });
+        let page = newest_page(
+            ctx,
+            &loaders.models_of_owner,
+            &loaders.model_counts,
+            self.model.id,
+            (first, after),
+            |m: &model::Model| m.id,
+        )
+        .await?;
         // The rows' own relations batch across every owner of this level through the loaders.
         Ok(connection(page, Model))
     }

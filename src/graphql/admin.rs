@@ -415,8 +415,8 @@ impl AdminMutation {
         ))
     }
 
-    /// Flags a version as withdrawn: it no longer downloads or counts as current
-    /// (administrators).
+    /// Flags a version as withdrawn: it no longer downloads or counts as current, and its
+    /// aliases are taken off it (each removal kept in the alias history) (administrators).
     async fn withdraw_model_version(
         &self,
         ctx: &Context<'_>,

@@ -1,6 +1,7 @@
 //! DataLoaders, built per request: every relation a list resolves is fetched with one
 //! statement per level, whatever the page size. Loaders read rows as they are, except the
-//! lists of a user's models, which hold what the request's viewer may see; whether the viewer
+//! lists of a user's models and of a model's derivatives, which hold what the request's
+//! viewer may see; whether the viewer
 //! may see a row a loader returns is asked of the access policy by the resolver.
 
 use std::{collections::HashMap, sync::Arc};
@@ -11,8 +12,8 @@ use uuid::Uuid;
 
 use crate::{
     auth::Viewer,
-    entities::{model, model_alias, model_version, user, version_file},
-    services::{aliases, models, versions},
+    entities::{alias_move, model, model_alias, model_version, user, version_file},
+    services::{aliases, models, models::ModelLink, versions},
     state::AppState,
 };
 
@@ -98,44 +99,107 @@ impl Loader<Uuid> for VersionsOfModelLoader {
     }
 }
 
-/// One owner's page of models, newest first: the owner, how many rows to read, and the id
-/// the page starts after.
+/// One parent's page of rows, newest first: the parent (an account, or a model), how many
+/// rows to read, and the id the page starts after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OwnerPage {
-    pub owner: Uuid,
+pub struct ChildPage {
+    pub parent: Uuid,
     pub limit: u64,
     pub after: Option<Uuid>,
 }
 
-/// Pages of owners' models that the request's viewer may see: one statement for every owner
-/// asking the same page (a nested `owner { models }` asks the same of each).
-pub struct ModelsOfOwnerLoader {
-    state: AppState,
-    viewer: Viewer,
+/// The parents asking each page (limit and start), so each page is one statement for all.
+fn by_page(keys: &[ChildPage]) -> HashMap<(u64, Option<Uuid>), Vec<Uuid>> {
+    let mut asks: HashMap<(u64, Option<Uuid>), Vec<Uuid>> = HashMap::new();
+    for key in keys {
+        asks.entry((key.limit, key.after))
+            .or_default()
+            .push(key.parent);
+    }
+    asks
 }
 
-impl Loader<OwnerPage> for ModelsOfOwnerLoader {
+/// Counts by parent, zero for the parents asked about that have none.
+fn totals(keys: &[Uuid], counts: Vec<(Uuid, i64)>) -> HashMap<Uuid, u64> {
+    let mut totals: HashMap<Uuid, u64> = keys.iter().map(|key| (*key, 0)).collect();
+    for (parent, count) in counts {
+        totals.insert(parent, u64::try_from(count).unwrap_or_default());
+    }
+    totals
+}
+
+/// Pages of the models that hang off accounts (their models) or off models (their
+/// derivatives) that the request's viewer may see: one statement for every parent asking the
+/// same page (a nested `owner { models }` asks the same of each).
+pub struct ModelsOfLoader {
+    state: AppState,
+    viewer: Viewer,
+    link: ModelLink,
+}
+
+impl Loader<ChildPage> for ModelsOfLoader {
     type Value = Vec<model::Model>;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[OwnerPage],
-    ) -> Result<HashMap<OwnerPage, Self::Value>, Self::Error> {
-        let mut asks: HashMap<(u64, Option<Uuid>), Vec<Uuid>> = HashMap::new();
-        for key in keys {
-            asks.entry((key.limit, key.after))
-                .or_default()
-                .push(key.owner);
-        }
-        let mut pages: HashMap<OwnerPage, Self::Value> =
+        keys: &[ChildPage],
+    ) -> Result<HashMap<ChildPage, Self::Value>, Self::Error> {
+        let mut pages: HashMap<ChildPage, Self::Value> =
             keys.iter().map(|key| (*key, Vec::new())).collect();
-        for ((limit, after), owners) in asks {
+        for ((limit, after), parents) in by_page(keys) {
             let rows =
-                models::newest_of_owners(&self.state, &self.viewer, &owners, limit, after).await?;
+                models::newest_of(&self.state, &self.viewer, self.link, &parents, limit, after)
+                    .await?;
             for row in rows {
-                let key = OwnerPage {
-                    owner: row.owner_id,
+                if let Some(parent) = self.link.parent_of(&row) {
+                    let key = ChildPage {
+                        parent,
+                        limit,
+                        after,
+                    };
+                    pages.entry(key).or_default().push(row);
+                }
+            }
+        }
+        Ok(pages)
+    }
+}
+
+/// How many models hang off each account or model that the request's viewer may see.
+pub struct ModelCountLoader {
+    state: AppState,
+    viewer: Viewer,
+    link: ModelLink,
+}
+
+impl Loader<Uuid> for ModelCountLoader {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let counts = models::count_of(&self.state, &self.viewer, self.link, keys).await?;
+        Ok(totals(keys, counts))
+    }
+}
+
+/// Pages of models' alias histories: one statement for every model asking the same page.
+pub struct AliasMovesLoader(AppState);
+
+impl Loader<ChildPage> for AliasMovesLoader {
+    type Value = Vec<alias_move::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ChildPage],
+    ) -> Result<HashMap<ChildPage, Self::Value>, Self::Error> {
+        let mut pages: HashMap<ChildPage, Self::Value> =
+            keys.iter().map(|key| (*key, Vec::new())).collect();
+        for ((limit, after), parents) in by_page(keys) {
+            for row in aliases::histories(&self.0, &parents, limit, after).await? {
+                let key = ChildPage {
+                    parent: row.model_id,
                     limit,
                     after,
                 };
@@ -146,23 +210,15 @@ impl Loader<OwnerPage> for ModelsOfOwnerLoader {
     }
 }
 
-/// How many models of each owner the request's viewer may see.
-pub struct ModelCountLoader {
-    state: AppState,
-    viewer: Viewer,
-}
+/// How many alias moves each model has.
+pub struct AliasMoveCountLoader(AppState);
 
-impl Loader<Uuid> for ModelCountLoader {
+impl Loader<Uuid> for AliasMoveCountLoader {
     type Value = u64;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let counts = models::count_of_owners(&self.state, &self.viewer, keys).await?;
-        let mut totals: HashMap<Uuid, u64> = keys.iter().map(|key| (*key, 0)).collect();
-        for (owner, count) in counts {
-            totals.insert(owner, u64::try_from(count).unwrap_or_default());
-        }
-        Ok(totals)
+        Ok(totals(keys, aliases::history_lengths(&self.0, keys).await?))
     }
 }
 
@@ -304,8 +360,12 @@ pub struct Loaders {
     pub versions: Cached<VersionLoader>,
     pub versions_of_model: Cached<VersionsOfModelLoader>,
     pub usage: Cached<UsageLoader>,
-    pub models_of_owner: Cached<ModelsOfOwnerLoader>,
+    pub models_of_owner: Cached<ModelsOfLoader>,
     pub model_counts: Cached<ModelCountLoader>,
+    pub derivatives: Cached<ModelsOfLoader>,
+    pub derivative_counts: Cached<ModelCountLoader>,
+    pub alias_moves: Cached<AliasMovesLoader>,
+    pub alias_move_counts: Cached<AliasMoveCountLoader>,
     pub files_of_version: Cached<FilesOfVersionLoader>,
     pub files: Cached<FileLoader>,
     pub file_counts: Cached<FileCountLoader>,
@@ -344,14 +404,28 @@ impl Loaders {
     pub fn new(state: &AppState, viewer: &Viewer) -> Self {
         let db = &state.db;
         Self {
-            models_of_owner: cached(ModelsOfOwnerLoader {
+            models_of_owner: cached(ModelsOfLoader {
                 state: state.clone(),
                 viewer: viewer.clone(),
+                link: ModelLink::Owner,
             }),
             model_counts: cached(ModelCountLoader {
                 state: state.clone(),
                 viewer: viewer.clone(),
+                link: ModelLink::Owner,
             }),
+            derivatives: cached(ModelsOfLoader {
+                state: state.clone(),
+                viewer: viewer.clone(),
+                link: ModelLink::Base,
+            }),
+            derivative_counts: cached(ModelCountLoader {
+                state: state.clone(),
+                viewer: viewer.clone(),
+                link: ModelLink::Base,
+            }),
+            alias_moves: cached(AliasMovesLoader(state.clone())),
+            alias_move_counts: cached(AliasMoveCountLoader(state.clone())),
             files_of_version: cached(FilesOfVersionLoader(state.clone())),
             files: cached(FileLoader(state.clone())),
             file_counts: cached(FileCountLoader(state.clone())),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_graphql::{
     Context, ID, InputObject, Json, Object, Result, SimpleObject,
     connection::{Connection, Edge},
+    dataloader::Loader,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -16,19 +17,20 @@ use super::{
     accounts::User,
     aliases::{AliasMove, ModelAlias},
     context::loaders,
-    loaders::{FilePage, Loaders},
+    loaders::{Cached, ChildPage, FilePage, LoadError, Loaders},
     scalars::{BigInt, parse_id},
     upload::{FileUpload, Upload, files_of, forget},
 };
 use crate::{
     domain::lineage::Relation,
     entities::{
+        alias_move,
         enums::{ApprovalStatus, ModelFormat, Visibility},
         model, model_version, version_file,
     },
     error::AppError,
     services::{
-        access, admin, aliases, downloads,
+        access, admin, downloads,
         lineage::{BaseModel, Lineage},
         models::{self, ModelChanges, ModelFilter, ModelSortField, SortDirection},
         pagination::{Cursor, Page, SortValue, page_size},
@@ -68,6 +70,58 @@ pub fn connection<T, N: async_graphql::OutputType>(
 
 pub(super) fn load_error(err: std::sync::Arc<sea_orm::DbErr>) -> AppError {
     AppError::internal(err.to_string())
+}
+
+/// A page of what hangs off `parent`, newest first, through loaders that batch it with the
+/// same page of every sibling in a list (and its total, when asked for).
+pub(super) async fn newest_page<T, R, C>(
+    ctx: &Context<'_>,
+    rows: &Cached<R>,
+    counts: &Cached<C>,
+    parent: Uuid,
+    (first, after): (Option<i32>, Option<String>),
+    id_of: impl Fn(&T) -> Uuid,
+) -> Result<Page<T>>
+where
+    T: Clone + Send + Sync + 'static,
+    R: Loader<ChildPage, Value = Vec<T>, Error = LoadError>,
+    C: Loader<Uuid, Value = u64, Error = LoadError>,
+{
+    let size = page_size(first)?;
+    let after = match after.map(|a| Cursor::decode("after", &a)).transpose()? {
+        Some(Cursor {
+            value: SortValue::None,
+            id,
+        }) => Some(id),
+        Some(_) => {
+            return Err(AppError::bad_input("after", "does not belong to this sort order").into());
+        }
+        None => None,
+    };
+    let key = ChildPage {
+        parent,
+        limit: size as u64 + 1,
+        after,
+    };
+    let want_total = ctx.look_ahead().field("totalCount").exists();
+    let (found, total) = tokio::join!(rows.load_one(key), async {
+        match want_total {
+            true => counts.load_one(parent).await,
+            false => Ok(None),
+        }
+    });
+    let found = found.map_err(load_error)?.unwrap_or_default();
+    let total = total.map_err(load_error)?;
+    Ok(Page::from_rows(
+        found,
+        size,
+        after.is_some(),
+        total,
+        |row| Cursor {
+            value: SortValue::None,
+            id: id_of(row),
+        },
+    ))
 }
 
 /// A stored model: its metadata, owner, publication state and versions.
@@ -281,11 +335,17 @@ impl Model {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<ConnectionOf<Model>> {
-        let filter = ModelFilter {
-            base_model: Some(self.0.id),
-            ..ModelFilter::default()
-        };
-        list_models(ctx, filter, None, first, after).await
+        let loaders = loaders(ctx)?;
+        let page = newest_page(
+            ctx,
+            &loaders.derivatives,
+            &loaders.derivative_counts,
+            self.0.id,
+            (first, after),
+            |m: &model::Model| m.id,
+        )
+        .await?;
+        Ok(connection(page, Model))
     }
 
     /// The model's aliases, by name.
@@ -316,9 +376,16 @@ impl Model {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<ConnectionOf<AliasMove>> {
-        let size = page_size(first)?;
-        let after = after.map(|a| Cursor::decode("after", &a)).transpose()?;
-        let page = aliases::history(ctx.state(), self.0.id, size, after).await?;
+        let loaders = loaders(ctx)?;
+        let page = newest_page(
+            ctx,
+            &loaders.alias_moves,
+            &loaders.alias_move_counts,
+            self.0.id,
+            (first, after),
+            |m: &alias_move::Model| m.id,
+        )
+        .await?;
         Ok(connection(page, AliasMove))
     }
 

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object, Result, Subscription};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, MergedObject, Object, Result, Subscription};
 use futures_util::{Stream, stream};
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use super::{
     RequestContext,
@@ -26,31 +26,23 @@ use crate::{
     state::AppState,
 };
 
-/// Something that happened to a model, with the model and version as they are now.
-pub struct ModelEvent {
-    event: ChangeEvent,
+/// Something that happened to a model (as webhooks receive it), with the model and version
+/// as they are now.
+#[derive(MergedObject)]
+pub struct ModelEvent(ChangeEvent, EventSubjects);
+
+/// What an event is about, as it is now.
+pub struct EventSubjects {
+    model_id: Uuid,
     model: Option<model::Model>,
     version: Option<model_version::Model>,
 }
 
 #[Object]
-impl ModelEvent {
-    async fn id(&self) -> ID {
-        ID(self.event.0.id.to_string())
-    }
-
-    #[graphql(name = "type")]
-    async fn kind(&self) -> EventKind {
-        self.event.0.kind
-    }
-
-    async fn occurred_at(&self) -> DateTime<Utc> {
-        self.event.0.created_at
-    }
-
+impl EventSubjects {
     /// The model's id (also once the model is deleted).
-    async fn model_id(&self) -> Option<ID> {
-        self.event.0.model_id.map(|id| ID(id.to_string()))
+    async fn model_id(&self) -> ID {
+        ID(self.model_id.to_string())
     }
 
     /// The model as it is now; null once deleted.
@@ -61,11 +53,6 @@ impl ModelEvent {
     /// The version the event is about, as it is now (null if none, or deleted since).
     async fn version(&self) -> Option<ModelVersion> {
         self.version.clone().map(ModelVersion)
-    }
-
-    /// The event as webhooks receive it.
-    async fn event(&self) -> &ChangeEvent {
-        &self.event
     }
 }
 
@@ -156,12 +143,14 @@ async fn model_event(
     let event = ChangeEvent(Arc::unwrap_or_clone(event));
     if event.0.kind == EventKind::ModelDeleted {
         let was_public = event.0.payload["model"]["approvalStatus"] == "APPROVED";
+        let subjects = EventSubjects {
+            model_id,
+            model: None,
+            version: None,
+        };
         return Ok(
-            access::may_see_deleted(&viewer, event.0.owner_id, was_public).then_some(ModelEvent {
-                event,
-                model: None,
-                version: None,
-            }),
+            access::may_see_deleted(&viewer, event.0.owner_id, was_public)
+                .then_some(ModelEvent(event, subjects)),
         );
     }
     // The version's read brings its model; a model's own event (or a version deleted
@@ -177,11 +166,12 @@ async fn model_event(
             None => return Ok(None),
         },
     };
-    Ok(Some(ModelEvent {
-        event,
+    let subjects = EventSubjects {
+        model_id,
         model: Some(model),
         version,
-    }))
+    };
+    Ok(Some(ModelEvent(event, subjects)))
 }
 
 /// What a subscription needs to follow events for its connection.

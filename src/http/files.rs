@@ -18,12 +18,14 @@ use uuid::Uuid;
 
 use super::{HttpState, client_ip, graphql::bearer_token};
 use crate::{
+    auth::Viewer,
     domain::format,
     entities::version_file,
     error::{AppError, AppResult},
     services::{
-        accounts, aliases,
+        accounts,
         downloads::{self, AcceptRisk, Credentials, Grant},
+        hub,
     },
     storage::{
         StorageError,
@@ -51,28 +53,6 @@ fn parse_uuid(raw: &str, what: &'static str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound(what))
 }
 
-/// The right to download version `version_id` (its file at `path`, or all of it), by its
-/// signed link or the caller's token.
-async fn grant_for(
-    state: &HttpState,
-    version_id: &str,
-    path: Option<&str>,
-    params: &DownloadParams,
-    headers: &HeaderMap,
-) -> AppResult<Grant> {
-    let version_id = parse_uuid(version_id, "model version")?;
-    match params.token.as_deref() {
-        Some(token) => {
-            let link = Credentials::SignedLink { token, path };
-            downloads::authorize_version(&state.app, link, version_id).await
-        }
-        None => {
-            let viewer = accounts::authenticate(&state.app, bearer_token(headers)).await?;
-            downloads::authorize_version(&state.app, Credentials::Viewer(&viewer), version_id).await
-        }
-    }
-}
-
 /// `GET /files/{versionId}`: a one-file version's file, or (`?format=tar`) the whole version.
 pub async fn by_version(
     State(state): State<HttpState>,
@@ -90,8 +70,9 @@ pub async fn by_version(
 }
 
 /// `GET /files/{versionId}/{path}`: one file of a version, by its path; and
-/// `GET /files/{owner}/{name}@{ref}[/{path}]`: the same of the version of model `owner/name`
-/// that `ref` names (a version string or an alias, e.g. `…/bert@production/config.json`).
+/// `GET /files/{owner}/{slug}@{revision}[/{path}]`: the same of the version of model
+/// `owner/slug` that the revision names, as on the Hugging Face routes (`main`, a version
+/// string, an alias or a commit id; e.g. `…/bert@production/config.json`).
 pub async fn by_file(
     State(state): State<HttpState>,
     Path((first, rest)): Path<(String, String)>,
@@ -112,12 +93,17 @@ pub async fn by_file(
         let (name, reference) = named
             .rsplit_once('@')
             .ok_or(AppError::NotFound("model version"))?;
-        let viewer = accounts::authenticate(&state.app, bearer_token(&request.headers)).await?;
-        let version = aliases::version_by_ref(&state.app, &viewer, &first, name, reference)
-            .await?
-            .ok_or(AppError::NotFound("model version"))?
-            .id
-            .to_string();
+        let viewer = request.viewer().await?;
+        let found = async {
+            let model = hub::repository(&state.app, viewer, &first, name).await?;
+            hub::revision(&state.app, &model, reference).await
+        }
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(_) => AppError::NotFound("model version"),
+            other => other,
+        })?;
+        let version = found.id.to_string();
         match path {
             Some(path) => request.one_file(&version, path).await,
             None => request.whole_version(&version).await,
@@ -134,6 +120,8 @@ struct Request<'s> {
     method: Method,
     headers: HeaderMap,
     client: Option<std::net::IpAddr>,
+    /// The caller by its bearer token, once asked for.
+    viewer: tokio::sync::OnceCell<Viewer>,
 }
 
 impl<'s> Request<'s> {
@@ -152,13 +140,39 @@ impl<'s> Request<'s> {
             method,
             headers,
             client,
+            viewer: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The caller its bearer token names (resolved once per request).
+    async fn viewer(&self) -> AppResult<&Viewer> {
+        self.viewer
+            .get_or_try_init(|| {
+                accounts::authenticate(&self.state.app, bearer_token(&self.headers))
+            })
+            .await
+    }
+
+    /// The right to download version `version_id` (its file at `path`, or all of it), by its
+    /// signed link or the caller's token.
+    async fn grant(&self, version_id: &str, path: Option<&str>) -> AppResult<Grant> {
+        let version_id = parse_uuid(version_id, "model version")?;
+        match self.params.token.as_deref() {
+            Some(token) => {
+                let link = Credentials::SignedLink { token, path };
+                downloads::authorize_version(&self.state.app, link, version_id).await
+            }
+            None => {
+                let viewer = Credentials::Viewer(self.viewer().await?);
+                downloads::authorize_version(&self.state.app, viewer, version_id).await
+            }
         }
     }
 
     /// The version `version_id` whole: its one file, or a tar of all.
     async fn whole_version(&self, version_id: &str) -> AppResult<Response> {
         let (state, params) = (self.state, &self.params);
-        let grant = grant_for(state, version_id, None, params, &self.headers).await?;
+        let grant = self.grant(version_id, None).await?;
         downloads::ensure_risk_accepted(&state.app, &grant, AcceptRisk(params.accept_risk))?;
         let served = match params.format.as_deref() {
             None => Served::version(&grant)?,
@@ -184,7 +198,7 @@ impl<'s> Request<'s> {
     /// The file at `path` of version `version_id`.
     async fn one_file(&self, version_id: &str, path: &str) -> AppResult<Response> {
         let (state, params) = (self.state, &self.params);
-        let grant = grant_for(state, version_id, Some(path), params, &self.headers).await?;
+        let grant = self.grant(version_id, Some(path)).await?;
         let file = downloads::file_of(&state.app, &grant, path).await?;
         downloads::ensure_file_risk_accepted(
             &state.app,

@@ -229,7 +229,7 @@ async fn end_sessions(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    super::commit_change(state, txn).await?;
+    super::commit_account_change(state, txn).await?;
     tracing::info!(user_id = %user.id, action, "sessions ended");
     Ok(user)
 }
@@ -258,7 +258,7 @@ pub async fn create_admin(state: &AppState, input: Registration) -> AppResult<(u
             None,
         )
         .await?;
-        super::commit_change(state, txn).await?;
+        super::commit_account_change(state, txn).await?;
         tracing::info!(user_id = %user.id, "user promoted to administrator");
         return Ok((user, false));
     }
@@ -285,7 +285,7 @@ pub async fn authenticate(state: &AppState, bearer: Option<&str>) -> AppResult<V
         return Ok(resolve(state, token).await?.0);
     };
     let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let generation = state.changes.current();
+    let generation = state.changes.accounts_current();
     if let Some(viewer) = cache.get(&key, generation) {
         return Ok(viewer);
     }

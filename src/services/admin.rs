@@ -508,7 +508,7 @@ async fn change_user(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    super::commit_change(state, txn).await?;
+    super::commit_account_change(state, txn).await?;
     tracing::info!(user_id = %user_id, actor_id = %admin.id(), action, "user changed");
     Ok(updated)
 }

@@ -16,7 +16,6 @@ use uuid::Uuid;
 use super::{
     access::{self, ModelEdit},
     audit::{self, Subject},
-    pagination::{Cursor, Page, newest_first},
 };
 use crate::{
     auth::Viewer,
@@ -116,7 +115,18 @@ pub async fn set(
     if changed == 0 {
         return Err(AppError::Conflict(MOVED_MEANWHILE.into()));
     }
-    record_move(&txn, &target, &alias, Some(&version), previous).await?;
+    record_move(
+        &txn,
+        Move {
+            model,
+            actor: target.actor(),
+            alias: alias.as_str(),
+            to: Some(&version),
+            from: previous,
+            note: None,
+        },
+    )
+    .await?;
     super::commit_change(state, txn).await?;
     tracing::info!(model_id = %model.id, alias = %alias, version_id = %version.id, "alias moved");
     Ok(row)
@@ -141,34 +151,93 @@ pub async fn remove(state: &AppState, target: ModelEdit<'_>, name: &str) -> AppR
     if deleted.rows_affected == 0 {
         return Err(AppError::Conflict(MOVED_MEANWHILE.into()));
     }
-    record_move(&txn, &target, &alias, None, Some(existing.version_id)).await?;
+    record_move(
+        &txn,
+        Move {
+            model,
+            actor: target.actor(),
+            alias: alias.as_str(),
+            to: None,
+            from: Some(existing.version_id),
+            note: None,
+        },
+    )
+    .await?;
     super::commit_change(state, txn).await?;
     tracing::info!(model_id = %model.id, alias = %alias, "alias removed");
     Ok(())
 }
 
-/// Keeps a move in the alias history and the audit log.
-async fn record_move<C: ConnectionTrait>(
+/// Takes every alias off a version being withdrawn, in the withdrawal's transaction (each
+/// removal kept in the history and the audit log, with its event), so no name resolves to it.
+pub(super) async fn release_withdrawn<C: ConnectionTrait>(
     db: &C,
-    target: &ModelEdit<'_>,
-    alias: &AliasName,
-    to: Option<&model_version::Model>,
-    from: Option<Uuid>,
+    model: &model::Model,
+    version_id: Uuid,
+    actor: Uuid,
 ) -> AppResult<()> {
+    let on_it = model_alias::Entity::find()
+        .filter(model_alias::Column::VersionId.eq(version_id))
+        .all(db)
+        .await?;
+    if on_it.is_empty() {
+        return Ok(());
+    }
+    model_alias::Entity::delete_many()
+        .filter(model_alias::Column::VersionId.eq(version_id))
+        .exec(db)
+        .await?;
+    for alias in &on_it {
+        record_move(
+            db,
+            Move {
+                model,
+                actor,
+                alias: &alias.name,
+                to: None,
+                from: Some(version_id),
+                note: Some("the version was withdrawn"),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A move of one alias: of which model, by whom, and why when it was not asked for.
+struct Move<'a> {
+    model: &'a model::Model,
+    actor: Uuid,
+    alias: &'a str,
+    to: Option<&'a model_version::Model>,
+    from: Option<Uuid>,
+    note: Option<&'a str>,
+}
+
+/// Keeps a move in the alias history and the audit log, and writes its event.
+async fn record_move<C: ConnectionTrait>(db: &C, change: Move<'_>) -> AppResult<()> {
+    let Move {
+        model,
+        actor,
+        alias,
+        to,
+        from,
+        note,
+    } = change;
     let now = super::now();
     alias_move::ActiveModel {
         id: Set(Uuid::now_v7()),
-        model_id: Set(target.model().id),
-        alias: Set(alias.to_string()),
+        model_id: Set(model.id),
+        alias: Set(alias.to_owned()),
         version_id: Set(to.map(|v| v.id)),
         previous_version_id: Set(from),
-        moved_by: Set(Some(target.actor())),
+        moved_by: Set(Some(actor)),
         moved_at: Set(now),
     }
     .insert(db)
     .await?;
     let details = serde_json::json!({
-        "alias": alias.as_str(),
+        "alias": alias,
         "version_id": to.map(|v| v.id),
         "version": to.map(|v| v.version.as_str()),
         "previous_version_id": from,
@@ -180,10 +249,10 @@ async fn record_move<C: ConnectionTrait>(
     };
     audit::record(
         db,
-        Some(target.actor()),
+        Some(actor),
         action,
-        Subject::Model(target.model().id),
-        None,
+        Subject::Model(model.id),
+        note,
         Some(details),
     )
     .await?;
@@ -191,11 +260,11 @@ async fn record_move<C: ConnectionTrait>(
         db,
         super::events::Change {
             kind: EventKind::AliasMoved,
-            model: target.model(),
+            model,
             version: to,
-            actor: Some(target.actor()),
+            actor: Some(actor),
             data: serde_json::json!({
-                "alias": alias.as_str(),
+                "alias": alias,
                 "previousVersionId": from,
                 "removed": to.is_none(),
             }),
@@ -312,21 +381,36 @@ pub async fn names_of_versions<C: ConnectionTrait>(
     Ok(grouped)
 }
 
-/// A page of the model's alias history, newest move first (the caller has checked that the
-/// viewer may see the model).
-pub async fn history(
+/// Pages of several models' alias histories, newest move first, in one statement (the
+/// caller has checked that the viewer may see the models).
+pub async fn histories(
     state: &AppState,
-    model_id: Uuid,
-    size: usize,
-    after: Option<Cursor>,
-) -> AppResult<Page<alias_move::Model>> {
-    newest_first(
-        state,
-        alias_move::Entity::find().filter(alias_move::Column::ModelId.eq(model_id)),
+    models: &[Uuid],
+    limit: u64,
+    before: Option<Uuid>,
+) -> Result<Vec<alias_move::Model>, sea_orm::DbErr> {
+    super::pagination::newest_of_parents(
+        &state.db,
+        alias_move::Entity::find(),
+        alias_move::Column::ModelId,
         alias_move::Column::Id,
-        size,
-        after,
-        |row| row.id,
+        models,
+        limit,
+        before,
+    )
+    .await
+}
+
+/// How many alias moves each of `models` has: one statement.
+pub async fn history_lengths(
+    state: &AppState,
+    models: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, sea_orm::DbErr> {
+    super::pagination::count_of_parents(
+        &state.db,
+        alias_move::Entity::find(),
+        alias_move::Column::ModelId,
+        models,
     )
     .await
 }

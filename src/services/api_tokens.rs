@@ -151,7 +151,7 @@ pub async fn revoke(state: &AppState, caller: &Authenticated, id: Uuid) -> AppRe
         Some(serde_json::json!({ "owner_id": owner })),
     )
     .await?;
-    super::commit_change(state, txn).await?;
+    super::commit_account_change(state, txn).await?;
     tracing::info!(user_id = %caller.user.id, token_id = %id, "API token revoked");
     Ok(true)
 }

@@ -241,8 +241,8 @@ pub async fn unpublish(state: &AppState, target: ModelEdit<'_>) -> AppResult<mod
     .await
 }
 
-/// Flags a version as withdrawn (it no longer downloads and stops being current), or lifts
-/// the flag (administrators).
+/// Flags a version as withdrawn (it no longer downloads, stops being current and loses its
+/// aliases), or lifts the flag (administrators).
 pub async fn set_withdrawn(
     state: &AppState,
     admin: Admin<'_>,
@@ -255,7 +255,7 @@ pub async fn set_withdrawn(
         .one(&state.db)
         .await?
         .ok_or(AppError::NotFound("model version"))?;
-    let txn = state.db.begin().await?;
+    let txn = super::begin_write(state).await?;
     let at = withdrawn.then(super::now);
     model_version::Entity::update_many()
         .col_expr(model_version::Column::WithdrawnAt, Expr::value(at))
@@ -316,6 +316,7 @@ pub async fn set_withdrawn(
             },
         )
         .await?;
+        super::aliases::release_withdrawn(&txn, &model, version_id, admin.id()).await?;
     }
     super::commit_change(state, txn).await?;
     Ok(updated)

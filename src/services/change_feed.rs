@@ -1,8 +1,10 @@
 //! Replicas that agree at once. With `MODELHUB_REDIS_URL`, every change committed through this
-//! replica is announced on the Redis channel `{prefix}:changes`, and a change announced by
-//! another replica makes this one's cached answers and credentials stale (it moves the
-//! [`ChangeCounter`](crate::state::ChangeCounter) they are tagged with), so a disabled account
-//! or a new version shows on every replica within a Redis round trip.
+//! replica is announced on the Redis channel `{prefix}:changes` (as `<replica> catalog`, or
+//! `<replica> accounts` when accounts or credentials changed), and a change announced by
+//! another replica makes this one's cached answers stale, and its cached credentials when
+//! accounts changed (it moves the [`ChangeCounter`](crate::state::ChangeCounter) they are
+//! tagged with), so a disabled account or a new version shows on every replica within a
+//! Redis round trip.
 //!
 //! When Redis cannot be reached, announcements are dropped and the caches' time to live
 //! (`MODELHUB_RESPONSE_CACHE_SECS`, 2 s) bounds how long another replica's change may go
@@ -17,12 +19,29 @@ use secrecy::ExposeSecret;
 
 use crate::state::AppState;
 
+/// The kinds of change an announcement names.
+const CATALOG: &str = "catalog";
+const ACCOUNTS: &str = "accounts";
+
 /// How long to wait before connecting to Redis again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The channel the replicas of one hub (sharing `prefix`) announce changes on.
 fn channel(prefix: &str) -> String {
     format!("{prefix}:changes")
+}
+
+/// What a replica announces: its name, and whether accounts or credentials changed.
+fn announcement(replica: &str, accounts: bool) -> String {
+    let kind = if accounts { ACCOUNTS } else { CATALOG };
+    format!("{replica} {kind}")
+}
+
+/// Whether an announcement heard comes from another replica (`Some`), and if so whether it
+/// says accounts or credentials changed; one it cannot read is taken to say they did.
+fn heard(payload: &str, replica: &str) -> Option<bool> {
+    let (from, kind) = payload.split_once(' ').unwrap_or((payload, ""));
+    (from != replica).then_some(kind != CATALOG)
 }
 
 /// Announces this replica's changes and hears the others' until the task is dropped (at once
@@ -62,7 +81,10 @@ async fn announce(state: &AppState, client: redis::Client, channel: &str) {
         };
         let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(channel)
-            .arg(&state.replica)
+            .arg(announcement(
+                &state.replica,
+                state.changes.take_accounts_changed(),
+            ))
             .query_async(redis)
             .await;
         if let Err(e) = published {
@@ -79,12 +101,12 @@ async fn listen(state: &AppState, client: &redis::Client, channel: &str) {
             Ok(mut pubsub) => match pubsub.subscribe(channel).await {
                 Ok(()) => {
                     // Changes announced while not subscribed were missed.
-                    state.changes.remote_change();
+                    state.changes.remote_change(true);
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
-                        let from: String = message.get_payload().unwrap_or_default();
-                        if from != state.replica {
-                            state.changes.remote_change();
+                        let payload: String = message.get_payload().unwrap_or_default();
+                        if let Some(accounts) = heard(&payload, &state.replica) {
+                            state.changes.remote_change(accounts);
                         }
                     }
                     tracing::warn!("the Redis subscription to changes ended; reconnecting");
@@ -94,5 +116,19 @@ async fn listen(state: &AppState, client: &redis::Client, channel: &str) {
             Err(e) => tracing::warn!(error = %e, "cannot reach Redis for changes"),
         }
         tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{announcement, heard};
+
+    #[test]
+    fn an_announcement_says_who_changed_what() {
+        assert_eq!(heard(&announcement("a", false), "b"), Some(false));
+        assert_eq!(heard(&announcement("a", true), "b"), Some(true));
+        assert_eq!(heard(&announcement("a", true), "a"), None);
+        // A bare name (or anything unread) may have been a change to accounts.
+        assert_eq!(heard("a", "b"), Some(true));
     }
 }

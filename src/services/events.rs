@@ -13,7 +13,8 @@ use std::{
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::NotSet,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Set,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::{Value, json};
@@ -22,8 +23,8 @@ use uuid::Uuid;
 
 use crate::{
     entities::{
-        enums::{EventKind, InspectionStatus},
-        event, model, model_version, user,
+        enums::{DeliveryStatus, EventKind, InspectionStatus},
+        event, model, model_version, user, webhook_delivery,
     },
     error::AppResult,
     state::AppState,
@@ -68,43 +69,56 @@ fn version_json(version: &model_version::Model) -> Value {
 /// Writes the event of a change, in the change's transaction, and queues it for the webhooks
 /// that want it.
 pub async fn record<C: ConnectionTrait>(db: &C, change: Change<'_>) -> AppResult<()> {
-    let model = change.model;
+    record_all(db, &[change]).await
+}
+
+/// Writes the events of changes to one model, in the changes' transaction, and queues them for
+/// the webhooks that want them (the owner's name and the model's webhooks are read once).
+async fn record_all<C: ConnectionTrait>(db: &C, changes: &[Change<'_>]) -> AppResult<()> {
+    let Some(model) = changes.first().map(|c| c.model) else {
+        return Ok(());
+    };
+    debug_assert!(changes.iter().all(|c| c.model.id == model.id));
     let owner = user::Entity::find_by_id(model.owner_id)
         .select_only()
         .column(user::Column::Username)
         .into_tuple::<String>()
         .one(db)
         .await?;
-    let id = Uuid::now_v7();
-    let at = super::now();
-    let payload = json!({
-        "id": id,
-        "type": type_name(change.kind),
-        "occurredAt": at,
-        "actorId": change.actor,
-        "model": {
-            "id": model.id,
-            "owner": owner,
-            "name": model.name,
-            "approvalStatus": enum_name(&model.approval_status),
-        },
-        "version": change.version.map(version_json),
-        "data": change.data,
-    });
-    let event = event::ActiveModel {
-        seq: NotSet,
-        id: Set(id),
-        kind: Set(change.kind),
-        model_id: Set(Some(model.id)),
-        version_id: Set(change.version.map(|v| v.id)),
-        owner_id: Set(Some(model.owner_id)),
-        actor_id: Set(change.actor),
-        payload: Set(payload),
-        created_at: Set(at),
+    let mut events = Vec::with_capacity(changes.len());
+    for change in changes {
+        let id = Uuid::now_v7();
+        let at = super::now();
+        let payload = json!({
+            "id": id,
+            "type": type_name(change.kind),
+            "occurredAt": at,
+            "actorId": change.actor,
+            "model": {
+                "id": model.id,
+                "owner": owner,
+                "name": model.name,
+                "approvalStatus": enum_name(&model.approval_status),
+            },
+            "version": change.version.map(version_json),
+            "data": change.data,
+        });
+        let event = event::ActiveModel {
+            seq: NotSet,
+            id: Set(id),
+            kind: Set(change.kind),
+            model_id: Set(Some(model.id)),
+            version_id: Set(change.version.map(|v| v.id)),
+            owner_id: Set(Some(model.owner_id)),
+            actor_id: Set(change.actor),
+            payload: Set(payload),
+            created_at: Set(at),
+        }
+        .insert(db)
+        .await?;
+        events.push(event);
     }
-    .insert(db)
-    .await?;
-    super::webhooks::enqueue(db, &event).await
+    super::webhooks::enqueue(db, model.id, &events).await
 }
 
 /// Writes the events of a version just stored by `actor`: it was created, and its
@@ -115,18 +129,14 @@ pub async fn version_stored<C: ConnectionTrait>(
     version: &model_version::Model,
     actor: Uuid,
 ) -> AppResult<()> {
-    record(
-        db,
-        Change {
-            kind: EventKind::VersionCreated,
-            model,
-            version: Some(version),
-            actor: Some(actor),
-            data: json!({ "current": model.current_version_id == Some(version.id) }),
-        },
-    )
-    .await?;
-    record(db, inspected(model, version, None)).await
+    let created = Change {
+        kind: EventKind::VersionCreated,
+        model,
+        version: Some(version),
+        actor: Some(actor),
+        data: json!({ "current": model.current_version_id == Some(version.id) }),
+    };
+    record_all(db, &[created, inspected(model, version, None)]).await
 }
 
 /// The event of a version's finished inspection.
@@ -144,6 +154,51 @@ pub fn inspected<'a>(
             "status": enum_name(&version.inspection_status),
             "previousStatus": previous.map(|p| enum_name(&p)),
         }),
+    }
+}
+
+/// Most events one statement of [`purge`] removes, so no transaction grows with the backlog.
+const PURGE_BATCH: u64 = 10_000;
+
+/// Removes the events older than the retention (`MODELHUB_EVENT_RETENTION_DAYS`, never less
+/// than the retry window) that no delivery still waits to send, with their delivery log;
+/// returns how many. The newest event stays, so the sequence goes on from it.
+pub async fn purge(state: &AppState) -> AppResult<u64> {
+    let options = &state.config.webhooks;
+    let keep = chrono::Duration::from_std(options.event_retention.max(options.retry_window))
+        .unwrap_or(chrono::Duration::MAX);
+    let Some(cutoff) = super::now().checked_sub_signed(keep) else {
+        return Ok(0);
+    };
+    let mut purged = 0;
+    loop {
+        let pending = webhook_delivery::Entity::find()
+            .select_only()
+            .column(webhook_delivery::Column::EventSeq)
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .into_query();
+        let newest = event::Entity::find()
+            .select_only()
+            .expr(Expr::col(event::Column::Seq).max())
+            .into_query();
+        let old = event::Entity::find()
+            .select_only()
+            .column(event::Column::Seq)
+            .filter(event::Column::CreatedAt.lt(cutoff))
+            .filter(event::Column::Seq.not_in_subquery(pending))
+            .filter(event::Column::Seq.not_in_subquery(newest))
+            .order_by_asc(event::Column::Seq)
+            .limit(PURGE_BATCH)
+            .into_query();
+        let removed = event::Entity::delete_many()
+            .filter(event::Column::Seq.in_subquery(old))
+            .exec(&state.db)
+            .await?
+            .rows_affected;
+        purged += removed;
+        if removed < PURGE_BATCH {
+            return Ok(purged);
+        }
     }
 }
 

@@ -428,7 +428,8 @@ async fn adopt_card(
         row.framework = Set(framework);
     }
     let adopted = versions::card_defaults(&mut row, tags.clone(), &facts);
-    super::lineage::card_defaults(state, viewer, &mut row, &Lineage::default(), &facts).await?;
+    super::lineage::card_defaults(state, &txn, viewer, &mut row, &Lineage::default(), &facts)
+        .await?;
     row.update(&txn).await?;
     if adopted != tags {
         models::write_tags(&txn, model_id, &adopted).await?;

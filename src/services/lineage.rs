@@ -21,6 +21,8 @@ use crate::{
 
 /// How far up a chain of base models a new link is checked for a cycle.
 const MAX_DEPTH: usize = 64;
+/// The lock class of lineage links ("LINK"; see [`super::serialize`]).
+const LINKS_LOCK: i32 = 0x4c49_4e4b;
 
 /// What a model was made from.
 #[derive(Debug, Clone, Default)]
@@ -93,8 +95,10 @@ pub async fn apply<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Refuses `base` as the base of `model` when `base` is `model` or made from it.
+/// Refuses `base` as the base of `model` when `base` is `model` or made from it. Checks in
+/// transactions wait for each other, so two links made at once cannot close a cycle.
 async fn ensure_no_cycle<C: ConnectionTrait>(db: &C, model: Uuid, base: Uuid) -> AppResult<()> {
+    super::serialize(db, LINKS_LOCK, "lineage").await?;
     let mut next = Some(base);
     for _ in 0..MAX_DEPTH {
         match next {
@@ -123,8 +127,9 @@ async fn ensure_no_cycle<C: ConnectionTrait>(db: &C, model: Uuid, base: Uuid) ->
 /// values), from the front matter of its first model card: `base_model` (the first one named;
 /// linked when it is `owner/slug` of a model here the viewer may see and not made from this
 /// one), `base_model_relation` and `datasets`. Values that are not valid are left out.
-pub async fn card_defaults(
+pub async fn card_defaults<C: ConnectionTrait>(
     state: &AppState,
+    db: &C,
     viewer: &Viewer,
     row: &mut model::ActiveModel,
     given: &Lineage,
@@ -157,7 +162,7 @@ pub async fn card_defaults(
     {
         let local = match reference.split_once('/') {
             Some((owner, name)) => match hub::repository(state, viewer, owner, name).await {
-                Ok(base) => ensure_no_cycle(&state.db, *row.id.as_ref(), base.id)
+                Ok(base) => ensure_no_cycle(db, *row.id.as_ref(), base.id)
                     .await
                     .is_ok()
                     .then_some(base),

@@ -31,6 +31,8 @@ pub struct GcReport {
     pub parts_removed: usize,
     /// Resumable uploads past their expiry (unfinished, or finished and never taken), removed.
     pub resumable_expired: u64,
+    /// Change events past their retention, removed with their delivery log.
+    pub events_purged: u64,
 }
 
 /// One problem `verify` found.
@@ -93,6 +95,7 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
         drafts_expired: super::drafts::expire(state).await?,
         lfs_objects_expired: super::lfs::expire(state).await?,
         resumable_expired: super::resumable::expire(state).await?,
+        events_purged: super::events::purge(state).await?,
         parts_removed: state
             .blobs
             .sweep_parts(state.config.draft_ttl.max(grace))
@@ -128,6 +131,7 @@ pub async fn gc(state: &AppState, grace: Duration) -> Result<GcReport, AppError>
         lfs_objects_expired = report.lfs_objects_expired,
         parts_removed = report.parts_removed,
         resumable_expired = report.resumable_expired,
+        events_purged = report.events_purged,
         "blob garbage collection"
     );
     Ok(report)

@@ -34,7 +34,10 @@ pub mod webhook_delivery;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseTransaction, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
+};
 
 use crate::{error::AppResult, state::AppState};
 
@@ -52,11 +55,35 @@ pub async fn begin_write(state: &AppState) -> AppResult<DatabaseTransaction> {
         .await?)
 }
 
-/// Commits a transaction that changed what catalog reads or credentials show, and makes the
-/// caches' answers computed before it stale (see [`crate::state::ChangeCounter`]).
+/// Makes the transactions that take the same `key` of lock class `class` wait for each other
+/// until they end, for checks that read before they write (PostgreSQL's transaction advisory
+/// locks; on SQLite a write transaction holds the database's write lock already).
+pub(super) async fn serialize<C: ConnectionTrait>(db: &C, class: i32, key: &str) -> AppResult<()> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    db.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [class.into(), key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Commits a transaction that changed what catalog reads show, and makes the caches' answers
+/// computed before it stale (see [`crate::state::ChangeCounter`]).
 pub async fn commit_change(state: &AppState, txn: DatabaseTransaction) -> AppResult<()> {
     txn.commit().await?;
     state.changes.bump();
+    Ok(())
+}
+
+/// Commits a change to accounts or credentials and makes everything cached stale, the
+/// credentials included.
+pub async fn commit_account_change(state: &AppState, txn: DatabaseTransaction) -> AppResult<()> {
+    txn.commit().await?;
+    state.changes.bump_accounts();
     Ok(())
 }
 

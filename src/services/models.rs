@@ -4,7 +4,7 @@
 use async_graphql::Enum;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    Set,
     sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
 };
 use uuid::Uuid;
@@ -305,51 +305,76 @@ pub async fn list(
     }))
 }
 
-/// The newest models of each of `owners` that the viewer may see, up to `limit` of each and
-/// older than `before` when given: one statement for all owners (one indexed search each,
-/// joined with `UNION ALL`).
-pub async fn newest_of_owners(
+/// What a list of models hangs off, for the pages of several at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelLink {
+    /// An account's models.
+    Owner,
+    /// A model's derivatives (the models made from it).
+    Base,
+}
+
+impl ModelLink {
+    fn column(self) -> model::Column {
+        match self {
+            Self::Owner => model::Column::OwnerId,
+            Self::Base => model::Column::BaseModelId,
+        }
+    }
+
+    /// What `model` hangs off by this link.
+    pub fn parent_of(self, model: &model::Model) -> Option<Uuid> {
+        match self {
+            Self::Owner => Some(model.owner_id),
+            Self::Base => model.base_model_id,
+        }
+    }
+}
+
+/// Pages of the models the viewer may see of several `parents`, newest first, in one
+/// statement.
+pub async fn newest_of(
     state: &AppState,
     viewer: &Viewer,
-    owners: &[Uuid],
+    link: ModelLink,
+    parents: &[Uuid],
     limit: u64,
     before: Option<Uuid>,
 ) -> Result<Vec<model::Model>, sea_orm::DbErr> {
-    let visible = access::visible_condition(viewer, state.db.get_database_backend());
-    let pages: Vec<_> = owners
-        .iter()
-        .map(|owner| {
-            let mut rows = model::Entity::find()
-                .filter(visible.clone())
-                .filter(model::Column::OwnerId.eq(*owner));
-            if let Some(before) = before {
-                rows = rows.filter(model::Column::Id.lt(before));
-            }
-            rows.order_by_desc(model::Column::Id).limit(limit)
-        })
-        .collect();
-    super::pagination::pages_in_one(&state.db, pages).await
+    super::pagination::newest_of_parents(
+        &state.db,
+        visible_to(state, viewer),
+        link.column(),
+        model::Column::Id,
+        parents,
+        limit,
+        before,
+    )
+    .await
 }
 
-/// How many models of each of `owners` the viewer may see: one statement.
-pub async fn count_of_owners(
+/// How many models the viewer may see each of `parents` has: one statement.
+pub async fn count_of(
     state: &AppState,
     viewer: &Viewer,
-    owners: &[Uuid],
+    link: ModelLink,
+    parents: &[Uuid],
 ) -> Result<Vec<(Uuid, i64)>, sea_orm::DbErr> {
-    model::Entity::find()
-        .select_only()
-        .column(model::Column::OwnerId)
-        .column_as(model::Column::Id.count(), "models")
-        .filter(access::visible_condition(
-            viewer,
-            state.db.get_database_backend(),
-        ))
-        .filter(model::Column::OwnerId.is_in(owners.iter().copied()))
-        .group_by(model::Column::OwnerId)
-        .into_tuple()
-        .all(&state.db)
-        .await
+    super::pagination::count_of_parents(
+        &state.db,
+        visible_to(state, viewer),
+        link.column(),
+        parents,
+    )
+    .await
+}
+
+/// The models the viewer may see.
+fn visible_to(state: &AppState, viewer: &Viewer) -> sea_orm::Select<model::Entity> {
+    model::Entity::find().filter(access::visible_condition(
+        viewer,
+        state.db.get_database_backend(),
+    ))
 }
 
 /// Rewrites a model's tag rows to `tags`.
@@ -405,15 +430,10 @@ pub async fn update(
     if let Some(tags) = &tags {
         active.tags = Set(serde_json::json!(tags));
     }
-    super::lineage::apply(
-        &state.db,
-        |m| target.may_see(m),
-        &mut active,
-        &changes.lineage,
-    )
-    .await?;
     active.updated_at = Set(super::now());
-    let txn = state.db.begin().await?;
+    // In the write transaction: a base model is checked for cycles under the lineage lock.
+    let txn = super::begin_write(state).await?;
+    super::lineage::apply(&txn, |m| target.may_see(m), &mut active, &changes.lineage).await?;
     let updated = model::Entity::update(active)
         .exec(&txn)
         .await

@@ -152,6 +152,58 @@ where
         .await
 }
 
+/// The rows of several parents' pages in one statement, each newest first by the UUIDv7 `id`
+/// column: of what `base` selects, each parent's rows (by the `parent` column) before
+/// `before`, at most `limit` of them.
+pub async fn newest_of_parents<E>(
+    db: &sea_orm::DatabaseConnection,
+    base: sea_orm::Select<E>,
+    parent: E::Column,
+    id: E::Column,
+    parents: &[Uuid],
+    limit: u64,
+    before: Option<Uuid>,
+) -> Result<Vec<E::Model>, sea_orm::DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+{
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let pages = parents
+        .iter()
+        .map(|key| {
+            let mut rows = base.clone().filter(parent.eq(*key));
+            if let Some(before) = before {
+                rows = rows.filter(id.lt(before));
+            }
+            rows.order_by_desc(id).limit(limit)
+        })
+        .collect();
+    pages_in_one(db, pages).await
+}
+
+/// How many rows `base` selects of each of `parents` (by the `parent` column; those with none
+/// are left out): one statement.
+pub async fn count_of_parents<E>(
+    db: &sea_orm::DatabaseConnection,
+    base: sea_orm::Select<E>,
+    parent: E::Column,
+    parents: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, sea_orm::DbErr>
+where
+    E: sea_orm::EntityTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect, sea_query::Expr};
+    base.select_only()
+        .column(parent)
+        .column_as(Expr::cust("COUNT(*)"), "rows")
+        .filter(parent.is_in(parents.iter().copied()))
+        .group_by(parent)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// How many rows `select` finds, remembered under the change counter (see
 /// [`AppState::totals`]): a list's total costs a count of every matching row, which pages
 /// must not pay on each request as the catalog grows.

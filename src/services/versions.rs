@@ -271,7 +271,7 @@ pub async fn create_model(
     let mut version = version_row(model_id, caller.user.id, input.version, &plan.contents())?;
     let model = version_upload::store(state, &plan, Batch::Version, async |txn, found| {
         let tags = card_defaults(&mut row, tags, &found.facts);
-        super::lineage::card_defaults(state, viewer, &mut row, &input.lineage, &found.facts)
+        super::lineage::card_defaults(state, txn, viewer, &mut row, &input.lineage, &found.facts)
             .await?;
         row.slug = Set(super::hub::free_slug(txn, caller.user.id, &name).await?);
         row.insert(txn).await.map_err(|e| name_conflict(e, &name))?;

@@ -11,7 +11,7 @@
 //!   the webhook's secret over `<t>.<body>`. A receiver recomputes it, compares in constant
 //!   time, and refuses a `t` too far from its clock.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use hmac::{KeyInit, Mac};
@@ -43,8 +43,8 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// The longest error kept in the log.
 const MAX_ERROR: usize = 500;
 
-/// Sends due deliveries until dropped: woken by every change (a queued delivery is one) and
-/// at least every second for retries.
+/// Sends due deliveries until dropped: woken by every change (a queued delivery is one), by
+/// pings and redeliveries, and at least every second for retries.
 pub async fn run(state: AppState) {
     let client = match client(&state.config.webhooks) {
         Ok(client) => client,
@@ -65,6 +65,7 @@ pub async fn run(state: AppState) {
         }
         tokio::select! {
             _ = changes.changed() => {}
+            () = state.deliveries_queued.notified() => {}
             () = tokio::time::sleep(poll) => {}
         }
     }
@@ -118,30 +119,47 @@ async fn send_due(state: &AppState, client: &reqwest::Client) -> AppResult<usize
         .into_tuple()
         .all(&state.db)
         .await?;
-    let until = now + chrono::Duration::from_std(LEASE).map_err(AppError::internal)?;
-    let mut taken = Vec::with_capacity(due.len());
-    for id in due {
-        let won = webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                Expr::value(Some(until)),
-            )
-            .filter(webhook_delivery::Column::Id.eq(id))
-            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
-            .filter(free(now))
-            .exec(&state.db)
-            .await?
-            .rows_affected
-            == 1;
-        if won {
-            taken.push(id);
-        }
+    if due.is_empty() {
+        return Ok(0);
     }
+    let until = now + chrono::Duration::from_std(LEASE).map_err(AppError::internal)?;
+    // Of several replicas taking the same ones, each gets those still free when it updates.
+    let taken = webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::LeaseUntil,
+            Expr::value(Some(until)),
+        )
+        .filter(webhook_delivery::Column::Id.is_in(due))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+        .filter(free(now))
+        .exec_with_returning(&state.db)
+        .await?;
     let count = taken.len();
+    let hooks: HashMap<Uuid, webhook::Model> = webhook::Entity::find()
+        .filter(webhook::Column::Id.is_in(taken.iter().map(|d| d.webhook_id)))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|hook| (hook.id, hook))
+        .collect();
+    let events: HashMap<i64, event::Model> = event::Entity::find()
+        .filter(event::Column::Seq.is_in(taken.iter().map(|d| d.event_seq)))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|event| (event.seq, event))
+        .collect();
     futures_util::stream::iter(taken)
-        .for_each_concurrent(CONCURRENCY, |id| async move {
-            if let Err(e) = send_one(state, client, id).await {
-                tracing::warn!(delivery_id = %id, error = %e.cause().unwrap_or_else(|| e.message()), "a webhook delivery could not be recorded; it is sent again once its lease lapses");
+        .for_each_concurrent(CONCURRENCY, |delivery| {
+            // Both are deleted with their deliveries.
+            let found = hooks.get(&delivery.webhook_id).zip(events.get(&delivery.event_seq));
+            async move {
+                let Some((hook, event)) = found else {
+                    return;
+                };
+                if let Err(e) = send_one(state, client, &delivery, hook, event).await {
+                    tracing::warn!(delivery_id = %delivery.id, error = %e.cause().unwrap_or_else(|| e.message()), "a webhook delivery could not be recorded; it is sent again once its lease lapses");
+                }
             }
         })
         .await;
@@ -174,32 +192,19 @@ struct Outcome {
 }
 
 /// Sends one taken delivery and records how it went.
-async fn send_one(state: &AppState, client: &reqwest::Client, id: Uuid) -> AppResult<()> {
-    let Some(delivery) = webhook_delivery::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-    else {
-        return Ok(());
-    };
-    let Some(hook) = webhook::Entity::find_by_id(delivery.webhook_id)
-        .one(&state.db)
-        .await?
-    else {
-        return Ok(());
-    };
-    // Deleted with its delivery otherwise.
-    let Some(event) = event::Entity::find_by_id(delivery.event_seq)
-        .one(&state.db)
-        .await?
-    else {
-        return Ok(());
-    };
+async fn send_one(
+    state: &AppState,
+    client: &reqwest::Client,
+    delivery: &webhook_delivery::Model,
+    hook: &webhook::Model,
+    event: &event::Model,
+) -> AppResult<()> {
     // A ping is how an owner tests a receiver, switched on or not.
     if !hook.active && event.kind != EventKind::Ping {
-        return give_up(state, &delivery, "the webhook is switched off").await;
+        return give_up(state, delivery, "the webhook is switched off").await;
     }
-    let outcome = post(client, &hook, &delivery, &event).await;
-    record(state, &delivery, &event, outcome).await
+    let outcome = post(client, hook, delivery, event).await;
+    record(state, delivery, event, outcome).await
 }
 
 /// Posts the event to the receiver.

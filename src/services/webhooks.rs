@@ -3,8 +3,6 @@
 //! ([`enqueue`]); [`super::webhook_delivery`] sends the queue off the request path. A secret,
 //! shown once when made or rotated, signs every delivery.
 
-use std::collections::HashMap;
-
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     PaginatorTrait, QueryFilter, Set, TransactionTrait, sea_query::Expr,
@@ -27,6 +25,8 @@ use crate::{
 
 /// Most webhooks one model may have, and most global ones.
 const MAX_PER_SCOPE: u64 = 20;
+/// The lock class of webhook creations ("WHKS"; see [`super::serialize`]).
+const SCOPE_LOCKS: i32 = 0x5748_4b53;
 /// The longest description.
 const MAX_DESCRIPTION: usize = 500;
 
@@ -163,6 +163,11 @@ pub async fn create(
     let events = events_json("input.events", &input.events)?;
     let description = description(input.description.as_deref())?;
     let txn = super::begin_write(state).await?;
+    // Creations in one scope wait for each other, so two cannot both count it under its limit.
+    let scope = input
+        .model_id
+        .map_or_else(|| "global".to_owned(), |id| id.to_string());
+    super::serialize(&txn, SCOPE_LOCKS, &scope).await?;
     let existing = live_in_scope(input.model_id).count(&txn).await?;
     if existing >= MAX_PER_SCOPE {
         return Err(AppError::Conflict(format!(
@@ -253,13 +258,15 @@ pub async fn list(
     Ok(live_in_scope(model).all(&state.db).await?)
 }
 
-/// Queues `event` for every webhook that wants it and whose maker may still see it, in the
-/// event's transaction.
-pub async fn enqueue<C: ConnectionTrait>(db: &C, event: &event::Model) -> AppResult<()> {
-    let Some(model_id) = event.model_id else {
-        return Ok(());
-    };
-    let hooks: Vec<webhook::Model> = webhook::Entity::find()
+/// Queues the events of model `model_id` for every webhook that wants them and whose maker
+/// may still see them, in the events' transaction (one read of the hooks with their makers).
+pub async fn enqueue<C: ConnectionTrait>(
+    db: &C,
+    model_id: Uuid,
+    events: &[event::Model],
+) -> AppResult<()> {
+    let hooks: Vec<(webhook::Model, Option<user::Model>)> = webhook::Entity::find()
+        .find_also_related(user::Entity)
         .filter(webhook::Column::Active.eq(true))
         .filter(webhook::Column::RetiredAt.is_null())
         .filter(
@@ -268,28 +275,18 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, event: &event::Model) -> AppRes
                 .add(webhook::Column::ModelId.is_null()),
         )
         .all(db)
-        .await?
-        .into_iter()
-        .filter(|hook| wants(hook, event.kind))
-        .collect();
-    if hooks.is_empty() {
-        return Ok(());
-    }
-    let makers: HashMap<Uuid, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(hooks.iter().map(|h| h.owner_id)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
-    let rows: Vec<_> = hooks
+        .await?;
+    let rows: Vec<_> = events
         .iter()
-        .filter(|hook| {
-            makers
-                .get(&hook.owner_id)
-                .is_some_and(|maker| access::webhook_may_receive(maker, event.owner_id))
+        .flat_map(|event| {
+            hooks.iter().filter_map(move |(hook, maker)| {
+                let receives = wants(hook, event.kind)
+                    && maker
+                        .as_ref()
+                        .is_some_and(|maker| access::webhook_may_receive(maker, event.owner_id));
+                receives.then(|| delivery_row(hook.id, event.seq))
+            })
         })
-        .map(|hook| delivery_row(hook.id, event.seq))
         .collect();
     if !rows.is_empty() {
         webhook_delivery::Entity::insert_many(rows)
@@ -362,7 +359,8 @@ pub async fn ping(
     .insert(&txn)
     .await?;
     let delivery = delivery_row(hook.id, event.seq).insert(&txn).await?;
-    super::commit_change(state, txn).await?;
+    txn.commit().await?;
+    state.deliveries_queued.notify_one();
     Ok(delivery)
 }
 
@@ -383,11 +381,10 @@ pub async fn redeliver(
             AppError::NotFound(_) => AppError::NotFound("webhook delivery"),
             other => other,
         })?;
-    let txn = state.db.begin().await?;
     let again = delivery_row(hook.id, delivery.event_seq)
-        .insert(&txn)
+        .insert(&state.db)
         .await?;
-    super::commit_change(state, txn).await?;
+    state.deliveries_queued.notify_one();
     tracing::info!(webhook_id = %hook.id, delivery_id = %again.id, of = %delivery.id, "webhook delivery queued again");
     Ok(again)
 }

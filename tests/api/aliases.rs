@@ -179,10 +179,26 @@ async fn aliases_move_with_history_and_name_versions_everywhere() {
 
     // In file addresses, whole or by path, and as a Hugging Face revision.
     let newer = safetensors(11);
+    // Revisions as on the Hugging Face routes: `main` (the current version) and commit ids too.
+    let commit = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { modelVersion(id: $id) { commitId } }",
+            json!({ "id": second }),
+        )
+        .await
+        .data()["modelVersion"]["commitId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_commit = format!("/files/alias-owner/bert@{commit}/w.safetensors");
     for path in [
         "/files/alias-owner/bert@champion",
         "/files/alias-owner/bert@champion/w.safetensors",
         "/files/alias-owner/bert@1.1.0/w.safetensors",
+        "/files/alias-owner/bert@main/w.safetensors",
+        "/files/alias-owner/BERT@main",
+        &by_commit,
     ] {
         let answer = get(&app, &owner, path).await;
         assert_eq!(answer.status(), 200, "{path}");
@@ -365,15 +381,28 @@ async fn protected_aliases_move_only_for_administrators_and_promote_tokens() {
 async fn listing_aliases_costs_a_constant_number_of_statements() {
     let app = spawn_app().await;
     let admin = app.admin("alias-counter").await;
-    let q = "{ models(first: 100) { edges { node { name aliases { name version { version } } currentVersion { aliases } } } } }";
+    let q = "{ models(first: 100) { edges { node { name aliases { name version { version } } currentVersion { aliases } aliasHistory(first: 5) { totalCount edges { node { alias } } } derivatives(first: 5) { totalCount edges { node { name } } } } } } }";
+    app.warm_credential(&admin).await;
     let mut costs = Vec::new();
     for (round, models) in [(0, 2), (1, 8)] {
         let owner = app.register(&format!("alias-lister{round}")).await;
+        let mut made = Vec::new();
         for i in 0..models {
             let (model, first, second) =
                 model_with_two_versions(&app, &owner, &format!("m{round}-{i}"), 3).await;
             set(&app, &owner, &model, "champion", &first).await.data();
             set(&app, &owner, &model, "canary", &second).await.data();
+            // Each model after the first two is made from the one before it.
+            if i >= 2 {
+                app.gql(
+                    Some(&owner),
+                    "mutation($id: ID!, $base: ID!) { updateModel(id: $id, input: { baseModel: { modelId: $base, relation: FINETUNE } }) { id } }",
+                    json!({ "id": model, "base": made[i - 1] }),
+                )
+                .await
+                .data();
+            }
+            made.push(model);
         }
         let before = app.statements();
         let answer = app.gql(Some(&admin), q, json!({})).await;
@@ -383,11 +412,91 @@ async fn listing_aliases_costs_a_constant_number_of_statements() {
             edges
                 .iter()
                 .all(|e| e["node"]["aliases"].as_array().unwrap().len() == 2
-                    && e["node"]["currentVersion"]["aliases"] == json!(["canary"]))
+                    && e["node"]["currentVersion"]["aliases"] == json!(["canary"])
+                    && e["node"]["aliasHistory"]["totalCount"] == 2
+                    && e["node"]["aliasHistory"]["edges"][0]["node"]["alias"] == "canary")
         );
+        let derived: usize = edges
+            .iter()
+            .map(|e| e["node"]["derivatives"]["edges"].as_array().unwrap().len())
+            .sum();
+        let counted: i64 = edges
+            .iter()
+            .map(|e| e["node"]["derivatives"]["totalCount"].as_i64().unwrap())
+            .sum();
+        assert_eq!((derived, counted), (models - 2, models as i64 - 2));
     }
     assert_eq!(
         costs[0], costs[1],
         "statements for 2 models vs 10: {costs:?}"
+    );
+}
+
+#[tokio::test]
+async fn withdrawing_a_version_takes_its_aliases_off_it() {
+    let app = spawn_app().await;
+    let owner = app.register("yanker").await;
+    let admin = app.admin("yank-admin").await;
+    let (model, first, second) = model_with_two_versions(&app, &owner, "yanked", 7).await;
+    set(&app, &owner, &model, "champion", &first).await.data();
+    set(&app, &owner, &model, "canary", &first).await.data();
+    set(&app, &owner, &model, "stable", &second).await.data();
+    app.gql(
+        Some(&admin),
+        "mutation($id: ID!) { withdrawModelVersion(id: $id, reason: \"leaks data\") { id } }",
+        json!({ "id": first }),
+    )
+    .await
+    .data();
+    let read = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { model(id: $id) { aliases { name } aliasHistory(first: 2) { edges { node { alias version { id } previousVersion { id } movedBy { username } } } } } }",
+            json!({ "id": model }),
+        )
+        .await;
+    let read = &read.data()["model"];
+    assert_eq!(read["aliases"], json!([{ "name": "stable" }]));
+    let mut removed: Vec<(&str, &Value, &str)> = read["aliasHistory"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let n = &e["node"];
+            assert_eq!(n["previousVersion"]["id"], first.as_str());
+            (
+                n["alias"].as_str().unwrap(),
+                &n["version"],
+                n["movedBy"]["username"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    removed.sort_unstable_by_key(|r| r.0);
+    assert_eq!(
+        removed,
+        [
+            ("canary", &Value::Null, "yank-admin"),
+            ("champion", &Value::Null, "yank-admin")
+        ]
+    );
+    let answer = app
+        .gql(
+            Some(&owner),
+            BY_REF,
+            json!({ "o": "yanker", "n": "yanked", "r": "champion" }),
+        )
+        .await;
+    assert!(
+        answer.body["data"]["modelVersionByRef"].is_null(),
+        "{:?}",
+        answer.body
+    );
+    assert!(
+        audit_actions(&app)
+            .await
+            .iter()
+            .filter(|a| *a == "alias_removed")
+            .count()
+            == 2
     );
 }

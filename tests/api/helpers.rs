@@ -310,6 +310,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
             timeout: Duration::from_secs(5),
             retry_base: options.webhook_retry_base,
             retry_window: options.webhook_retry_window,
+            event_retention: Duration::from_secs(30 * 86_400),
             // The receivers tests run are on loopback.
             private_targets: true,
         },
@@ -443,6 +444,14 @@ impl TestApp {
     /// How many SQL statements the server has run so far.
     pub fn statements(&self) -> usize {
         self.statements.load(Ordering::SeqCst)
+    }
+
+    /// Has the server read `token`'s account once, so statement counts taken next leave that
+    /// read out (a credential stays cached until an account changes).
+    pub async fn warm_credential(&self, token: &str) {
+        self.gql(Some(token), "{ me { username } }", json!({}))
+            .await
+            .data();
     }
 
     /// POSTs a GraphQL operation, with a bearer token if given.

@@ -299,3 +299,34 @@ async fn a_repository_takes_its_lineage_from_its_first_commit_s_card() {
                 "datasets": ["squad"], "trainingRun": null })
     );
 }
+
+#[tokio::test]
+async fn two_links_made_at_once_cannot_close_a_cycle() {
+    let app = spawn_app().await;
+    let owner = app.register("lineage-racer").await;
+    for round in 0..6 {
+        let mut ids = Vec::new();
+        for side in ["a", "b"] {
+            let made = create(
+                &app,
+                &owner,
+                json!({ "name": format!("race-{round}-{side}"), "framework": "pytorch", "version": "1.0.0" }),
+            )
+            .await;
+            ids.push(
+                made.data()["createModel"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        let (a, b) = (&ids[0], &ids[1]);
+        let (one, other) = tokio::join!(
+            update(&app, &owner, a, json!({ "baseModel": { "modelId": b } })),
+            update(&app, &owner, b, json!({ "baseModel": { "modelId": a } })),
+        );
+        let mut codes = [one.code_or_ok(), other.code_or_ok()];
+        codes.sort_unstable();
+        assert_eq!(codes, ["BAD_USER_INPUT", "OK"], "round {round}");
+    }
+}

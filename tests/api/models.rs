@@ -371,6 +371,7 @@ async fn listing_costs_a_constant_number_of_statements() {
     let app = spawn_app().await;
     let admin = app.admin("counter").await;
     let q = "{ models(first: 100) { totalCount edges { node { name owner { username } currentVersion { version sizeBytes } versions { edges { node { version } } } } } } }";
+    app.warm_credential(&admin).await;
     let mut costs = Vec::new();
     for round in 0..2 {
         let owner = app.register(&format!("owner{round}")).await;
@@ -498,6 +499,7 @@ async fn nested_lists_of_owners_models_batch_and_show_only_what_the_viewer_may_s
     let admin = app.admin("nest-admin").await;
     let viewer = app.register("nest-viewer").await;
     let q = "{ models(first: 50) { edges { node { owner { username models(first: 10) { totalCount edges { node { name visibility owner { username } currentVersion { version } } } } } } } } }";
+    app.warm_credential(&viewer).await;
     let mut costs = Vec::new();
     let mut tokens = Vec::new();
     for round in [2, 6] {

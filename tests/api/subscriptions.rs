@@ -178,7 +178,7 @@ impl Socket {
 }
 
 const VERSION_INSPECTED: &str = "subscription($id: ID!) { versionInspected(versionId: $id) { id version inspection { status } } }";
-const MODEL_EVENTS: &str = "subscription($id: ID!) { modelEvents(modelId: $id) { type modelId model { name approvalStatus } version { version } event { type payload } } }";
+const MODEL_EVENTS: &str = "subscription($id: ID!) { modelEvents(modelId: $id) { type modelId model { name approvalStatus } version { version } payload } }";
 const APPROVAL_QUEUE: &str =
     "subscription { approvalQueue { type modelId model { name approvalStatus } } }";
 
@@ -260,10 +260,7 @@ async fn subscriptions_follow_inspections_and_model_events() {
     let moved = socket.data_of("3").await;
     assert_eq!(moved["modelEvents"]["type"], "ALIAS_MOVED");
     assert_eq!(moved["modelEvents"]["modelId"], model_id.as_str());
-    assert_eq!(
-        moved["modelEvents"]["event"]["payload"]["data"]["alias"],
-        "champion"
-    );
+    assert_eq!(moved["modelEvents"]["payload"]["data"]["alias"], "champion");
     modelhub::services::inspection::reinspect(&app.state, false)
         .await
         .unwrap();
@@ -458,10 +455,7 @@ async fn a_subscription_on_one_replica_sees_events_written_on_another() {
     .data();
     let moved = socket.data_of("1").await;
     assert_eq!(moved["modelEvents"]["type"], "ALIAS_MOVED");
-    assert_eq!(
-        moved["modelEvents"]["event"]["payload"]["data"]["alias"],
-        "prod-a"
-    );
+    assert_eq!(moved["modelEvents"]["payload"]["data"]["alias"], "prod-a");
 }
 
 /// Apollo's APQ extension for `query`.
