@@ -158,6 +158,25 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How webhook deliveries are sent and retried.
     pub webhooks: WebhookOptions,
+    /// How ONNX models are run.
+    pub inference: InferenceOptions,
+}
+
+/// How ONNX models are run (`predict`).
+#[derive(Debug, Clone)]
+pub struct InferenceOptions {
+    /// `MODELHUB_INFERENCE_MEMORY_BYTES`: the most bytes of model files kept loaded (1 GiB);
+    /// the least recently used go first, and a model larger than this is not run.
+    pub memory_bytes: u64,
+    /// `MODELHUB_INFERENCE_CONCURRENCY`: how many runs at once (half the cores, at least 1);
+    /// the others wait, within their time limit.
+    pub concurrency: usize,
+    /// `MODELHUB_INFERENCE_TIMEOUT_MS`: how long one call may take, waiting included (10 s).
+    pub timeout: Duration,
+    /// `MODELHUB_INFERENCE_MAX_BATCH`: the most rows one call may send (1,024).
+    pub max_batch: usize,
+    /// `MODELHUB_INFERENCE_MAX_VALUES`: the most input values one call may send (1,048,576).
+    pub max_values: usize,
 }
 
 /// How webhook deliveries are sent and retried.
@@ -337,6 +356,17 @@ impl Config {
                 ),
                 private_targets: vars.parse_var("MODELHUB_WEBHOOK_PRIVATE_TARGETS", false)?,
             },
+            inference: InferenceOptions {
+                memory_bytes: vars.parse_var("MODELHUB_INFERENCE_MEMORY_BYTES", 1 << 30)?,
+                concurrency: vars
+                    .parse_var("MODELHUB_INFERENCE_CONCURRENCY", default_concurrency())?
+                    .max(1),
+                timeout: Duration::from_millis(
+                    vars.parse_var("MODELHUB_INFERENCE_TIMEOUT_MS", 10_000)?,
+                ),
+                max_batch: vars.parse_var("MODELHUB_INFERENCE_MAX_BATCH", 1024)?,
+                max_values: vars.parse_var("MODELHUB_INFERENCE_MAX_VALUES", 1 << 20)?,
+            },
             database_url: database_url.into(),
             storage,
             s3: S3Options {
@@ -408,10 +438,16 @@ impl Config {
                     upload: vars.parse_var("MODELHUB_LIMIT_UPLOAD", defaults.upload)?,
                     create_token: vars
                         .parse_var("MODELHUB_LIMIT_API_TOKEN", defaults.create_token)?,
+                    predict: vars.parse_var("MODELHUB_LIMIT_PREDICT", defaults.predict)?,
                 }
             },
         })
     }
+}
+
+/// Half the cores, at least one: inference leaves the other half to the API.
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 trait ExpectDefault<T> {
@@ -527,17 +563,23 @@ mod tests {
             register,
             upload,
             create_token,
+            predict,
         } = config.rate_limits;
         assert_eq!(login, rule(10, 60));
         assert_eq!(register, rule(5, 3600));
         assert_eq!(upload, rule(120, 3600));
         assert_eq!(create_token, rule(20, 3600));
+        assert_eq!(predict, rule(600, 60));
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.response_cache_ttl, Duration::from_secs(2));
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
         assert_eq!(config.webhooks.timeout, Duration::from_secs(10));
         assert_eq!(config.webhooks.retry_base, Duration::from_secs(10));
         assert_eq!(config.webhooks.retry_window, Duration::from_secs(86_400));
+        assert_eq!(config.inference.memory_bytes, 1 << 30);
+        assert!(config.inference.concurrency >= 1);
+        assert_eq!(config.inference.timeout, Duration::from_secs(10));
+        assert_eq!(config.inference.max_batch, 1024);
         assert!(!config.webhooks.private_targets);
     }
 

@@ -22,11 +22,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     RateLimited,
     PersistedQueryNotFound,
+    Timeout,
     Internal,
 }
 
 impl ErrorCode {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
@@ -35,6 +36,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::PersistedQueryNotFound,
+        Self::Timeout,
         Self::Internal,
     ];
 
@@ -54,6 +56,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::Timeout => "TIMEOUT",
             Self::Internal => "INTERNAL",
         }
     }
@@ -70,6 +73,7 @@ impl ErrorCode {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             // Apollo's persisted-queries link reads this answer only with status 200.
             Self::PersistedQueryNotFound => StatusCode::OK,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -154,6 +158,8 @@ pub enum AppError {
     RateLimited { retry_after_secs: u64 },
     /// A persisted query's hash this replica does not know: the client sends the query.
     PersistedQueryNotFound,
+    /// The work did not finish within its time limit (a model run).
+    TimedOut(String),
     /// Anything unexpected. The cause is logged, never sent.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -183,6 +189,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::PersistedQueryNotFound => ErrorCode::PersistedQueryNotFound,
+            Self::TimedOut(_) => ErrorCode::Timeout,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -191,7 +198,9 @@ impl AppError {
     pub fn message(&self) -> String {
         match self {
             Self::Unauthenticated(failure) => failure.message().to_owned(),
-            Self::Forbidden(message) | Self::Conflict(message) => message.clone(),
+            Self::Forbidden(message) | Self::Conflict(message) | Self::TimedOut(message) => {
+                message.clone()
+            }
             Self::NotFound(what) => format!("{what} not found"),
             Self::BadInput { field, message } => format!("{field}: {message}"),
             Self::PayloadTooLarge { limit } => {

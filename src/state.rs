@@ -15,7 +15,7 @@ use crate::{
     entities::{model, model_version},
     services::{
         change_cache::ChangeCache, download_counts::DownloadCounter, events::LiveEvents,
-        inspection::Inspector, rate_limit::RateLimiter,
+        inference::Inference, inspection::Inspector, rate_limit::RateLimiter,
     },
     storage::BlobStore,
 };
@@ -66,9 +66,8 @@ pub struct Inner {
     pub replica: String,
     /// Change events as they are written, for subscriptions.
     pub events: LiveEvents,
-    /// Woken when a webhook delivery is queued outside a change (a ping, a redelivery), for
-    /// the sender (changes wake it themselves).
-    pub deliveries_queued: tokio::sync::Notify,
+    /// The ONNX models loaded for `predict`, and the slots runs take.
+    pub inference: Inference,
 }
 
 /// A count of changes (mutations, downloads) made through this process, and of those other
@@ -132,6 +131,11 @@ impl ChangeCounter {
         self.accounts_unannounced.swap(false, Ordering::AcqRel)
     }
 
+    /// Puts back a change to accounts whose announcement failed, for the next one.
+    pub fn keep_accounts_unannounced(&self) {
+        self.accounts_unannounced.store(true, Ordering::Release);
+    }
+
     /// Records a change another replica announced (`accounts`: one to accounts or
     /// credentials): everything cached before is stale.
     pub fn remote_change(&self, accounts: bool) {
@@ -165,6 +169,7 @@ impl AppState {
         let jwt = JwtKeys::new(&config.jwt_secret)?;
         let ttl = config.response_cache_ttl;
         let inspector = Inspector::new(&config);
+        let inference = Inference::new(&config.inference);
         Ok(Self(Arc::new(Inner {
             inspector,
             downloads: DownloadCounter::default(),
@@ -179,7 +184,7 @@ impl AppState {
             credentials: ChangeCache::new(ttl, CACHED_CREDENTIALS),
             replica: Uuid::new_v4().simple().to_string(),
             events: LiveEvents::default(),
-            deliveries_queued: tokio::sync::Notify::new(),
+            inference,
         })))
     }
 }

@@ -32,13 +32,20 @@ impl Username {
                 "may contain only letters, digits, '-', '_' and '.'",
             ));
         }
-        if uuid::Uuid::parse_str(&name).is_ok() {
+        Ok(Self(name))
+    }
+
+    /// Validates the name of a new account: also never a UUID, which download addresses
+    /// would read as a version id (names taken before this rule stay usable).
+    pub fn parse_new(field: &str, raw: &str) -> AppResult<Self> {
+        let name = Self::parse(field, raw)?;
+        if uuid::Uuid::parse_str(&name.0).is_ok() {
             return Err(AppError::bad_input(
                 field,
                 "may not be a UUID (download addresses would read it as a version id)",
             ));
         }
-        Ok(Self(name))
+        Ok(name)
     }
 
     /// The normalised name.
@@ -142,12 +149,16 @@ mod tests {
     use super::Username;
 
     #[test]
-    fn a_username_is_never_read_as_a_version_id() {
+    fn a_new_username_is_never_a_version_id() {
         for id in [
             "0192f1a2-3b4c-7d5e-8f90-a1b2c3d4e5f6",
             "0192f1a23b4c7d5e8f90a1b2c3d4e5f6",
         ] {
-            assert!(Username::parse("username", id).is_err(), "{id}");
+            assert!(Username::parse_new("username", id).is_err(), "{id}");
+            assert!(
+                Username::parse("username", id).is_ok(),
+                "an existing name: {id}"
+            );
         }
         assert_eq!(
             Username::parse("username", " Team-Vision.2 ")

@@ -117,8 +117,9 @@ pub struct AliasQuery;
 
 #[Object]
 impl AliasQuery {
-    /// The version of model `owner/name` that `ref` names: a version string (`v1.2.0`) or an
-    /// alias (`production`). Null when there is none, or the caller may not see the model.
+    /// The version of model `owner/name` that `ref` names: a version string (`v1.2.0`), an
+    /// alias (`production`), `main` (the current version) or a commit id. Null when there is
+    /// none, or the caller may not see the model.
     async fn model_version_by_ref(
         &self,
         ctx: &Context<'_>,

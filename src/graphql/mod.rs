@@ -7,6 +7,7 @@ mod admin;
 mod aliases;
 mod context;
 mod drafts;
+mod inference;
 mod inspection;
 mod loaders;
 mod models;
@@ -44,6 +45,7 @@ pub struct MutationRoot(
     aliases::AliasMutation,
     drafts::DraftMutation,
     webhooks::WebhookMutation,
+    inference::InferenceMutation,
     admin::AdminMutation,
 );
 

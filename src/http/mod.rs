@@ -24,7 +24,7 @@ use axum::{
     Router,
     http::{HeaderName, HeaderValue, Method, header},
     response::Redirect,
-    routing::get,
+    routing::{get, post},
 };
 use tower_http::{
     LatencyUnit,
@@ -56,6 +56,7 @@ pub struct HttpState {
 pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
     let max_upload = app.config.max_upload_bytes;
+    let max_request = app.config.max_request_bytes;
     metrics::handle();
     let cache = ResponseCache::new(app.config.response_cache_ttl).map(Arc::new);
     let state = HttpState {
@@ -76,6 +77,10 @@ pub fn router(app: AppState, schema: AppSchema, introspection: AppSchema) -> Rou
         .route("/api/v1/models/", get(rest::list).post(rest::create))
         .route("/api/v1/models", get(rest::list).post(rest::create))
         .route("/api/v1/models/{model_id}", get(rest::show))
+        .route(
+            "/api/v1/models/{model_id}/predict",
+            post(rest::predict).layer(axum::extract::DefaultBodyLimit::max(max_request)),
+        )
         .route("/api/v1/admin/analytics/dashboard", get(rest::dashboard))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

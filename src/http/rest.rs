@@ -1,7 +1,8 @@
 //! The seed's REST paths, for scripts written against its examples: `POST /api/v1/models/`
 //! (a multipart form with the seed's field names, the file last), `GET /api/v1/models/` (the
 //! models the caller may see, with their versions; pages by `limit` and a `Link: rel="next"`
-//! cursor), `GET /api/v1/models/{id}` and `GET /api/v1/admin/analytics/dashboard`. Thin
+//! cursor), `GET /api/v1/models/{id}`, `POST /api/v1/models/{id}/predict` (runs the model)
+//! and `GET /api/v1/admin/analytics/dashboard`. Thin
 //! adapters over the services GraphQL uses, with the same authentication and policy; errors
 //! take the hub's JSON form (`{"error": {"code", "message"}}`) with the matching status.
 
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json,
-    extract::{Path, Query, Request, State},
+    extract::{ConnectInfo, Path, Query, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{HttpState, graphql::bearer_token, multipart};
+use super::{HttpState, client_ip, graphql::bearer_token, multipart};
 use crate::{
     auth::Viewer,
     domain::format,
@@ -26,7 +27,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::UploadedFile,
     services::{
-        accounts, admin, downloads, hub,
+        accounts, admin, aliases, downloads, hub, inference,
         lineage::Lineage,
         models::{self, ModelFilter, ModelSortField, SortDirection},
         pagination::Cursor,
@@ -493,6 +494,80 @@ pub async fn dashboard(State(state): State<HttpState>, headers: HeaderMap) -> Re
             "newest_users": d.newest_users.iter().map(|u| json!({
                 "id": u.id, "username": u.username, "created_at": u.created_at,
             })).collect::<Vec<_>>(),
+        }))
+        .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The body of `POST /api/v1/models/{id}/predict`.
+#[derive(Deserialize)]
+pub struct PredictBody {
+    /// The model's input names to nested arrays.
+    inputs: Value,
+    /// The version to run (a version string or an alias); the current one when left out.
+    version: Option<String>,
+    /// The ONNX file to run, in a version of several.
+    path: Option<String>,
+}
+
+/// `POST /api/v1/models/{id}/predict`: runs the model's current version (or `version`) on
+/// `inputs`, as the `predict` mutation does; answers the outputs in the same form.
+pub async fn predict(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<PredictBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let result: AppResult<Response> = async {
+        let viewer = accounts::authenticate(&state.app, bearer_token(&headers)).await?;
+        let Json(body) = body.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge {
+                limit: state.app.config.max_request_bytes as u64,
+            },
+            _ => bad("body", e.body_text()),
+        })?;
+        let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound("model"))?;
+        let model = models::find(&state.app, &viewer, id)
+            .await?
+            .ok_or(AppError::NotFound("model"))?;
+        let version_id = match body.version.as_deref() {
+            Some(reference) => aliases::resolve(&state.app, &model, reference)
+                .await?
+                .ok_or(AppError::NotFound("model version"))?
+                .id,
+            None => model
+                .current_version_id
+                .ok_or(AppError::NotFound("model version"))?,
+        };
+        let client = client_ip::resolve(
+            Some(peer.ip()),
+            &headers,
+            &state.app.config.trusted_proxies,
+        );
+        let ran = inference::predict(
+            &state.app,
+            &viewer,
+            client,
+            version_id,
+            body.path.as_deref(),
+            &body.inputs,
+        )
+        .await?;
+        let outputs: Vec<Value> = ran
+            .outputs
+            .iter()
+            .map(|o| json!({ "name": o.name, "type": o.dtype, "shape": o.shape, "values": o.values }))
+            .collect();
+        Ok(Json(json!({
+            "model_id": model.id,
+            "version_id": ran.version.id,
+            "version": ran.version.version,
+            "path": ran.path,
+            "outputs": outputs,
+            "duration_ms": ran.took.as_secs_f64() * 1000.0,
         }))
         .into_response())
     }

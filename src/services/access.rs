@@ -69,6 +69,9 @@ const MUTATIONS: &[(&str, Requirement)] = &[
     ("setUserRole", Requirement::Admin),
     ("disableUser", Requirement::Admin),
     ("enableUser", Requirement::Admin),
+    // Runs what may be downloaded, by the download rule (READ for tokens, public models for
+    // anonymous callers), before anything runs.
+    ("predict", Requirement::Anyone),
     ("__typename", Requirement::Anyone),
 ];
 

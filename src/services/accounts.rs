@@ -77,7 +77,7 @@ async fn ensure_available(state: &AppState, username: &Username, email: &Email) 
 }
 
 async fn insert_user(state: &AppState, input: Registration, role: Role) -> AppResult<user::Model> {
-    let username = Username::parse("username", &input.username)?;
+    let username = Username::parse_new("username", &input.username)?;
     let email = Email::parse("email", &input.email)?;
     let password = Password::parse("password", input.password, &username)?;
     ensure_available(state, &username, &email).await?;

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{OnConflict, Query},
 };
 use uuid::Uuid;
@@ -42,8 +42,16 @@ pub async fn set(
     access::ensure_may_move_alias(&target, &alias, &state.config.protected_aliases)?;
     let model = target.model();
     let txn = super::begin_write(state).await?;
+    // Locked against a withdrawal until this commits (on SQLite the write lock already is):
+    // either the withdrawal sees this alias and takes it off, or this sees the withdrawal.
     let version = model_version::Entity::find_by_id(version_id)
-        .filter(model_version::Column::ModelId.eq(model.id))
+        .filter(model_version::Column::ModelId.eq(model.id));
+    let version = if txn.get_database_backend() == DatabaseBackend::Postgres {
+        version.lock_shared()
+    } else {
+        version
+    };
+    let version = version
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::bad_input("versionId", "is not a version of this model"))?;
@@ -176,18 +184,11 @@ pub(super) async fn release_withdrawn<C: ConnectionTrait>(
     version_id: Uuid,
     actor: Uuid,
 ) -> AppResult<()> {
-    let on_it = model_alias::Entity::find()
+    let taken_off = model_alias::Entity::delete_many()
         .filter(model_alias::Column::VersionId.eq(version_id))
-        .all(db)
+        .exec_with_returning(db)
         .await?;
-    if on_it.is_empty() {
-        return Ok(());
-    }
-    model_alias::Entity::delete_many()
-        .filter(model_alias::Column::VersionId.eq(version_id))
-        .exec(db)
-        .await?;
-    for alias in &on_it {
+    for alias in &taken_off {
         record_move(
             db,
             Move {
@@ -326,8 +327,8 @@ pub async fn resolve(
     Ok(found)
 }
 
-/// The version of model `owner/name` (if the viewer may see it) that `reference` names (see
-/// [`resolve`]).
+/// The version of model `owner/name` (if the viewer may see it) that `reference` names, as a
+/// Hugging Face revision does: `main`, a version string, an alias or a commit id.
 pub async fn version_by_ref(
     state: &AppState,
     viewer: &Viewer,
@@ -335,9 +336,13 @@ pub async fn version_by_ref(
     name: &str,
     reference: &str,
 ) -> AppResult<Option<model_version::Model>> {
-    match super::models::find_by_name(state, viewer, owner, name).await? {
-        Some(model) => resolve(state, &model, reference).await,
-        None => Ok(None),
+    let Some(model) = super::models::find_by_name(state, viewer, owner, name).await? else {
+        return Ok(None);
+    };
+    match super::hub::revision(state, &model, reference).await {
+        Ok(version) => Ok(Some(version)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

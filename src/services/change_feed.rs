@@ -79,16 +79,18 @@ async fn announce(state: &AppState, client: redis::Client, channel: &str) {
         let Some(redis) = connection.as_mut() else {
             continue;
         };
+        let accounts = state.changes.take_accounts_changed();
         let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(channel)
-            .arg(announcement(
-                &state.replica,
-                state.changes.take_accounts_changed(),
-            ))
+            .arg(announcement(&state.replica, accounts))
             .query_async(redis)
             .await;
         if let Err(e) = published {
             tracing::warn!(error = %e, "a change was not announced on Redis");
+            if accounts {
+                // Said with the next announcement, so no replica keeps a stale credential.
+                state.changes.keep_accounts_unannounced();
+            }
         }
     }
 }

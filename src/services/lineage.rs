@@ -68,7 +68,9 @@ pub async fn apply<C: ConnectionTrait>(
                     "is not a model you may see",
                 ));
             }
-            ensure_no_cycle(db, id, base_id).await?;
+            if !is_new(row) {
+                ensure_no_cycle(db, id, base_id).await?;
+            }
         }
         let reference = base
             .reference
@@ -93,6 +95,12 @@ pub async fn apply<C: ConnectionTrait>(
         });
     }
     Ok(())
+}
+
+/// Whether `row` is a model not stored yet: nothing can be made from it, so no link from it
+/// closes a cycle.
+fn is_new(row: &model::ActiveModel) -> bool {
+    matches!(row.id, ActiveValue::Set(_))
 }
 
 /// Refuses `base` as the base of `model` when `base` is `model` or made from it. Checks in
@@ -162,6 +170,7 @@ pub async fn card_defaults<C: ConnectionTrait>(
     {
         let local = match reference.split_once('/') {
             Some((owner, name)) => match hub::repository(state, viewer, owner, name).await {
+                Ok(base) if is_new(row) => Some(base),
                 Ok(base) => ensure_no_cycle(db, *row.id.as_ref(), base.id)
                     .await
                     .is_ok()

@@ -18,6 +18,7 @@ pub mod events;
 pub mod gate;
 pub mod hub;
 pub mod hub_commits;
+pub mod inference;
 pub mod inspection;
 pub mod leases;
 pub mod lfs;
@@ -56,8 +57,9 @@ pub async fn begin_write(state: &AppState) -> AppResult<DatabaseTransaction> {
 }
 
 /// Makes the transactions that take the same `key` of lock class `class` wait for each other
-/// until they end, for checks that read before they write (PostgreSQL's transaction advisory
-/// locks; on SQLite a write transaction holds the database's write lock already).
+/// until they end, for checks that read before they write: PostgreSQL's transaction advisory
+/// locks, so `db` must be a transaction; on SQLite, one begun by [`begin_write`] holds the
+/// database's write lock already.
 pub(super) async fn serialize<C: ConnectionTrait>(db: &C, class: i32, key: &str) -> AppResult<()> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());

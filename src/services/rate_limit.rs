@@ -29,6 +29,8 @@ pub enum Action {
     Upload,
     /// API token creation, per user.
     CreateToken,
+    /// Model runs (`predict`), per caller.
+    Predict,
 }
 
 impl Action {
@@ -40,6 +42,7 @@ impl Action {
             Self::Register => "register",
             Self::Upload => "upload",
             Self::CreateToken => "api-token",
+            Self::Predict => "predict",
         }
     }
 }
@@ -84,6 +87,7 @@ pub struct Rules {
     pub register: Rule,
     pub upload: Rule,
     pub create_token: Rule,
+    pub predict: Rule,
 }
 
 impl Default for Rules {
@@ -97,6 +101,7 @@ impl Default for Rules {
             register: rule(5, 3600),
             upload: rule(120, 3600),
             create_token: rule(20, 3600),
+            predict: rule(600, 60),
         }
     }
 }
@@ -112,6 +117,7 @@ impl Rules {
             Action::Register => self.register,
             Action::Upload => self.upload,
             Action::CreateToken => self.create_token,
+            Action::Predict => self.predict,
         }
     }
 }

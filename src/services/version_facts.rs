@@ -280,6 +280,26 @@ fn resolve(folder: &str, location: &str) -> String {
         .join("/")
 }
 
+/// The version paths of the files an ONNX model at `path` reads external data from, as its
+/// stored inspection report lists them (locations outside its folder left out: such a model
+/// is UNSAFE).
+pub fn external_data_paths(path: &str, report: Option<&Value>) -> Vec<String> {
+    let listed = report
+        .and_then(|r| r["metadata"].get("external_data"))
+        .cloned();
+    let external: Vec<ExternalData> = listed
+        .and_then(|l| serde_json::from_value(l).ok())
+        .unwrap_or_default();
+    let mut paths: Vec<String> = external
+        .iter()
+        .filter(|d| modelhub_inspect::onnx::is_contained(&d.location))
+        .map(|d| resolve(folder_of(path), &d.location))
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
 /// Checks an ONNX model's external data against the version: every file it names must be in
 /// the version and at least as long as the model reads. A location outside the model's folder
 /// is already UNSAFE in the model's own report and is not looked up.

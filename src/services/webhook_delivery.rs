@@ -43,8 +43,8 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// The longest error kept in the log.
 const MAX_ERROR: usize = 500;
 
-/// Sends due deliveries until dropped: woken by every change (a queued delivery is one), by
-/// pings and redeliveries, and at least every second for retries.
+/// Sends due deliveries until dropped: woken by every change (a queued delivery is one) and
+/// at least every second for retries.
 pub async fn run(state: AppState) {
     let client = match client(&state.config.webhooks) {
         Ok(client) => client,
@@ -65,7 +65,6 @@ pub async fn run(state: AppState) {
         }
         tokio::select! {
             _ = changes.changed() => {}
-            () = state.deliveries_queued.notified() => {}
             () = tokio::time::sleep(poll) => {}
         }
     }
@@ -135,6 +134,11 @@ async fn send_due(state: &AppState, client: &reqwest::Client) -> AppResult<usize
         .exec_with_returning(&state.db)
         .await?;
     let count = taken.len();
+    if count == 0 {
+        return Ok(0);
+    }
+    // Read once for the batch: a secret rotated or a webhook switched off while the batch is
+    // sent applies from the next one (a receiver refusing the old signature gets a retry).
     let hooks: HashMap<Uuid, webhook::Model> = webhook::Entity::find()
         .filter(webhook::Column::Id.is_in(taken.iter().map(|d| d.webhook_id)))
         .all(&state.db)
@@ -142,13 +146,12 @@ async fn send_due(state: &AppState, client: &reqwest::Client) -> AppResult<usize
         .into_iter()
         .map(|hook| (hook.id, hook))
         .collect();
-    let events: HashMap<i64, event::Model> = event::Entity::find()
-        .filter(event::Column::Seq.is_in(taken.iter().map(|d| d.event_seq)))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|event| (event.seq, event))
-        .collect();
+    let events: HashMap<i64, event::Model> =
+        super::webhooks::events_of(&state.db, taken.iter().map(|d| d.event_seq))
+            .await?
+            .into_iter()
+            .map(|event| (event.seq, event))
+            .collect();
     futures_util::stream::iter(taken)
         .for_each_concurrent(CONCURRENCY, |delivery| {
             // Both are deleted with their deliveries.

@@ -359,8 +359,8 @@ pub async fn ping(
     .insert(&txn)
     .await?;
     let delivery = delivery_row(hook.id, event.seq).insert(&txn).await?;
-    txn.commit().await?;
-    state.deliveries_queued.notify_one();
+    // A change: the delivery log's totals show it, and the sender wakes for it.
+    super::commit_change(state, txn).await?;
     Ok(delivery)
 }
 
@@ -384,7 +384,8 @@ pub async fn redeliver(
     let again = delivery_row(hook.id, delivery.event_seq)
         .insert(&state.db)
         .await?;
-    state.deliveries_queued.notify_one();
+    // A change: the delivery log's totals show it, and the sender wakes for it.
+    state.changes.bump();
     tracing::info!(webhook_id = %hook.id, delivery_id = %again.id, of = %delivery.id, "webhook delivery queued again");
     Ok(again)
 }

@@ -151,3 +151,38 @@ async fn a_disabled_account_is_refused_at_once_despite_the_cache() {
         assert_eq!(refused.status, 401);
     }
 }
+
+#[tokio::test]
+async fn credentials_stay_cached_across_catalog_changes_until_an_account_changes() {
+    let app = spawn_app().await;
+    let token = app.register("steady").await;
+    let writer = app.register("busy-writer").await;
+    let me = async || {
+        let before = app.statements();
+        app.gql(Some(&token), "{ me { username } }", json!({}))
+            .await
+            .data();
+        app.statements() - before
+    };
+    app.warm_credential(&token).await;
+    assert_eq!(me().await, 0, "read from the cache");
+    // Another account's upload changes the catalog, not the caller's credential.
+    app.create_model(
+        &writer,
+        json!({ "name": "churn", "framework": "PYTORCH", "version": "1.0.0" }),
+        "w.safetensors",
+        safetensors(2),
+    )
+    .await
+    .data();
+    assert_eq!(me().await, 0, "still cached after a catalog change");
+    // Any change to accounts (here the writer ends its sessions) makes credentials stale.
+    app.gql(
+        Some(&writer),
+        "mutation { revokeSessions { token } }",
+        json!({}),
+    )
+    .await
+    .data();
+    assert!(me().await > 0, "read again after an account change");
+}

@@ -112,6 +112,8 @@ pub struct Options {
     pub webhook_retry_base: Duration,
     /// `MODELHUB_WEBHOOK_RETRY_WINDOW_SECS`.
     pub webhook_retry_window: Duration,
+    /// How ONNX models are run.
+    pub inference: modelhub::config::InferenceOptions,
 }
 
 impl Default for Options {
@@ -128,6 +130,7 @@ impl Default for Options {
                 register: lots,
                 upload: lots,
                 create_token: lots,
+                predict: lots,
             },
             redis_prefix: None,
             trusted_proxies: Vec::new(),
@@ -143,6 +146,13 @@ impl Default for Options {
             max_version_bytes: 256 * 1024 * 1024,
             webhook_retry_base: Duration::from_millis(50),
             webhook_retry_window: Duration::from_secs(86_400),
+            inference: modelhub::config::InferenceOptions {
+                memory_bytes: 64 * 1024 * 1024,
+                concurrency: 2,
+                timeout: Duration::from_secs(30),
+                max_batch: 1024,
+                max_values: 1 << 20,
+            },
         }
     }
 }
@@ -314,6 +324,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
             // The receivers tests run are on loopback.
             private_targets: true,
         },
+        inference: options.inference.clone(),
     };
     let mut db: DatabaseConnection = modelhub::db::connect(&config.database_url).await.unwrap();
     let statements = Arc::new(AtomicUsize::new(0));

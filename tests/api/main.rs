@@ -23,6 +23,7 @@ mod gate;
 mod hardening;
 mod hf;
 mod hf_uploads;
+mod inference;
 mod inspection;
 mod lineage;
 mod models;
