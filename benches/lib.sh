@@ -1,11 +1,12 @@
 # Sourced by the benchmark scripts, which set ROOT, WORK, PORT and BASE first.
 
 # Starts the release server on its embedded defaults (SQLite, local disk) in $WORK/data, with
-# the per-user rate limits lifted (the benchmark's single user seeds thousands of models), and
+# the per-user rate limits lifted (the benchmark's single user seeds thousands of models and
+# runs models thousands of times), and
 # waits until it answers. Extra settings come from the caller's environment.
 start_server() {
   MODELHUB_LIMIT_UPLOAD=1000000/1 MODELHUB_LIMIT_LOGIN=1000000/1 MODELHUB_LIMIT_REGISTER=1000000/1 \
-  MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
+  MODELHUB_LIMIT_PREDICT=1000000/1 MODELHUB_BIND="127.0.0.1:$PORT" MODELHUB_DATA_DIR="$WORK/data" MODELHUB_LOG=warn \
     "$ROOT/target/release/modelhub" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done

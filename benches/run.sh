@@ -6,7 +6,9 @@
 # hf_hub_download of the 1 GiB file against curl of the same URL, and snapshot_download of the
 # 8 files (the pinned huggingface_hub, in target/ci-hf as .ci/run makes it); the
 # p50 of a page of 100 files of a 1,000-file version; then the latency and rate of the model
-# list query (a page of 50 with owners and versions) with 10,000 models stored; then the 1 GiB
+# list query (a page of 50 with owners and versions) with 10,000 models stored; `predict`'s
+# p50/p99 on the seed's random forest and a small network (1 and 100 rows) and its rate at 16
+# connections; then the 1 GiB
 # through S3 and through a balancer in front of two replicas (benches/s3.sh).
 #
 #   bash benches/run.sh            # everything (installs nginx, wrk and huggingface_hub if missing)
@@ -152,8 +154,10 @@ echo "server RSS after load $(( $(rss_kib) / 1024 )) MiB"
 kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
 MODELHUB_RESPONSE_CACHE_SECS=0 start_server
 python3 benches/files_page.py "$BASE" "$TOKEN" 1000 300
-# The same 1 GiB through S3 (the test server): one replica, with a presigned download beside
-# the hub's own; then two replicas on PostgreSQL behind nginx.
 kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
+# Model runs (benches/inference.sh), on a server of their own.
+PORT=$((PORT + 20)) bash benches/inference.sh
+# The same 1 GiB through S3 (the test server): one replica, with a presigned download beside
+# the hub's own; then two replicas on PostgreSQL behind nginx.
 PORT=$((PORT + 10)) bash benches/s3.sh

@@ -71,8 +71,50 @@ enum Command {
 /// How old an unused blob must be before the background collection removes it, and how often
 /// that collection runs.
 const GC_GRACE: Duration = Duration::from_secs(3600);
-/// How long a replica may re-inspect before another may start over.
-const REINSPECT_LEASE: Duration = Duration::from_secs(3600);
+/// How long the re-inspection lease holds unless renewed: it is renewed while the work goes
+/// on, so another replica takes over this soon after one dies mid-way.
+const REINSPECT_LEASE: Duration = Duration::from_secs(60);
+
+/// Inspects again the versions inspected under other rules than today's, one replica at a
+/// time: waits for the lease while another replica holds it (and takes over once a dead
+/// holder's lapses), renews it while working, and gives it back.
+async fn reinspect_at_start(state: modelhub::state::AppState) {
+    loop {
+        match leases::take(&state, "reinspect", REINSPECT_LEASE).await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %describe(e), "cannot take the re-inspection lease; trying again")
+            }
+        }
+        tokio::time::sleep(REINSPECT_LEASE / 4).await;
+    }
+    let renew = async {
+        loop {
+            tokio::time::sleep(REINSPECT_LEASE / 3).await;
+            if let Err(e) = leases::take(&state, "reinspect", REINSPECT_LEASE).await {
+                tracing::warn!(error = %describe(e), "cannot renew the re-inspection lease");
+            }
+        }
+    };
+    tokio::select! {
+        done = inspection::reinspect(&state, false) => match done {
+            Ok(report) if report.inspected > 0 => tracing::info!(
+                inspected = report.inspected,
+                changed = report.changed,
+                "versions inspected again under the current rules"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %describe(e), "re-inspection failed; `modelhub reinspect` will retry")
+            }
+        },
+        () = renew => {}
+    }
+    if let Err(e) = leases::release(&state, "reinspect").await {
+        tracing::warn!(error = %describe(e), "the re-inspection lease will lapse by itself");
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -188,31 +230,7 @@ async fn serve(config: Config) -> Result<()> {
     }
     // Versions inspected under other rules than today's get a new verdict, in the background,
     // by one replica.
-    let state = app.state.clone();
-    tokio::spawn(async move {
-        match leases::take(&state, "reinspect", REINSPECT_LEASE).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %describe(e), "cannot take the re-inspection lease; `modelhub reinspect` will do");
-                return;
-            }
-        }
-        match inspection::reinspect(&state, false).await {
-            Ok(report) if report.inspected > 0 => tracing::info!(
-                inspected = report.inspected,
-                changed = report.changed,
-                "versions inspected again under the current rules"
-            ),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %describe(e), "re-inspection failed; `modelhub reinspect` will retry")
-            }
-        }
-        if let Err(e) = leases::release(&state, "reinspect").await {
-            tracing::warn!(error = %describe(e), "the re-inspection lease will lapse by itself");
-        }
-    });
+    tokio::spawn(reinspect_at_start(app.state.clone()));
     // Blobs no version uses and expired drafts, collected in the background now and every
     // GC_GRACE, by the replica holding the lease (renewed at each run; another replica takes
     // it over once it lapses).

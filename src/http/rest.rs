@@ -27,7 +27,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::UploadedFile,
     services::{
-        accounts, admin, aliases, downloads, hub, inference,
+        accounts, admin, downloads, hub, inference,
         lineage::Lineage,
         models::{self, ModelFilter, ModelSortField, SortDirection},
         pagination::Cursor,
@@ -506,7 +506,8 @@ pub async fn dashboard(State(state): State<HttpState>, headers: HeaderMap) -> Re
 pub struct PredictBody {
     /// The model's input names to nested arrays.
     inputs: Value,
-    /// The version to run (a version string or an alias); the current one when left out.
+    /// The version to run (a version string, an alias or a commit id); the current one when
+    /// left out.
     version: Option<String>,
     /// The ONNX file to run, in a version of several.
     path: Option<String>,
@@ -533,15 +534,14 @@ pub async fn predict(
         let model = models::find(&state.app, &viewer, id)
             .await?
             .ok_or(AppError::NotFound("model"))?;
-        let version_id = match body.version.as_deref() {
-            Some(reference) => aliases::resolve(&state.app, &model, reference)
-                .await?
-                .ok_or(AppError::NotFound("model version"))?
-                .id,
-            None => model
-                .current_version_id
-                .ok_or(AppError::NotFound("model version"))?,
-        };
+        let revision = body.version.as_deref().unwrap_or("main");
+        let version_id = hub::revision(&state.app, &model, revision)
+            .await
+            .map_err(|e| match e {
+                AppError::NotFound(_) => AppError::NotFound("model version"),
+                other => other,
+            })?
+            .id;
         let client = client_ip::resolve(
             Some(peer.ip()),
             &headers,

@@ -135,6 +135,27 @@ fn ensure_downloadable(version: &model_version::Model) -> AppResult<()> {
     Ok(())
 }
 
+/// The right of `viewer` to download `version` of `model`, both already read (a Hugging Face
+/// revision): the rule of [`authorize_version`], without reading them again.
+pub fn grant_found(
+    viewer: &Viewer,
+    model: model::Model,
+    version: model_version::Model,
+) -> AppResult<Grant> {
+    access::ensure_may_read(viewer)?;
+    if !access::can_view(viewer, &model) || version.model_id != model.id {
+        return Err(AppError::NotFound("model version"));
+    }
+    let grant = Grant {
+        may_accept_risk: access::may_read_private(viewer, &model),
+        version,
+        model,
+        user_id: viewer.user_id(),
+    };
+    ensure_downloadable(&grant.version)?;
+    Ok(grant)
+}
+
 /// Checks that the credentials may download version `version_id`.
 pub async fn authorize_version(
     state: &AppState,
@@ -147,12 +168,7 @@ pub async fn authorize_version(
             let (version, model) = versions::find_cached(state, viewer, version_id)
                 .await?
                 .ok_or(AppError::NotFound("model version"))?;
-            Grant {
-                may_accept_risk: access::may_read_private(viewer, &model),
-                version,
-                model,
-                user_id: viewer.user_id(),
-            }
+            return grant_found(viewer, model, version);
         }
         Credentials::SignedLink { token, path } => {
             let claims = state.jwt.verify_download(token)?;

@@ -23,9 +23,14 @@ use crate::{
 pub const REPOSITORY: &str = "repository";
 pub const REVISION: &str = "revision";
 
+/// The lock class of an owner's new slugs ("SLUG"; see [`super::serialize`]).
+const SLUGS_LOCK: i32 = 0x534c_5547;
+
 /// A free slug for a new model of `owner` called `name`: its [`hub_name::slug`], or that
-/// with `-2`, `-3`… when another of the owner's models has it (ignoring case).
+/// with `-2`, `-3`… when another of the owner's models has it (ignoring case). In `db`'s
+/// transaction, the owner's other creations wait until it ends, so two cannot pick one slug.
 pub async fn free_slug<C: ConnectionTrait>(db: &C, owner: Uuid, name: &str) -> AppResult<String> {
+    super::serialize(db, SLUGS_LOCK, &owner.to_string()).await?;
     let base = hub_name::slug(name);
     // `_` in a LIKE pattern matches any character: a few more candidates, checked below.
     let taken: HashSet<String> = model::Entity::find()

@@ -590,3 +590,40 @@ async fn list_totals_are_counted_once_per_change() {
     assert_eq!(total, 2);
     assert_eq!(recounted, counted);
 }
+
+#[tokio::test]
+async fn models_made_at_once_whose_names_make_one_slug_each_get_their_own() {
+    let app = spawn_app().await;
+    let owner = app.register("slugger").await;
+    let names = [
+        "sentiment model",
+        "sentiment-model",
+        "sentiment - model",
+        "sentiment  model",
+    ];
+    // Files of their own, so that no shared blob's lock orders the creations.
+    let made = futures_util::future::join_all(names.iter().enumerate().map(|(i, name)| {
+        app.upload(
+            Some(&owner),
+            "mutation($input: CreateModelInput!, $file: Upload!) { createModel(input: $input, file: $file) { slug } }",
+            json!({ "input": { "name": name, "framework": "pytorch", "version": "1.0.0" } }),
+            "w.safetensors",
+            safetensors(3 + i),
+        )
+    }))
+    .await;
+    let mut slugs: Vec<String> = made
+        .iter()
+        .map(|m| m.data()["createModel"]["slug"].as_str().unwrap().to_owned())
+        .collect();
+    slugs.sort_unstable();
+    assert_eq!(
+        slugs,
+        [
+            "sentiment-model",
+            "sentiment-model-2",
+            "sentiment-model-3",
+            "sentiment-model-4"
+        ]
+    );
+}

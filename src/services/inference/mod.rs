@@ -34,6 +34,7 @@ use crate::{
     entities::{enums::ModelFormat, model_version, version_file},
     error::{AppError, AppResult},
     state::AppState,
+    storage::StorageError,
 };
 
 /// The runs of this process: the pool of loaded models and the slots runs take.
@@ -44,10 +45,30 @@ pub struct Inference {
 }
 
 /// Why a model could not be put in the pool (shared by every call that waited for it).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Unloadable {
-    Load(LoadError),
-    Storage(String),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("reading the model's files")]
+    Storage(#[from] StorageError),
+    #[error("the loading thread failed")]
+    Thread(#[from] tokio::task::JoinError),
+}
+
+/// A load failure, as each of the calls that waited for it reports it.
+#[derive(Debug)]
+struct Shared(Arc<Unloadable>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0)
+    }
 }
 
 /// What one call answered.
@@ -150,7 +171,7 @@ pub async fn predict(
         .pool
         .try_get_with(key, load(state, file, &external, bytes))
         .await
-        .map_err(|e| unloadable(&e))?;
+        .map_err(unloadable)?;
     let limits = Limits {
         max_batch: inference.options.max_batch,
         max_values: inference.options.max_values,
@@ -259,20 +280,17 @@ async fn load(
     external: &[&version_file::Model],
     bytes: u64,
 ) -> Result<Arc<Loaded>, Unloadable> {
-    let storage = |e: &dyn std::fmt::Display| Unloadable::Storage(e.to_string());
-    let model = read(state, &file.sha256).await.map_err(|e| storage(&e))?;
+    let model = read(state, &file.sha256).await?;
     // External data is read by the runtime from files laid out as the model names them.
     let dir = match external {
         [] => None,
         _ => {
-            let dir = tempfile::tempdir().map_err(|e| storage(&e))?;
+            let dir = tempfile::tempdir().map_err(StorageError::from)?;
             let folder = file.path.rsplit_once('/').map_or("", |(folder, _)| folder);
             for data in external {
                 let relative = data.path.strip_prefix(folder).unwrap_or(&data.path);
                 let target = dir.path().join(relative.trim_start_matches('/'));
-                write(state, &data.sha256, &target)
-                    .await
-                    .map_err(|e| storage(&e))?;
+                write(state, &data.sha256, &target).await?;
             }
             Some(dir)
         }
@@ -280,14 +298,12 @@ async fn load(
     let loaded = tokio::task::spawn_blocking(move || {
         runtime::load(&model, dir.as_ref().map(tempfile::TempDir::path), bytes)
     })
-    .await
-    .map_err(|e| storage(&e))?
-    .map_err(Unloadable::Load)?;
+    .await??;
     Ok(Arc::new(loaded))
 }
 
 /// A blob's bytes.
-async fn read(state: &AppState, sha256: &str) -> Result<Vec<u8>, crate::storage::StorageError> {
+async fn read(state: &AppState, sha256: &str) -> Result<Vec<u8>, StorageError> {
     let mut stream = state.blobs.read(sha256, None).await?;
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -297,11 +313,7 @@ async fn read(state: &AppState, sha256: &str) -> Result<Vec<u8>, crate::storage:
 }
 
 /// Copies a blob to a local file.
-async fn write(
-    state: &AppState,
-    sha256: &str,
-    to: &std::path::Path,
-) -> Result<(), crate::storage::StorageError> {
+async fn write(state: &AppState, sha256: &str, to: &std::path::Path) -> Result<(), StorageError> {
     if let Some(parent) = to.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }
@@ -315,9 +327,9 @@ async fn write(
 }
 
 /// The error of a model that could not be loaded.
-fn unloadable(e: &Unloadable) -> AppError {
-    match e {
-        Unloadable::Load(e) => AppError::bad_input("versionId", e.to_string()),
-        Unloadable::Storage(e) => AppError::internal(format!("reading the model's files: {e}")),
+fn unloadable(e: Arc<Unloadable>) -> AppError {
+    match &*e {
+        Unloadable::Load(load) => AppError::bad_input("versionId", load.to_string()),
+        Unloadable::Storage(_) | Unloadable::Thread(_) => AppError::internal(Shared(e)),
     }
 }
