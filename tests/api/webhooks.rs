@@ -688,11 +688,19 @@ async fn replicas_send_each_delivery_once() {
     .unwrap();
     let got = rx.wait_for("version.created", 11).await;
     assert_eq!(got[10].delivery, taken.id.to_string());
-    let tries = webhook_attempt::Entity::find()
-        .filter(webhook_attempt::Column::DeliveryId.eq(taken.id))
-        .all(&app.state.db)
-        .await
-        .unwrap();
+    // The try is logged once the receiver's answer is back (bounded wait).
+    let mut tries = Vec::new();
+    for _ in 0..1000 {
+        tries = webhook_attempt::Entity::find()
+            .filter(webhook_attempt::Column::DeliveryId.eq(taken.id))
+            .all(&app.state.db)
+            .await
+            .unwrap();
+        if !tries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(tries.len(), 1);
     assert!(
         tries[0].attempted_at >= lease,

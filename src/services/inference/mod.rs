@@ -98,6 +98,11 @@ impl Inference {
         }
     }
 
+    /// How many runs could start now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
     /// How many models are loaded, and the bytes of their files.
     pub async fn loaded(&self) -> (u64, u64) {
         self.pool.run_pending_tasks().await;
