@@ -74,45 +74,57 @@ const GC_GRACE: Duration = Duration::from_secs(3600);
 /// How long the re-inspection lease holds unless renewed: it is renewed while the work goes
 /// on, so another replica takes over this soon after one dies mid-way.
 const REINSPECT_LEASE: Duration = Duration::from_secs(60);
+/// How soon the start-up re-inspection tries again after a failure.
+const REINSPECT_RETRY: Duration = Duration::from_secs(2);
 
 /// Inspects again the versions inspected under other rules than today's, one replica at a
 /// time: waits for the lease while another replica holds it (and takes over once a dead
-/// holder's lapses), renews it while working, and gives it back.
+/// holder's lapses), renews it while working, gives it back, and tries again after a failure
+/// (the database not answering yet, say) until the work is done.
 async fn reinspect_at_start(state: modelhub::state::AppState) {
     loop {
-        match leases::take(&state, "reinspect", REINSPECT_LEASE).await {
-            Ok(true) => break,
-            Ok(false) => {}
+        let wait = match leases::take(&state, "reinspect", REINSPECT_LEASE).await {
+            Ok(true) => {
+                let renew = async {
+                    loop {
+                        tokio::time::sleep(REINSPECT_LEASE / 3).await;
+                        if let Err(e) = leases::take(&state, "reinspect", REINSPECT_LEASE).await {
+                            tracing::warn!(error = %describe(e), "cannot renew the re-inspection lease");
+                        }
+                    }
+                };
+                let done = tokio::select! {
+                    done = inspection::reinspect(&state, false) => done,
+                    () = renew => unreachable!("renewing never ends"),
+                };
+                if let Err(e) = leases::release(&state, "reinspect").await {
+                    tracing::warn!(error = %describe(e), "the re-inspection lease will lapse by itself");
+                }
+                match done {
+                    Ok(report) => {
+                        if report.inspected > 0 {
+                            tracing::info!(
+                                inspected = report.inspected,
+                                changed = report.changed,
+                                "versions inspected again under the current rules"
+                            );
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %describe(e), "re-inspection failed; trying again");
+                        REINSPECT_RETRY
+                    }
+                }
+            }
+            // Another replica is at it (or died at it: its lease lapses).
+            Ok(false) => REINSPECT_LEASE / 4,
             Err(e) => {
-                tracing::warn!(error = %describe(e), "cannot take the re-inspection lease; trying again")
+                tracing::warn!(error = %describe(e), "cannot take the re-inspection lease; trying again");
+                REINSPECT_RETRY
             }
-        }
-        tokio::time::sleep(REINSPECT_LEASE / 4).await;
-    }
-    let renew = async {
-        loop {
-            tokio::time::sleep(REINSPECT_LEASE / 3).await;
-            if let Err(e) = leases::take(&state, "reinspect", REINSPECT_LEASE).await {
-                tracing::warn!(error = %describe(e), "cannot renew the re-inspection lease");
-            }
-        }
-    };
-    tokio::select! {
-        done = inspection::reinspect(&state, false) => match done {
-            Ok(report) if report.inspected > 0 => tracing::info!(
-                inspected = report.inspected,
-                changed = report.changed,
-                "versions inspected again under the current rules"
-            ),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %describe(e), "re-inspection failed; `modelhub reinspect` will retry")
-            }
-        },
-        () = renew => {}
-    }
-    if let Err(e) = leases::release(&state, "reinspect").await {
-        tracing::warn!(error = %describe(e), "the re-inspection lease will lapse by itself");
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 

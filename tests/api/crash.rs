@@ -20,6 +20,8 @@ pub(crate) struct Server {
     pub(crate) base: String,
     /// Log lines at level ERROR.
     pub(crate) errors: Arc<Mutex<Vec<String>>>,
+    /// Log lines at level WARN, for the failure message of a test that waited in vain.
+    pub(crate) warnings: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -62,15 +64,18 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let errors = Arc::new(Mutex::new(Vec::new()));
-        let logged = errors.clone();
+        let warnings = Arc::new(Mutex::new(Vec::new()));
+        let (logged, warned) = (errors.clone(), warnings.clone());
         // Reads the log to the end, so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Ok(entry) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
-                if entry["level"] == "ERROR" {
-                    logged.lock().unwrap().push(line.clone());
+                match entry["level"].as_str() {
+                    Some("ERROR") => logged.lock().unwrap().push(line.clone()),
+                    Some("WARN") => warned.lock().unwrap().push(line.clone()),
+                    _ => {}
                 }
                 if entry["fields"]["message"] == "Model Hub is serving" {
                     let _ = tx.send(entry["fields"]["address"].as_str().unwrap().to_owned());
@@ -84,6 +89,7 @@ impl Server {
             child,
             base: format!("http://{address}"),
             errors,
+            warnings,
         }
     }
 
@@ -468,9 +474,18 @@ fn new_inspection_rules_take_effect_through_reinspect_and_at_start_up() {
 
     // The server started with the extension again inspects it again by itself.
     let server = Server::spawn(allowing());
-    wait_until("the start-up re-inspection clears the version", || {
-        status(&server, &token, &id)["held"] == false
+    let cleared = (0..3000).any(|_| {
+        let held = status(&server, &token, &id)["held"] == true;
+        if held {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        !held
     });
+    assert!(
+        cleared,
+        "the start-up re-inspection did not clear the version; the server warned: {:?}",
+        server.warnings
+    );
     assert!(
         server.errors.lock().unwrap().is_empty(),
         "{:?}",
