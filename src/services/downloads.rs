@@ -2,7 +2,7 @@
 //! (browsers, wget). Downloads are counted in `download_counts`.
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{access, accounts, gate, versions};
@@ -217,11 +217,7 @@ pub async fn files_of_version(
     state: &AppState,
     grant: &Grant,
 ) -> AppResult<Vec<version_file::Model>> {
-    Ok(version_file::Entity::find()
-        .filter(version_file::Column::VersionId.eq(grant.version.id))
-        .order_by_asc(version_file::Column::Path)
-        .all(&state.db)
-        .await?)
+    super::hub::files(&state.db, grant.version.id).await
 }
 
 /// The file at `path` of the granted version.

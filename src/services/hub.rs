@@ -123,22 +123,16 @@ pub async fn revision(
     found.ok_or(AppError::NotFound(REVISION))
 }
 
-/// A revision's files, by path (byte order), and the login of the model's owner.
-pub async fn contents(
-    state: &AppState,
-    model: &model::Model,
-    version: &model_version::Model,
-) -> AppResult<(String, Vec<version_file::Model>)> {
-    let owner = user::Entity::find_by_id(model.owner_id)
-        .one(&state.db)
-        .await?
-        .ok_or(AppError::NotFound(REPOSITORY))?;
-    let files = version_file::Entity::find()
-        .filter(version_file::Column::VersionId.eq(version.id))
+/// A version's files, by path (byte order).
+pub async fn files<C: ConnectionTrait>(
+    db: &C,
+    version_id: Uuid,
+) -> AppResult<Vec<version_file::Model>> {
+    Ok(version_file::Entity::find()
+        .filter(version_file::Column::VersionId.eq(version_id))
         .order_by_asc(version_file::Column::Path)
-        .all(&state.db)
-        .await?;
-    Ok((owner.username, files))
+        .all(db)
+        .await?)
 }
 
 /// A model's versions, newest first, each with its uploader's login.

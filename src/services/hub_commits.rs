@@ -92,18 +92,11 @@ async fn current_files(
     state: &AppState,
     model: &model::Model,
 ) -> AppResult<(Option<model_version::Model>, Vec<version_file::Model>)> {
-    let Some(id) = model.current_version_id else {
+    if model.current_version_id.is_none() {
         return Ok((None, Vec::new()));
-    };
-    let version = model_version::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-        .ok_or(AppError::NotFound(hub::REVISION))?;
-    let files = version_file::Entity::find()
-        .filter(version_file::Column::VersionId.eq(id))
-        .order_by_asc(version_file::Column::Path)
-        .all(&state.db)
-        .await?;
+    }
+    let version = hub::revision(state, model, "main").await?;
+    let files = hub::files(&state.db, version.id).await?;
     Ok((Some(version), files))
 }
 

@@ -40,11 +40,11 @@ async fn lookup(
     owner: &str,
     name: &str,
     revision: &str,
-) -> HubResult<(model::Model, model_version::Model)> {
+) -> HubResult<(model::Model, model_version::Model, String)> {
     let viewer = accounts::authenticate(&state.app, bearer_token(headers)).await?;
-    let model = hub::repository(&state.app, &viewer, owner, name).await?;
+    let (model, login) = hub::repository_and_owner(&state.app, &viewer, owner, name).await?;
     let version = hub::revision(&state.app, &model, revision).await?;
-    Ok((model, version))
+    Ok((model, version, login))
 }
 
 fn lfs(file: &version_file::Model) -> Value {
@@ -140,8 +140,8 @@ async fn info_of(
     name: &str,
     revision: &str,
 ) -> HubResult<Response> {
-    let (model, version) = lookup(state, headers, owner, name, revision).await?;
-    let (owner, files) = hub::contents(&state.app, &model, &version).await?;
+    let (model, version, owner) = lookup(state, headers, owner, name, revision).await?;
+    let files = hub::files(&state.app.db, version.id).await?;
     Ok(Json(info_json(&owner, &model, &version, &files)).into_response())
 }
 
@@ -227,9 +227,9 @@ async fn tree_of(
     folder: &str,
     params: &TreeParams,
 ) -> HubResult<Response> {
-    let (model, version) = lookup(state, headers, &owner, &name, &revision).await?;
+    let (_, version, _) = lookup(state, headers, &owner, &name, &revision).await?;
     let commit = version.commit_id.clone();
-    let (_, files) = hub::contents(&state.app, &model, &version).await?;
+    let files = hub::files(&state.app.db, version.id).await?;
     let folder = folder.trim_matches('/');
     let recursive = params
         .recursive
@@ -352,7 +352,7 @@ pub async fn commits(
     headers: HeaderMap,
 ) -> Response {
     let result: HubResult<Response> = async {
-        let (model, version) = lookup(&state, &headers, &owner, &name, &revision).await?;
+        let (model, version, _) = lookup(&state, &headers, &owner, &name, &revision).await?;
         let history = hub::history(&state.app, &model).await?;
         let commits: Vec<Value> = history
             .iter()
@@ -496,12 +496,12 @@ pub async fn paths_info(
     body: axum::body::Bytes,
 ) -> Response {
     let result: HubResult<Response> = async {
-        let (model, version) = lookup(&state, &headers, &owner, &name, &revision).await?;
+        let (_, version, _) = lookup(&state, &headers, &owner, &name, &revision).await?;
         let asked: BTreeSet<String> = url::form_urlencoded::parse(&body)
             .filter(|(key, _)| key == "paths" || key == "paths[]")
             .map(|(_, path)| path.trim_matches('/').to_owned())
             .collect();
-        let (_, files) = hub::contents(&state.app, &model, &version).await?;
+        let files = hub::files(&state.app.db, version.id).await?;
         let entries: Vec<Value> = tree_entries(&version.commit_id, &files, "", true)
             .into_iter()
             .filter(|e| e["path"].as_str().is_some_and(|p| asked.contains(p)))
