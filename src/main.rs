@@ -118,7 +118,10 @@ async fn reinspect_at_start(state: modelhub::state::AppState) {
                 }
             }
             // Another replica is at it (or died at it: its lease lapses).
-            Ok(false) => REINSPECT_LEASE / 4,
+            Ok(false) => {
+                tracing::info!("another replica holds the re-inspection lease; waiting for it");
+                REINSPECT_LEASE / 4
+            }
             Err(e) => {
                 tracing::warn!(error = %describe(e), "cannot take the re-inspection lease; trying again");
                 REINSPECT_RETRY
