@@ -85,17 +85,25 @@ async fn reinspect_at_start(state: modelhub::state::AppState) {
     loop {
         let wait = match leases::take(&state, "reinspect", REINSPECT_LEASE).await {
             Ok(true) => {
+                // Ends only if another replica took the lease over (this one seemed dead).
                 let renew = async {
                     loop {
                         tokio::time::sleep(REINSPECT_LEASE / 3).await;
-                        if let Err(e) = leases::take(&state, "reinspect", REINSPECT_LEASE).await {
-                            tracing::warn!(error = %describe(e), "cannot renew the re-inspection lease");
+                        match leases::take(&state, "reinspect", REINSPECT_LEASE).await {
+                            Ok(true) => {}
+                            Ok(false) => return,
+                            Err(e) => {
+                                tracing::warn!(error = %describe(e), "cannot renew the re-inspection lease")
+                            }
                         }
                     }
                 };
                 let done = tokio::select! {
                     done = inspection::reinspect(&state, false) => done,
-                    () = renew => unreachable!("renewing never ends"),
+                    () = renew => {
+                        tracing::warn!("the re-inspection lease was taken over; the other replica goes on");
+                        return;
+                    }
                 };
                 if let Err(e) = leases::release(&state, "reinspect").await {
                     tracing::warn!(error = %describe(e), "the re-inspection lease will lapse by itself");

@@ -3,8 +3,9 @@
 //! gate holds. Calls are rate limited per caller and bounded in rows and values; at most
 //! `MODELHUB_INFERENCE_CONCURRENCY` run at once, each on a blocking thread, so inference
 //! cannot take every core from the API; each call has a time limit, waiting included, that
-//! stops its run between two operators. Loaded models stay in a pool bounded by the bytes of
-//! their files, the least recently used unloaded first.
+//! stops its run between two operators (a single operator past it runs to its end, in its
+//! slot, while the call answers). Loaded models stay in a pool bounded by the bytes of their
+//! files, the least recently used unloaded first.
 
 mod runtime;
 pub mod tensors;
@@ -86,6 +87,7 @@ impl Inference {
     pub fn new(options: &InferenceOptions) -> Self {
         // Weighed in KiB, so that a model of any size fits the weigher's range.
         let pool = moka::future::Cache::builder()
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .max_capacity(options.memory_bytes / 1024)
             .weigher(|_, model: &Arc<Loaded>| {
                 u32::try_from(model.bytes.div_ceil(1024)).unwrap_or(u32::MAX)
@@ -140,6 +142,12 @@ pub async fn predict(
     let files = downloads::files_of_version(state, &grant).await?;
     let file = model_file(&files, path)?;
     let external = external_files(&files, file)?;
+    if let Some(why) = gate::version_hold_reason(&grant.version) {
+        return Err(AppError::Forbidden(format!(
+            "version {} is held by the inspection gate ({why}); held versions are never run",
+            grant.version.version
+        )));
+    }
     for held in std::iter::once(file).chain(external.iter().copied()) {
         if let Some(why) = gate::file_hold_reason(&grant.version, held) {
             return Err(AppError::Forbidden(format!(
@@ -183,13 +191,18 @@ pub async fn predict(
     };
     let tensors = tensors::inputs(&loaded.inputs, values, limits)?;
     let model = loaded.clone();
-    let ran = tokio::task::spawn_blocking(move || {
+    let run = tokio::task::spawn_blocking(move || {
         // The slot is given back when the run really ends, not when the caller stops waiting.
         let _slot = slot;
         model.run(tensors, deadline)
-    })
-    .await
-    .map_err(AppError::internal)?;
+    });
+    // One long operator is not stopped between operators: the caller stops waiting for it.
+    let ran = match tokio::time::timeout_at(deadline.into(), run).await {
+        Ok(Ok(ran)) => ran,
+        Ok(Err(e)) if e.is_panic() => Err(RunError::Failed("the runtime stopped".into())),
+        Ok(Err(e)) => return Err(AppError::internal(e)),
+        Err(_) => Err(RunError::TimedOut),
+    };
     let outputs = match ran {
         Ok(outputs) => outputs,
         Err(RunError::TimedOut) => {
@@ -335,6 +348,10 @@ async fn write(state: &AppState, sha256: &str, to: &std::path::Path) -> Result<(
 fn unloadable(e: Arc<Unloadable>) -> AppError {
     match &*e {
         Unloadable::Load(load) => AppError::bad_input("versionId", load.to_string()),
+        // The model's bytes made the runtime fail, not the hub.
+        Unloadable::Thread(thread) if thread.is_panic() => {
+            AppError::bad_input("versionId", "the runtime failed loading the model")
+        }
         Unloadable::Storage(_) | Unloadable::Thread(_) => AppError::internal(Shared(e)),
     }
 }
