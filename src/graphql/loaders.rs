@@ -108,15 +108,36 @@ pub struct ChildPage {
     pub after: Option<Uuid>,
 }
 
-/// The parents asking each page (limit and start), so each page is one statement for all.
-fn by_page(keys: &[ChildPage]) -> HashMap<(u64, Option<Uuid>), Vec<Uuid>> {
+/// The pages `keys` ask for: one `fetch` (a statement) for all the parents asking the same
+/// page (limit and start), its rows dealt out by the parent each hangs off.
+async fn pages_of<T, F>(
+    keys: &[ChildPage],
+    fetch: impl Fn(Vec<Uuid>, u64, Option<Uuid>) -> F,
+    parent_of: impl Fn(&T) -> Option<Uuid>,
+) -> Result<HashMap<ChildPage, Vec<T>>, LoadError>
+where
+    F: std::future::Future<Output = Result<Vec<T>, DbErr>>,
+{
     let mut asks: HashMap<(u64, Option<Uuid>), Vec<Uuid>> = HashMap::new();
     for key in keys {
         asks.entry((key.limit, key.after))
             .or_default()
             .push(key.parent);
     }
-    asks
+    let mut pages: HashMap<ChildPage, Vec<T>> = keys.iter().map(|key| (*key, Vec::new())).collect();
+    for ((limit, after), parents) in asks {
+        for row in fetch(parents, limit, after).await? {
+            if let Some(parent) = parent_of(&row) {
+                let key = ChildPage {
+                    parent,
+                    limit,
+                    after,
+                };
+                pages.entry(key).or_default().push(row);
+            }
+        }
+    }
+    Ok(pages)
 }
 
 /// Counts by parent, zero for the parents asked about that have none.
@@ -145,24 +166,10 @@ impl Loader<ChildPage> for ModelsOfLoader {
         &self,
         keys: &[ChildPage],
     ) -> Result<HashMap<ChildPage, Self::Value>, Self::Error> {
-        let mut pages: HashMap<ChildPage, Self::Value> =
-            keys.iter().map(|key| (*key, Vec::new())).collect();
-        for ((limit, after), parents) in by_page(keys) {
-            let rows =
-                models::newest_of(&self.state, &self.viewer, self.link, &parents, limit, after)
-                    .await?;
-            for row in rows {
-                if let Some(parent) = self.link.parent_of(&row) {
-                    let key = ChildPage {
-                        parent,
-                        limit,
-                        after,
-                    };
-                    pages.entry(key).or_default().push(row);
-                }
-            }
-        }
-        Ok(pages)
+        let fetch = |parents: Vec<Uuid>, limit, after| async move {
+            models::newest_of(&self.state, &self.viewer, self.link, &parents, limit, after).await
+        };
+        pages_of(keys, fetch, |row| self.link.parent_of(row)).await
     }
 }
 
@@ -194,19 +201,10 @@ impl Loader<ChildPage> for AliasMovesLoader {
         &self,
         keys: &[ChildPage],
     ) -> Result<HashMap<ChildPage, Self::Value>, Self::Error> {
-        let mut pages: HashMap<ChildPage, Self::Value> =
-            keys.iter().map(|key| (*key, Vec::new())).collect();
-        for ((limit, after), parents) in by_page(keys) {
-            for row in aliases::histories(&self.0, &parents, limit, after).await? {
-                let key = ChildPage {
-                    parent: row.model_id,
-                    limit,
-                    after,
-                };
-                pages.entry(key).or_default().push(row);
-            }
-        }
-        Ok(pages)
+        let fetch = |parents: Vec<Uuid>, limit, after| async move {
+            aliases::histories(&self.0, &parents, limit, after).await
+        };
+        pages_of(keys, fetch, |row: &alias_move::Model| Some(row.model_id)).await
     }
 }
 

@@ -50,15 +50,6 @@ pub struct DownloadCounter {
     flushing: tokio::sync::Mutex<()>,
 }
 
-/// Who a download is counted for.
-fn viewer_key(user: Option<Uuid>, client: Option<IpAddr>) -> String {
-    match (user, client) {
-        (Some(user), _) => format!("user:{user}"),
-        (None, Some(ip)) => format!("ip:{}", super::rate_limit::address_key(ip)),
-        (None, None) => "ip:unknown".to_owned(),
-    }
-}
-
 impl DownloadCounter {
     /// Notes a download of the grant's version by its holder (or `client`, if anonymous).
     pub fn note(&self, grant: &Grant, client: Option<IpAddr>) {
@@ -66,7 +57,7 @@ impl DownloadCounter {
         let at = super::now();
         let key = (
             grant.version.id,
-            viewer_key(grant.user_id, client),
+            super::rate_limit::caller_key(grant.user_id, client),
             at.date_naive(),
         );
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -177,22 +168,22 @@ async fn write(state: &AppState, batch: &HashMap<Key, Pending>) -> AppResult<u64
 
 #[cfg(test)]
 mod tests {
-    use super::viewer_key;
+    use crate::services::rate_limit::caller_key;
 
     #[test]
     fn anonymous_viewers_are_keyed_by_address_and_ipv6_by_its_64() {
-        let a = viewer_key(None, Some("2001:db8:1:2:aaaa::1".parse().unwrap()));
-        let b = viewer_key(None, Some("2001:db8:1:2:ffff::9".parse().unwrap()));
-        let c = viewer_key(None, Some("2001:db8:1:3::1".parse().unwrap()));
+        let a = caller_key(None, Some("2001:db8:1:2:aaaa::1".parse().unwrap()));
+        let b = caller_key(None, Some("2001:db8:1:2:ffff::9".parse().unwrap()));
+        let c = caller_key(None, Some("2001:db8:1:3::1".parse().unwrap()));
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(
-            viewer_key(None, Some("::ffff:10.0.0.1".parse().unwrap())),
+            caller_key(None, Some("::ffff:10.0.0.1".parse().unwrap())),
             "ip:10.0.0.1"
         );
         let user = uuid::Uuid::nil();
         assert_eq!(
-            viewer_key(Some(user), Some("10.0.0.1".parse().unwrap())),
+            caller_key(Some(user), Some("10.0.0.1".parse().unwrap())),
             format!("user:{user}")
         );
     }

@@ -146,6 +146,15 @@ pub struct RateLimiter {
 const MAX_BUCKETS: usize = 100_000;
 
 /// The rate-limit key of a client address: IPv4 whole, IPv6 by its /64 (one subscriber's
+/// Who a caller is, for counting and limiting: their account, or else their client address.
+pub fn caller_key(user: Option<uuid::Uuid>, client: Option<IpAddr>) -> String {
+    match (user, client) {
+        (Some(user), _) => format!("user:{user}"),
+        (None, Some(ip)) => format!("ip:{}", address_key(ip)),
+        (None, None) => "ip:unknown".to_owned(),
+    }
+}
+
 /// network, which hands out addresses by the billion).
 pub fn address_key(ip: IpAddr) -> String {
     match ip.to_canonical() {

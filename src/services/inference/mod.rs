@@ -27,7 +27,7 @@ use self::{
 use super::{
     downloads::{self, Credentials, Grant},
     gate,
-    rate_limit::{Action, address_key},
+    rate_limit::{Action, caller_key},
 };
 use crate::{
     auth::Viewer,
@@ -125,11 +125,7 @@ pub async fn predict(
     let started = Instant::now();
     let inference = &state.inference;
     let deadline = started + inference.options.timeout;
-    let caller = match (viewer.user_id(), client) {
-        (Some(id), _) => id.to_string(),
-        (None, Some(ip)) => address_key(ip),
-        (None, None) => "anonymous".to_owned(),
-    };
+    let caller = caller_key(viewer.user_id(), client);
     state.limiter.check(Action::Predict, &caller).await?;
     let values = inputs.as_object().ok_or_else(|| {
         AppError::bad_input(
